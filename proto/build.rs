@@ -1,0 +1,28 @@
+//! Compiles the `.proto` files with protox (pure Rust, so no system `protoc`)
+//! and keeps the encoded descriptor set for server reflection.
+
+use std::{env, fs, path::PathBuf};
+
+use prost::Message;
+
+/// Every file a client may ask for; imports are resolved from this folder,
+/// as `-import-path proto` does for grpcurl.
+const PROTOS: &[&str] = &["rpc/rpc.proto"];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+
+    let descriptors = protox::compile(PROTOS, [&root])?;
+    fs::write(out_dir.join("descriptors.bin"), descriptors.encode_to_vec())?;
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+
+    for dir in ["rpc"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+    Ok(())
+}

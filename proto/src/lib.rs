@@ -1,0 +1,22 @@
+//! The stack's gRPC contracts, compiled once from the `.proto` files beside
+//! this crate. Every service and client takes its generated code from here so
+//! that there is exactly one definition of each message on the wire.
+
+/// The game service `rpc.Rpc` (package `rpc`).
+pub mod rpc {
+    tonic::include_proto!("rpc");
+}
+
+/// Champions (package `champion`), used by `rpc.Rpc`.
+pub mod champion {
+    tonic::include_proto!("champion");
+}
+
+/// Battle fields (package `battle_field`), used by `rpc.Rpc`.
+pub mod battle_field {
+    tonic::include_proto!("battle_field");
+}
+
+/// The encoded `FileDescriptorSet` of every contract, for server reflection:
+/// with it grpcurl can list and call the services without the `.proto` files.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));

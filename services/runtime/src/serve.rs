@@ -1,0 +1,120 @@
+//! Serving: bind, add health and reflection, serve until drained.
+
+use std::{net::SocketAddr, time::Duration};
+
+use tokio::net::TcpListener;
+use tonic::transport::{Server, server::TcpIncoming};
+use tonic_health::server::health_reporter;
+
+use crate::{
+    ServeArgs, Services,
+    drain::{Drain, StopSignals, hard_deadline},
+    request_log::RequestLogLayer,
+};
+
+/// HTTP/2 pings on idle connections find dead peers (a task gone without a
+/// FIN) and keep NAT and load-balancer state alive.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a ping may go unanswered before the connection is closed.
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Concurrent streams one client connection may open.
+const MAX_CONCURRENT_STREAMS: u32 = 1024;
+/// TCP keepalive for connections whose peer vanished without a word.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// Why serving failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The drain must end before the deadline, or there is no time to finish.
+    #[error("--drain-secs ({drain}) must be less than --shutdown-timeout-secs ({deadline})")]
+    DrainLongerThanDeadline {
+        /// The drain period in seconds.
+        drain: u64,
+        /// The deadline in seconds.
+        deadline: u64,
+    },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+    /// The address is taken, or not ours.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A descriptor set given to reflection did not decode.
+    #[error("reflection cannot use the service descriptors: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The server stopped with a transport error.
+    #[error("server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves `services` on `args.grpc_addr` with health and reflection, until a
+/// signal and the drain sequence end it (see [`crate::drain`]).
+pub async fn serve(args: &ServeArgs, services: Services) -> Result<(), ServeError> {
+    if args.drain_secs >= args.shutdown_timeout_secs {
+        return Err(ServeError::DrainLongerThanDeadline {
+            drain: args.drain_secs,
+            deadline: args.shutdown_timeout_secs,
+        });
+    }
+    let signals = StopSignals::register().map_err(ServeError::Signals)?;
+    let listener = TcpListener::bind(args.grpc_addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr: args.grpc_addr, source })?;
+    let local_addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: args.grpc_addr, source })?;
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(TCP_KEEPALIVE));
+
+    let (routes, names, descriptor_sets) = services.into_parts();
+    let (reporter, health_service) = health_reporter();
+    for name in &names {
+        reporter.set_service_status(name, tonic_health::ServingStatus::Serving).await;
+    }
+
+    let mut reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    let mut reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    for set in &descriptor_sets {
+        reflection_v1 = reflection_v1.register_encoded_file_descriptor_set(set);
+        reflection_v1alpha = reflection_v1alpha.register_encoded_file_descriptor_set(set);
+    }
+
+    let handles = Drain {
+        reporter,
+        service_names: names.clone(),
+        drain_period: args.drain_period(),
+        deadline: args.shutdown_deadline(),
+    }
+    .spawn(signals);
+
+    let router = Server::builder()
+        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .layer(RequestLogLayer)
+        .add_routes(routes)
+        .add_service(health_service)
+        .add_service(reflection_v1.build_v1()?)
+        .add_service(reflection_v1alpha.build_v1alpha()?);
+
+    tracing::info!(addr = %local_addr, services = ?names, "serving gRPC");
+    let stop_accepting = async {
+        let _ = handles.stop_accepting.await;
+    };
+    let server = router.serve_with_incoming_shutdown(incoming, stop_accepting);
+    tokio::select! {
+        result = server => {
+            result?;
+            tracing::info!("all calls finished; exiting");
+        }
+        _ = hard_deadline(handles.hard_deadline) => {
+            tracing::warn!("shutdown deadline reached with connections still open; exiting anyway");
+        }
+    }
+    Ok(())
+}

@@ -1,5 +1,7 @@
 //! Log set-up: human lines on a terminal, JSON lines for CloudWatch.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::cli::LogFormat;
@@ -23,7 +25,9 @@ pub fn init(format: LogFormat, filter: Option<&str>) {
         None => (EnvFilter::new(DEFAULT_FILTER), None),
     };
 
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal, never in files or CloudWatch.
+    let ansi = std::io::stderr().is_terminal();
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     // try_init: a test harness may have installed a subscriber already.
     let _ = match format {
         LogFormat::Human => builder.try_init(),

@@ -1,0 +1,159 @@
+//! What every integration test in the workspace needs: free loopback ports,
+//! workspace binaries started as real processes (and always reaped), and
+//! waiting until a server reports SERVING.
+//!
+//! Everything here stays on 127.0.0.0/8: tests never reach another host.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener},
+    path::Path,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+
+/// How long a test waits for a freshly started server before giving up.
+pub const START_DEADLINE: Duration = Duration::from_secs(20);
+
+/// A loopback address with a port nobody listens on right now.
+pub fn free_addr() -> SocketAddr {
+    free_addr_on(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// A free port on `ip`, which must be a local address (e.g. 127.0.0.2).
+pub fn free_addr_on(ip: IpAddr) -> SocketAddr {
+    let listener = TcpListener::bind(SocketAddr::new(ip, 0)).expect("bind a free loopback port");
+    listener.local_addr().expect("local address of a bound listener")
+}
+
+/// A child process that is killed and reaped when dropped, with its output
+/// kept for assertions and printed to the test's stderr as it arrives.
+pub struct Process {
+    name: String,
+    child: Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl Process {
+    /// Starts `program` with `args` and the extra environment `envs`.
+    /// The environment of the test is kept, except the variables the services
+    /// read, so that a developer's shell settings cannot change a test.
+    pub fn start(program: impl AsRef<Path>, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let program = program.as_ref();
+        let name = program.file_name().map_or_else(|| "process".into(), |name| name.to_string_lossy().into_owned());
+        let mut command = Command::new(program);
+        for var in ["GRPC_ADDR", "HEALTH_ADDR", "DRAIN_SECS", "SHUTDOWN_TIMEOUT_SECS", "LOG_FORMAT", "LOG_LEVEL", "RUST_LOG"] {
+            command.env_remove(var);
+        }
+        command.args(args).envs(envs.iter().copied()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap_or_else(|error| panic!("cannot start {}: {error}", program.display()));
+        let output = Arc::new(Mutex::new(String::new()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        collect(&name, stdout, Arc::clone(&output));
+        collect(&name, stderr, Arc::clone(&output));
+        Self { name, child, output }
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM, as ECS does to stop a task.
+    pub fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Sends SIGINT, as Ctrl-C does.
+    pub fn interrupt(&self) {
+        self.signal(libc::SIGINT);
+    }
+
+    /// Sends SIGKILL: the task dies without a word.
+    pub fn kill(&self) {
+        self.signal(libc::SIGKILL);
+    }
+
+    /// Sends `signal` to the process.
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our child's.
+        let result = unsafe { libc::kill(pid, signal) };
+        assert_eq!(result, 0, "kill({pid}, {signal}) failed: {}", std::io::Error::last_os_error());
+    }
+
+    /// Waits up to `limit` for the process to exit; `None` if it is still running.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait on our child") {
+                return Some(status);
+            }
+            if started.elapsed() >= limit {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Everything the process printed so far, stdout and stderr interleaved.
+    pub fn output(&self) -> String {
+        self.output.lock().expect("output lock").clone()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            eprintln!("[{}] killed at the end of the test", self.name);
+        }
+    }
+}
+
+fn collect(name: &str, stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+    let name = name.to_owned();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("[{name}] {line}");
+            let mut output = into.lock().expect("output lock");
+            output.push_str(&line);
+            output.push('\n');
+        }
+    });
+}
+
+/// Asks `addr` once for the health of `service` ("" for the whole server).
+pub async fn health_status(addr: SocketAddr, service: &str) -> Result<ServingStatus, String> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|error| error.to_string())?
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(1));
+    let channel = endpoint.connect().await.map_err(|error| format!("connect {addr}: {error}"))?;
+    let request = HealthCheckRequest { service: service.to_owned() };
+    let response = HealthClient::new(channel).check(request).await.map_err(|status| status.to_string())?;
+    Ok(response.into_inner().status())
+}
+
+/// Waits until `addr` reports the whole server SERVING, or panics with the
+/// last error after [`START_DEADLINE`].
+pub async fn wait_serving(addr: SocketAddr) {
+    let started = Instant::now();
+    loop {
+        let last = match health_status(addr, "").await {
+            Ok(ServingStatus::Serving) => return,
+            Ok(other) => format!("{other:?}"),
+            Err(error) => error,
+        };
+        if started.elapsed() > START_DEADLINE {
+            panic!("{addr} not SERVING after {START_DEADLINE:?}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -10,7 +10,11 @@ fn main() -> ExitCode {
         "The game's gRPC service (rpc.Rpc): champions and battle fields.",
         |flags: GameFlags| async move {
             let catalog = flags.catalog()?;
-            tracing::info!(champions = catalog.champions().count(), battle_fields = catalog.battle_fields().len(), "game data loaded");
+            tracing::info!(
+                champions = catalog.champions().count(),
+                battle_fields = catalog.battle_fields().len(),
+                "game data loaded"
+            );
             Ok(game_server::services(catalog))
         },
     )

@@ -45,7 +45,8 @@ async fn grpcurl_lists_and_calls_by_reflection_and_with_the_proto_files() {
     assert!(akali.contains(r#""name": "Akali""#) && akali.contains(r#""type": "ASSASSIN""#), "{akali}");
 
     let proto_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../proto");
-    let fields = run(&["-plaintext", "-import-path", proto_dir, "-proto", "rpc/rpc.proto", &addr, "rpc.Rpc/GetBattleField"]);
+    let fields =
+        run(&["-plaintext", "-import-path", proto_dir, "-proto", "rpc/rpc.proto", &addr, "rpc.Rpc/GetBattleField"]);
     assert!(fields.contains("Howling Abyss"), "{fields}");
 
     let health = run(&["-plaintext", "-d", r#"{"service": "rpc.Rpc"}"#, &addr, "grpc.health.v1.Health/Check"]);

@@ -58,7 +58,12 @@ async fn reflection_v1_lists_every_service_and_describes_the_game() {
     names.sort();
     assert_eq!(
         names,
-        ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection", "rpc.Rpc"]
+        [
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+            "rpc.Rpc"
+        ]
     );
 
     let file = responses.next().await.unwrap().unwrap().message_response.unwrap();
@@ -67,7 +72,8 @@ async fn reflection_v1_lists_every_service_and_describes_the_game() {
     };
     // rpc/rpc.proto and the files it imports, so a client can build requests.
     assert!(!file.file_descriptor_proto.is_empty());
-    let text = file.file_descriptor_proto.iter().map(|bytes| String::from_utf8_lossy(bytes).into_owned()).collect::<String>();
+    let text =
+        file.file_descriptor_proto.iter().map(|bytes| String::from_utf8_lossy(bytes).into_owned()).collect::<String>();
     for name in ["rpc/rpc.proto", "rpc/champion.proto", "rpc/battle_field.proto"] {
         assert!(text.contains(name), "reflection returns {name}");
     }

@@ -26,9 +26,11 @@ async fn get_champion_returns_the_seed_champions() {
     assert_eq!(akali.r#type(), ChampionType::Assassin);
     assert_eq!(akali.message, "If you look dangerous, you better be dangerous.");
 
-    let kennen = client.get_champion(GetChampionRequest { champion_id: 2 }).await.unwrap().into_inner().champion.unwrap();
+    let kennen =
+        client.get_champion(GetChampionRequest { champion_id: 2 }).await.unwrap().into_inner().champion.unwrap();
     assert_eq!((kennen.name.as_str(), kennen.r#type()), ("Kennen", ChampionType::Mage));
-    let tryndamere = client.get_champion(GetChampionRequest { champion_id: 3 }).await.unwrap().into_inner().champion.unwrap();
+    let tryndamere =
+        client.get_champion(GetChampionRequest { champion_id: 3 }).await.unwrap().into_inner().champion.unwrap();
     assert_eq!((tryndamere.name.as_str(), tryndamere.r#type()), ("Tryndamere", ChampionType::Fighter));
 }
 
@@ -81,7 +83,8 @@ async fn a_data_file_given_at_start_up_replaces_the_built_in_one() {
     assert_eq!(champions.len(), 1);
     assert_eq!(champions[0].name, "Janna");
     assert_eq!(champions[0].r#type(), ChampionType::Support);
-    let akali = client.get_champion(GetChampionRequest { champion_id: 1 }).await.expect_err("Akali is not in this file");
+    let akali =
+        client.get_champion(GetChampionRequest { champion_id: 1 }).await.expect_err("Akali is not in this file");
     assert_eq!(akali.code(), Code::NotFound);
     std::fs::remove_dir_all(dir).ok();
 }

@@ -14,10 +14,7 @@ const DEFAULT_FILTER: &str = "info";
 /// `RUST_LOG`; a bad filter falls back to the default and says so, because a
 /// typo in a log setting must not stop a service from starting.
 pub fn init(format: LogFormat, filter: Option<&str>) {
-    let (filter, rejected) = match filter
-        .map(str::to_owned)
-        .or_else(|| std::env::var("RUST_LOG").ok())
-    {
+    let (filter, rejected) = match filter.map(str::to_owned).or_else(|| std::env::var("RUST_LOG").ok()) {
         Some(spec) => match EnvFilter::try_new(&spec) {
             Ok(filter) => (filter, None),
             Err(error) => (EnvFilter::new(DEFAULT_FILTER), Some((spec, error))),

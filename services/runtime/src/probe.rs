@@ -7,9 +7,7 @@
 use std::{fmt, net::SocketAddr, time::Duration};
 
 use tonic::{Code, transport::Endpoint};
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
 use crate::cli::HealthArgs;
 

@@ -63,9 +63,8 @@ pub async fn serve(args: &ServeArgs, services: Services) -> Result<(), ServeErro
         });
     }
     let signals = StopSignals::register().map_err(ServeError::Signals)?;
-    let listener = TcpListener::bind(args.grpc_addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr: args.grpc_addr, source })?;
+    let listener =
+        TcpListener::bind(args.grpc_addr).await.map_err(|source| ServeError::Bind { addr: args.grpc_addr, source })?;
     let local_addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: args.grpc_addr, source })?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(TCP_KEEPALIVE));
 

@@ -45,10 +45,17 @@ impl Process {
         let program = program.as_ref();
         let name = program.file_name().map_or_else(|| "process".into(), |name| name.to_string_lossy().into_owned());
         let mut command = Command::new(program);
-        for var in ["GRPC_ADDR", "HEALTH_ADDR", "DRAIN_SECS", "SHUTDOWN_TIMEOUT_SECS", "LOG_FORMAT", "LOG_LEVEL", "RUST_LOG"] {
+        for var in
+            ["GRPC_ADDR", "HEALTH_ADDR", "DRAIN_SECS", "SHUTDOWN_TIMEOUT_SECS", "LOG_FORMAT", "LOG_LEVEL", "RUST_LOG"]
+        {
             command.env_remove(var);
         }
-        command.args(args).envs(envs.iter().copied()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = command.spawn().unwrap_or_else(|error| panic!("cannot start {}: {error}", program.display()));
         let output = Arc::new(Mutex::new(String::new()));
         let stdout = child.stdout.take().expect("piped stdout");

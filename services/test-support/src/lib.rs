@@ -7,7 +7,7 @@
 use std::{
     io::{BufRead, BufReader, Read},
     net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -27,6 +27,50 @@ pub fn free_addr() -> SocketAddr {
 pub fn free_addr_on(ip: IpAddr) -> SocketAddr {
     let listener = TcpListener::bind(SocketAddr::new(ip, 0)).expect("bind a free loopback port");
     listener.local_addr().expect("local address of a bound listener")
+}
+
+/// A port that is free on every one of `ips` right now, so that one replica
+/// per loopback address can listen on the same port, as awsvpc tasks do.
+pub fn free_port_on_all(ips: &[IpAddr]) -> u16 {
+    for _ in 0..100 {
+        let first = free_addr_on(ips[0]);
+        let port = first.port();
+        let listeners: Vec<_> = ips[1..].iter().map(|ip| TcpListener::bind(SocketAddr::new(*ip, port))).collect();
+        if listeners.iter().all(Result::is_ok) {
+            return port;
+        }
+    }
+    panic!("no port free on all of {ips:?}");
+}
+
+/// The loopback addresses 127.0.0.2, 127.0.0.3, ... (`count` of them): each
+/// stands for one task's own IP.
+pub fn loopback_ips(count: u8) -> Vec<IpAddr> {
+    (0..count).map(|index| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + index))).collect()
+}
+
+/// The path of a workspace binary, building it first if this test run has
+/// not (e.g. `cargo test -p discovery` does not build `game-server`).
+pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    static BUILD: Mutex<()> = Mutex::new(());
+    let _lock = BUILD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    // Test executables live in <target>/<profile>/deps/.
+    let test_exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = test_exe.parent().and_then(Path::parent).expect("target profile directory");
+    let path = profile_dir.join(bin);
+    if !path.is_file() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = Command::new(cargo);
+        command.args(["build", "--package", package, "--bin", bin]);
+        // Benches run from the release profile and need its binaries.
+        if profile_dir.file_name().is_some_and(|name| name == "release") {
+            command.arg("--release");
+        }
+        let status = command.status().unwrap_or_else(|error| panic!("cannot run cargo to build {bin}: {error}"));
+        assert!(status.success(), "building {bin} failed");
+    }
+    assert!(path.is_file(), "{} does not exist after building", path.display());
+    path
 }
 
 /// A child process that is killed and reaped when dropped, with its output

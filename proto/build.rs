@@ -7,7 +7,7 @@ use prost::Message;
 
 /// Every file a client may ask for; imports are resolved from this folder,
 /// as `-import-path proto` does for grpcurl.
-const PROTOS: &[&str] = &["rpc/rpc.proto"];
+const PROTOS: &[&str] = &["rpc/rpc.proto", "ranking/ranking.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(descriptors)?;
 
-    for dir in ["rpc"] {
+    for dir in ["rpc", "ranking"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     Ok(())

@@ -17,6 +17,14 @@ pub mod battle_field {
     tonic::include_proto!("battle_field");
 }
 
+/// The ranking service `ranking.v1.Ranking`.
+pub mod ranking {
+    /// Version 1 of the contract (package `ranking.v1`).
+    pub mod v1 {
+        tonic::include_proto!("ranking.v1");
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every contract, for server reflection:
 /// with it grpcurl can list and call the services without the `.proto` files.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));

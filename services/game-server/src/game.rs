@@ -1,24 +1,34 @@
 //! The `rpc.Rpc` service over a [`Catalog`].
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use contracts::rpc::{
-    Empty, GetBattleFieldResponse, GetChampionRequest, GetChampionResponse, ListChampionsResponse, rpc_server::Rpc,
+use contracts::{
+    ranking::v1::{Period, SubmitScoreRequest, ranking_client::RankingClient},
+    rpc::{
+        Empty, GetBattleFieldResponse, GetChampionRequest, GetChampionResponse, ListChampionsResponse,
+        ReportMatchRequest, ReportMatchResponse, rpc_server::Rpc,
+    },
 };
-use tonic::{Request, Response, Status};
+use discovery::DiscoveryChannel;
+use tonic::{Code, Request, Response, Status};
 
 use crate::catalog::Catalog;
+
+/// How long ReportMatch waits for the ranking service.
+const RANKING_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The game service. Cheap to clone: the catalog is shared and read-only.
 #[derive(Debug, Clone)]
 pub struct Game {
     catalog: Arc<Catalog>,
+    ranking: Option<DiscoveryChannel>,
 }
 
 impl Game {
-    /// Serves `catalog`.
-    pub fn new(catalog: Catalog) -> Self {
-        Self { catalog: Arc::new(catalog) }
+    /// Serves `catalog`; ReportMatch reaches the ranking service through
+    /// `ranking` (none configured: ReportMatch answers UNAVAILABLE).
+    pub fn new(catalog: Catalog, ranking: Option<DiscoveryChannel>) -> Self {
+        Self { catalog: Arc::new(catalog), ranking }
     }
 }
 
@@ -48,5 +58,37 @@ impl Rpc for Game {
     async fn get_battle_field(&self, _request: Request<Empty>) -> Result<Response<GetBattleFieldResponse>, Status> {
         let battle_fields = self.catalog.battle_fields().to_vec();
         Ok(Response::new(GetBattleFieldResponse { battle_fields }))
+    }
+
+    async fn report_match(
+        &self,
+        request: Request<ReportMatchRequest>,
+    ) -> Result<Response<ReportMatchResponse>, Status> {
+        let request = request.into_inner();
+        let champion_id = request.champion_id;
+        if champion_id <= 0 {
+            return Err(Status::invalid_argument(format!("champion_id must be positive, got {champion_id}")));
+        }
+        if self.catalog.champion(champion_id).is_none() {
+            return Err(Status::not_found(format!("no champion with champion_id {champion_id}")));
+        }
+        let Some(channel) = &self.ranking else {
+            return Err(Status::unavailable("no ranking service configured: start game-server with --ranking-addr"));
+        };
+        let mut submit = Request::new(SubmitScoreRequest { user_id: request.user_id, score: request.score });
+        submit.set_timeout(RANKING_DEADLINE);
+        let standings = match RankingClient::new(channel.clone()).submit_score(submit).await {
+            Ok(response) => response.into_inner().standings,
+            // The ranking service judged the input: pass its verdict on.
+            Err(status) if status.code() == Code::InvalidArgument => return Err(status),
+            Err(status) => {
+                return Err(Status::unavailable(format!("ranking service: {:?}: {}", status.code(), status.message())));
+            }
+        };
+        let daily = standings
+            .iter()
+            .find(|standing| standing.period() == Period::Daily)
+            .ok_or_else(|| Status::internal("the ranking service returned no daily standing"))?;
+        Ok(Response::new(ReportMatchResponse { daily_rank: daily.rank, daily_score: daily.score }))
     }
 }

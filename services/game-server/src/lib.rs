@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use contracts::rpc::rpc_server::RpcServer;
+use discovery::DiscoveryChannel;
 use service_runtime::Services;
 
 pub use catalog::{Catalog, CatalogError};
@@ -28,6 +29,12 @@ pub struct GameFlags {
     /// the binary, services/game-server/data/game.toml.
     #[arg(long, env = "GAME_DATA")]
     pub data: Option<PathBuf>,
+
+    /// The ranking service, as a discovery target: `dns:///ranking.local:5000`
+    /// on ECS, `dns://127.0.0.1:8600/ranking.local:5000` in the local stack.
+    /// Without it ReportMatch answers UNAVAILABLE; the other RPCs work.
+    #[arg(long, env = "RANKING_ADDR")]
+    pub ranking_addr: Option<String>,
 }
 
 impl GameFlags {
@@ -38,11 +45,17 @@ impl GameFlags {
             None => Catalog::built_in(),
         }
     }
+
+    /// The channel to the ranking service, if one is configured. It starts
+    /// lazily: the ranking service may come up after the game server.
+    pub fn ranking_channel(&self) -> Result<Option<DiscoveryChannel>, discovery::Error> {
+        self.ranking_addr.as_deref().map(|target| discovery::Builder::new(target)?.connect_lazy()).transpose()
+    }
 }
 
 /// Everything `game-server serve` serves, ready for the runtime.
-pub fn services(catalog: Catalog) -> Services {
-    let rpc = RpcServer::new(Game::new(catalog))
+pub fn services(catalog: Catalog, ranking: Option<DiscoveryChannel>) -> Services {
+    let rpc = RpcServer::new(Game::new(catalog, ranking))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
     Services::new().add(rpc).describe(contracts::FILE_DESCRIPTOR_SET)

@@ -15,7 +15,12 @@ fn main() -> ExitCode {
                 battle_fields = catalog.battle_fields().len(),
                 "game data loaded"
             );
-            Ok(game_server::services(catalog))
+            let ranking = flags.ranking_channel()?;
+            match &ranking {
+                Some(channel) => tracing::info!(target = channel.target(), "ranking service"),
+                None => tracing::warn!("no --ranking-addr: ReportMatch will answer UNAVAILABLE"),
+            }
+            Ok(game_server::services(catalog, ranking))
         },
     )
 }

@@ -13,6 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod redis;
+
+pub use redis::RedisServer;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
 /// How long a test waits for a freshly started server before giving up.

@@ -1,0 +1,171 @@
+//! Where boards and profiles live: Redis in production, memory for a stack
+//! with no server. Both give the same answers; the conformance tests hold
+//! them to it.
+
+mod memory;
+mod redis;
+
+use std::time::{Duration, SystemTime};
+
+use contracts::ranking::v1::Profile;
+
+pub use self::{memory::MemoryStore, redis::RedisStore};
+use crate::board::{BoardId, Policy};
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The backing server cannot be reached or did not answer in time; the
+    /// call may succeed later.
+    #[error("ranking store unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered with something unexpected.
+    #[error("ranking store error: {0}")]
+    Internal(String),
+    /// The store URL is not usable.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A user's place on one board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ranked {
+    /// The user.
+    pub user_id: String,
+    /// Their score on the board.
+    pub score: i64,
+    /// 1-based position.
+    pub rank: u64,
+}
+
+/// One board to update in a submission, with what it needs.
+#[derive(Debug, Clone, Copy)]
+pub struct BoardWrite {
+    /// The board.
+    pub board: BoardId,
+    /// How it combines scores.
+    pub policy: Policy,
+    /// The tie-break tick of this submission.
+    pub tick: u64,
+    /// Unix seconds when the board's key expires, if it does.
+    pub expires_at: Option<i64>,
+}
+
+impl BoardWrite {
+    /// The write for `board` at `now`.
+    pub fn new(board: BoardId, policy: Policy, now: SystemTime, grace: Duration) -> Self {
+        Self { board, policy, tick: board.tick_at(now), expires_at: board.expires_at(grace) }
+    }
+}
+
+/// The configured store.
+#[derive(Clone)]
+pub enum Store {
+    /// In this process; lost on exit.
+    Memory(MemoryStore),
+    /// Redis or Redis Cluster.
+    Redis(RedisStore),
+}
+
+impl Store {
+    /// Opens the store named by `url`: `memory`, `redis://...`,
+    /// `rediss://...` or `redis+cluster://...`. Redis calls fail after
+    /// `timeout`.
+    pub async fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        if url.is_empty() || url == "memory" {
+            return Ok(Store::Memory(MemoryStore::new()));
+        }
+        Ok(Store::Redis(RedisStore::open(url, timeout).await?))
+    }
+
+    /// A short description for logs, without credentials.
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Memory(_) => "memory".into(),
+            Store::Redis(redis) => redis.describe(),
+        }
+    }
+
+    /// Adds `score` for `user_id` to every board in `writes`; returns the
+    /// user's score and rank on each, in order.
+    pub async fn submit(
+        &self,
+        writes: &[BoardWrite],
+        user_id: &str,
+        score: i64,
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        match self {
+            Store::Memory(store) => Ok(store.submit(writes, user_id, score)),
+            Store::Redis(store) => store.submit(writes, user_id, score).await,
+        }
+    }
+
+    /// The first `limit` entries of `board`, and how many users it has.
+    pub async fn top(&self, board: &BoardId, limit: u64) -> Result<(Vec<Ranked>, u64), StoreError> {
+        match self {
+            Store::Memory(store) => Ok(store.top(board, limit)),
+            Store::Redis(store) => store.top(board, limit).await,
+        }
+    }
+
+    /// `user_id`'s place on `board` (if ranked), and how many users it has.
+    pub async fn rank(&self, board: &BoardId, user_id: &str) -> Result<(Option<Ranked>, u64), StoreError> {
+        match self {
+            Store::Memory(store) => Ok(store.rank(board, user_id)),
+            Store::Redis(store) => store.rank(board, user_id).await,
+        }
+    }
+
+    /// The entries from `radius` places above `user_id` to `radius` below,
+    /// `None` when the user is not ranked; and how many users it has.
+    pub async fn around(
+        &self,
+        board: &BoardId,
+        user_id: &str,
+        radius: u64,
+    ) -> Result<(Option<Vec<Ranked>>, u64), StoreError> {
+        match self {
+            Store::Memory(store) => Ok(store.around(board, user_id, radius)),
+            Store::Redis(store) => store.around(board, user_id, radius).await,
+        }
+    }
+
+    /// Sets a user's profile.
+    pub async fn set_profile(&self, user_id: &str, profile: &Profile) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(store) => {
+                store.set_profile(user_id, profile);
+                Ok(())
+            }
+            Store::Redis(store) => store.set_profile(user_id, profile).await,
+        }
+    }
+
+    /// The profiles of `user_ids`, in order.
+    pub async fn profiles(&self, user_ids: &[String]) -> Result<Vec<Option<Profile>>, StoreError> {
+        match self {
+            Store::Memory(store) => Ok(store.profiles(user_ids)),
+            Store::Redis(store) => store.profiles(user_ids).await,
+        }
+    }
+
+    /// Seconds until `board`'s key expires (`None` when it never does or
+    /// does not exist), for tests and operators.
+    pub async fn expires_in(&self, board: &BoardId) -> Result<Option<i64>, StoreError> {
+        match self {
+            Store::Memory(store) => Ok(store.expires_in(board)),
+            Store::Redis(store) => store.expires_in(board).await,
+        }
+    }
+}
+
+/// The combined score after one submission, and whether it changes the
+/// board (a BEST that is not better, or a SUM of 0, keeps the earlier tick).
+pub(crate) fn combine(policy: Policy, old: Option<i64>, score: i64) -> (i64, bool) {
+    match (policy, old) {
+        (_, None) => (score, true),
+        (Policy::Best, Some(old)) if score > old => (score, true),
+        (Policy::Best, Some(old)) => (old, false),
+        (Policy::Sum, Some(old)) => ((old + score).min(crate::score::MAX_SCORE), score > 0),
+    }
+}

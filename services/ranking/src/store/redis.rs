@@ -1,0 +1,321 @@
+//! The Redis layout:
+//!
+//! - one sorted set per board and period, e.g. `{ranking}:daily:20261127`,
+//!   member = user id, score = the composite of [`crate::score`], expiring a
+//!   grace period after its period ends (ALL_TIME never);
+//! - one hash `{ranking}:profiles`, field = user id, value = the encoded
+//!   `Profile`, written only when a profile is set.
+//!
+//! The `{ranking}` hash tag puts every key in one cluster slot, so the
+//! submit script can touch all four boards atomically on Redis Cluster too.
+//! Reads use ZREVRANK / ZREVRANGE: O(log N + M), never a scan.
+
+use std::{sync::Arc, time::Duration};
+
+use contracts::ranking::v1::Profile;
+use prost::Message;
+use redis::{
+    Cmd, Pipeline, RedisError, RedisFuture, Script, Value,
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
+    cluster::ClusterClient,
+    cluster_async::ClusterConnection,
+};
+use tokio::sync::OnceCell;
+
+use super::{BoardWrite, Ranked, StoreError};
+use crate::{
+    board::BoardId,
+    score::{LUA_TICK_SPAN, MAX_SCORE, decode},
+};
+
+/// The hash of profiles.
+const PROFILES_KEY: &str = "{ranking}:profiles";
+
+/// The scheme that selects Redis Cluster.
+const CLUSTER_SCHEME: &str = "redis+cluster://";
+
+/// A Redis or Redis Cluster store. Cheap to clone.
+#[derive(Clone)]
+pub struct RedisStore {
+    backend: Backend,
+    submit: Arc<Script>,
+    timeout: Duration,
+    description: String,
+}
+
+#[derive(Clone)]
+enum Backend {
+    /// Reconnects by itself after Redis restarts.
+    Single(ConnectionManager),
+    /// Connected on first use, so the service starts while Redis is down.
+    Cluster(ClusterClient, Arc<OnceCell<ClusterConnection>>),
+}
+
+/// One connection handle for one operation.
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_command(cmd),
+            Connection::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(connection) => connection.get_db(),
+            Connection::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+fn classify(error: RedisError) -> StoreError {
+    if error.is_io_error() || error.is_connection_refusal() || error.is_timeout() || error.is_connection_dropped() {
+        StoreError::Unavailable(error.to_string())
+    } else {
+        StoreError::Internal(error.to_string())
+    }
+}
+
+/// The URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}***{}", &url[..scheme_end + 3], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+impl RedisStore {
+    /// Prepares a store for `url`; connects lazily, so a Redis that is down
+    /// at start-up only makes calls fail until it is back.
+    pub async fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        // rediss:// needs a TLS crypto provider; installing it twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let description = redact(url);
+        let bad_url = |error: RedisError| StoreError::Config(format!("bad --store URL {description}: {error}"));
+        let backend = if let Some(rest) = url.strip_prefix(CLUSTER_SCHEME) {
+            let nodes: Vec<String> = rest.split(',').map(|node| format!("redis://{node}")).collect();
+            let client = ClusterClient::builder(nodes)
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .build()
+                .map_err(bad_url)?;
+            Backend::Cluster(client, Arc::new(OnceCell::new()))
+        } else if url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://") {
+            let client = redis::Client::open(url).map_err(bad_url)?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_millis(500));
+            Backend::Single(ConnectionManager::new_lazy_with_config(client, config).map_err(bad_url)?)
+        } else {
+            return Err(StoreError::Config(format!(
+                "unknown --store {description}: use memory, redis://HOST:PORT, rediss://HOST:PORT or redis+cluster://HOST:PORT,..."
+            )));
+        };
+        Ok(Self { backend, submit: Arc::new(Script::new(include_str!("submit.lua"))), timeout, description })
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    async fn connection(&self) -> Result<Connection, StoreError> {
+        match &self.backend {
+            Backend::Single(manager) => Ok(Connection::Single(manager.clone())),
+            Backend::Cluster(client, connection) => {
+                let connection = connection
+                    .get_or_try_init(|| async { client.get_async_connection().await.map_err(classify) })
+                    .await?;
+                Ok(Connection::Cluster(connection.clone()))
+            }
+        }
+    }
+
+    /// Runs `operation` on a connection within the store's timeout.
+    async fn run<T, F, Fut>(&self, operation: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let work = async {
+            let connection = self.connection().await?;
+            operation(connection).await.map_err(classify)
+        };
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(result) => result,
+            Err(_) => {
+                Err(StoreError::Unavailable(format!("{} did not answer within {:?}", self.description, self.timeout)))
+            }
+        }
+    }
+
+    pub(crate) async fn submit(
+        &self,
+        writes: &[BoardWrite],
+        user_id: &str,
+        score: i64,
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        let mut invocation = self.submit.prepare_invoke();
+        for write in writes {
+            invocation.key(write.board.key());
+        }
+        invocation.arg(user_id).arg(score).arg(MAX_SCORE).arg(LUA_TICK_SPAN);
+        for write in writes {
+            invocation.arg(write.policy.name()).arg(write.tick).arg(write.expires_at.unwrap_or(0));
+        }
+        let flat: Vec<i64> =
+            self.run(|mut connection| async move { invocation.invoke_async(&mut connection).await }).await?;
+        if flat.len() != writes.len() * 2 {
+            return Err(StoreError::Internal(format!("submit script returned {} values", flat.len())));
+        }
+        Ok(flat.chunks(2).map(|pair| (pair[0], pair[1] as u64)).collect())
+    }
+
+    pub(crate) async fn top(&self, board: &BoardId, limit: u64) -> Result<(Vec<Ranked>, u64), StoreError> {
+        let key = board.key();
+        let stop = limit as isize - 1;
+        let (entries, total): (Vec<(String, f64)>, u64) = self
+            .run(|mut connection| async move {
+                redis::pipe()
+                    .cmd("ZREVRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(stop)
+                    .arg("WITHSCORES")
+                    .cmd("ZCARD")
+                    .arg(&key)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok((ranked_from(entries, 1), total))
+    }
+
+    pub(crate) async fn rank(&self, board: &BoardId, user_id: &str) -> Result<(Option<Ranked>, u64), StoreError> {
+        let key = board.key();
+        let (rank, composite, total): (Option<u64>, Option<f64>, u64) = self
+            .run(|mut connection| async move {
+                redis::pipe()
+                    .cmd("ZREVRANK")
+                    .arg(&key)
+                    .arg(user_id)
+                    .cmd("ZSCORE")
+                    .arg(&key)
+                    .arg(user_id)
+                    .cmd("ZCARD")
+                    .arg(&key)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        let ranked = match (rank, composite) {
+            (Some(rank), Some(composite)) => {
+                Some(Ranked { user_id: user_id.to_owned(), score: decode(composite), rank: rank + 1 })
+            }
+            _ => None,
+        };
+        Ok((ranked, total))
+    }
+
+    pub(crate) async fn around(
+        &self,
+        board: &BoardId,
+        user_id: &str,
+        radius: u64,
+    ) -> Result<(Option<Vec<Ranked>>, u64), StoreError> {
+        let (ranked, total) = self.rank(board, user_id).await?;
+        let Some(ranked) = ranked else { return Ok((None, total)) };
+        let key = board.key();
+        let first = (ranked.rank - 1).saturating_sub(radius);
+        let last = ranked.rank - 1 + radius;
+        let entries: Vec<(String, f64)> = self
+            .run(|mut connection| async move {
+                redis::cmd("ZREVRANGE")
+                    .arg(&key)
+                    .arg(first)
+                    .arg(last)
+                    .arg("WITHSCORES")
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok((Some(ranked_from(entries, first + 1)), total))
+    }
+
+    pub(crate) async fn set_profile(&self, user_id: &str, profile: &Profile) -> Result<(), StoreError> {
+        let encoded = profile.encode_to_vec();
+        self.run(|mut connection| async move {
+            redis::cmd("HSET").arg(PROFILES_KEY).arg(user_id).arg(encoded).query_async::<()>(&mut connection).await
+        })
+        .await
+    }
+
+    pub(crate) async fn profiles(&self, user_ids: &[String]) -> Result<Vec<Option<Profile>>, StoreError> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<Vec<u8>>> = self
+            .run(|mut connection| async move {
+                redis::cmd("HMGET").arg(PROFILES_KEY).arg(user_ids).query_async(&mut connection).await
+            })
+            .await?;
+        values
+            .into_iter()
+            .map(|value| {
+                value
+                    .map(|bytes| Profile::decode(bytes.as_slice()))
+                    .transpose()
+                    .map_err(|error| StoreError::Internal(format!("a stored profile does not decode: {error}")))
+            })
+            .collect()
+    }
+
+    pub(crate) async fn expires_in(&self, board: &BoardId) -> Result<Option<i64>, StoreError> {
+        let key = board.key();
+        let ttl: i64 = self
+            .run(|mut connection| async move { redis::cmd("TTL").arg(&key).query_async(&mut connection).await })
+            .await?;
+        Ok((ttl >= 0).then_some(ttl))
+    }
+}
+
+fn ranked_from(entries: Vec<(String, f64)>, first_rank: u64) -> Vec<Ranked> {
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(index, (user_id, composite))| Ranked {
+            user_id,
+            score: decode(composite),
+            rank: first_rank + index as u64,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_the_logs() {
+        assert_eq!(redact("rediss://default:s3cret@cache.example:6379"), "rediss://***@cache.example:6379");
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+}

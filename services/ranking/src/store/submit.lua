@@ -1,0 +1,39 @@
+-- Adds one score for one user to several boards, atomically.
+-- KEYS: the boards' sorted sets.
+-- ARGV[1] user id, ARGV[2] score, ARGV[3] max score, ARGV[4] tick span,
+-- then per board: policy ("best" or "sum"), tick, expire-at (unix seconds, 0 for never).
+-- Returns, per board: the user's score and 1-based rank after the update.
+local user = ARGV[1]
+local score = tonumber(ARGV[2])
+local max_score = tonumber(ARGV[3])
+local span = tonumber(ARGV[4])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local base = 4 + (i - 1) * 3
+  local policy = ARGV[base + 1]
+  local tick = tonumber(ARGV[base + 2])
+  local expire_at = tonumber(ARGV[base + 3])
+  local new_score = score
+  local write = true
+  local old = redis.call('ZSCORE', key, user)
+  if old then
+    local old_score = math.floor(tonumber(old) / span)
+    if policy == 'sum' then
+      new_score = math.min(old_score + score, max_score)
+      write = score > 0
+    elseif score <= old_score then
+      new_score = old_score
+      write = false
+    end
+  end
+  if write then
+    -- %.17g keeps every integer below 2^53 exact.
+    redis.call('ZADD', key, string.format('%.17g', new_score * span + (span - 1 - tick)), user)
+  end
+  if expire_at > 0 then
+    redis.call('EXPIREAT', key, expire_at)
+  end
+  out[#out + 1] = new_score
+  out[#out + 1] = redis.call('ZREVRANK', key, user) + 1
+end
+return out

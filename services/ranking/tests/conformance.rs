@@ -1,0 +1,272 @@
+//! One suite, two stores: every test runs against the memory store and
+//! against a real redis-server, and both must give the same answers.
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use contracts::ranking::v1::Profile;
+use ranking::{
+    BoardId, Period, Policy, Store, StoreError,
+    date::Date,
+    store::{BoardWrite, Ranked},
+};
+use test_support::RedisServer;
+
+const TIMEOUT: Duration = Duration::from_secs(1);
+const GRACE: Duration = Duration::from_secs(48 * 3600);
+
+/// A store under test, and the Redis behind it when there is one.
+struct Subject {
+    store: Store,
+    _redis: Option<RedisServer>,
+}
+
+async fn memory() -> Subject {
+    Subject { store: Store::open("memory", TIMEOUT).await.unwrap(), _redis: None }
+}
+
+async fn redis() -> Subject {
+    let server = RedisServer::start();
+    Subject { store: Store::open(&server.url(), TIMEOUT).await.unwrap(), _redis: Some(server) }
+}
+
+/// A moment `secs` seconds into 2026-11-27 UTC.
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(Date::parse("2026-11-27").unwrap().epoch_secs() as u64 + secs)
+}
+
+fn board(period: Period) -> BoardId {
+    BoardId::containing(period, Date::parse("2026-11-27").unwrap())
+}
+
+fn write(period: Period, policy: Policy, now: SystemTime) -> BoardWrite {
+    BoardWrite::new(board(period), policy, now, GRACE)
+}
+
+fn names(entries: &[Ranked]) -> Vec<(&str, i64, u64)> {
+    entries.iter().map(|entry| (entry.user_id.as_str(), entry.score, entry.rank)).collect()
+}
+
+/// Runs each listed test body against both stores.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod memory_store {
+            $(#[tokio::test] async fn $name() { super::$name(super::memory().await).await; })*
+        }
+        mod redis_store {
+            $(#[tokio::test] async fn $name() { super::$name(super::redis().await).await; })*
+        }
+    };
+}
+
+conformance!(
+    best_keeps_each_users_best_score,
+    sum_adds_scores_up,
+    ties_rank_who_reached_the_score_first_in_every_read,
+    each_period_has_its_own_board_and_expiry,
+    past_periods_are_read_by_date,
+    a_changed_profile_is_one_entry_with_the_new_profile,
+    around_stops_at_the_top_and_bottom_edges,
+    concurrent_submissions_for_one_user_lose_nothing,
+);
+
+async fn best_keeps_each_users_best_score(subject: Subject) {
+    let store = &subject.store;
+    let daily = [write(Period::Daily, Policy::Best, at(10))];
+    assert_eq!(store.submit(&daily, "alice", 50).await.unwrap(), vec![(50, 1)]);
+    assert_eq!(store.submit(&daily, "bob", 70).await.unwrap(), vec![(70, 1)]);
+    assert_eq!(store.submit(&daily, "alice", 30).await.unwrap(), vec![(50, 2)], "a worse score changes nothing");
+    assert_eq!(store.submit(&daily, "alice", 90).await.unwrap(), vec![(90, 1)]);
+    let (top, total) = store.top(&board(Period::Daily), 10).await.unwrap();
+    assert_eq!(names(&top), [("alice", 90, 1), ("bob", 70, 2)]);
+    assert_eq!(total, 2);
+    let (missing, _) = store.rank(&board(Period::Daily), "carol").await.unwrap();
+    assert_eq!(missing, None, "a user with no score is not ranked");
+}
+
+async fn sum_adds_scores_up(subject: Subject) {
+    let store = &subject.store;
+    let all_time = [write(Period::AllTime, Policy::Sum, at(10))];
+    store.submit(&all_time, "alice", 50).await.unwrap();
+    store.submit(&all_time, "bob", 70).await.unwrap();
+    assert_eq!(store.submit(&all_time, "alice", 30).await.unwrap(), vec![(80, 1)]);
+    let (ranked, total) = store.rank(&board(Period::AllTime), "bob").await.unwrap();
+    assert_eq!(ranked.map(|r| (r.score, r.rank)), Some((70, 2)));
+    assert_eq!(total, 2);
+    // Saturates at the largest score instead of overflowing the encoding.
+    store.submit(&all_time, "alice", ranking::score::MAX_SCORE).await.unwrap();
+    let (ranked, _) = store.rank(&board(Period::AllTime), "alice").await.unwrap();
+    assert_eq!(ranked.unwrap().score, ranking::score::MAX_SCORE);
+}
+
+async fn ties_rank_who_reached_the_score_first_in_every_read(subject: Subject) {
+    let store = &subject.store;
+    // carol reaches 100 first, then alice, then bob; dave has less.
+    for (user, second) in [("carol", 1), ("alice", 2), ("bob", 3)] {
+        store.submit(&[write(Period::Daily, Policy::Best, at(second))], user, 100).await.unwrap();
+    }
+    store.submit(&[write(Period::Daily, Policy::Best, at(0))], "dave", 99).await.unwrap();
+    // Reaching 100 again later does not move carol back.
+    store.submit(&[write(Period::Daily, Policy::Best, at(50))], "carol", 100).await.unwrap();
+
+    let expected = [("carol", 100, 1), ("alice", 100, 2), ("bob", 100, 3), ("dave", 99, 4)];
+    let (top, _) = store.top(&board(Period::Daily), 10).await.unwrap();
+    assert_eq!(names(&top), expected);
+    for (user, score, rank) in expected {
+        let (ranked, _) = store.rank(&board(Period::Daily), user).await.unwrap();
+        assert_eq!(ranked.map(|r| (r.score, r.rank)), Some((score, rank)), "{user}");
+    }
+    let (around, _) = store.around(&board(Period::Daily), "alice", 1).await.unwrap();
+    assert_eq!(names(&around.unwrap()), expected[..3]);
+}
+
+async fn each_period_has_its_own_board_and_expiry(subject: Subject) {
+    let store = &subject.store;
+    let now = SystemTime::now();
+    let today = Date::at(now);
+    let writes: Vec<_> = Period::ALL
+        .iter()
+        .map(|&period| BoardWrite::new(BoardId::containing(period, today), Policy::Sum, now, GRACE))
+        .collect();
+    let standings = store.submit(&writes, "alice", 5).await.unwrap();
+    assert_eq!(standings, vec![(5, 1); 4]);
+    store.submit(&writes[..1], "alice", 5).await.unwrap();
+
+    let now_secs = now.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    for write in &writes {
+        let (ranked, _) = store.rank(&write.board, "alice").await.unwrap();
+        let expected = if write.board.period == Period::Daily { 10 } else { 5 };
+        assert_eq!(ranked.unwrap().score, expected, "{}", write.board);
+        let ttl = store.expires_in(&write.board).await.unwrap();
+        match write.board.expires_at(GRACE) {
+            None => assert_eq!(ttl, None, "{} never expires", write.board),
+            Some(at) => {
+                let ttl = ttl.unwrap_or_else(|| panic!("{} has no TTL", write.board));
+                assert!(
+                    (ttl - (at - now_secs)).abs() <= 2,
+                    "{}: TTL {ttl} s, expected {} s",
+                    write.board,
+                    at - now_secs
+                );
+            }
+        }
+    }
+}
+
+async fn past_periods_are_read_by_date(subject: Subject) {
+    let store = &subject.store;
+    let yesterday = BoardId::containing(Period::Daily, Date::parse("2026-11-26").unwrap());
+    let old = BoardWrite { board: yesterday, policy: Policy::Best, tick: 0, expires_at: None };
+    store.submit(&[old], "alice", 7).await.unwrap();
+    store.submit(&[write(Period::Daily, Policy::Best, at(0))], "alice", 9).await.unwrap();
+    let (past, _) = store.top(&yesterday, 10).await.unwrap();
+    assert_eq!(names(&past), [("alice", 7, 1)]);
+    let (today, _) = store.top(&board(Period::Daily), 10).await.unwrap();
+    assert_eq!(names(&today), [("alice", 9, 1)]);
+    let (empty, total) =
+        store.top(&BoardId::containing(Period::Daily, Date::parse("2020-01-01").unwrap()), 10).await.unwrap();
+    assert!(empty.is_empty());
+    assert_eq!(total, 0);
+}
+
+async fn a_changed_profile_is_one_entry_with_the_new_profile(subject: Subject) {
+    let store = &subject.store;
+    let daily = [write(Period::Daily, Policy::Best, at(0))];
+    store.set_profile("alice", &Profile { name: "Alice".into(), grade: 1 }).await.unwrap();
+    store.submit(&daily, "alice", 10).await.unwrap();
+    store.set_profile("alice", &Profile { name: "Alice the Great".into(), grade: 2 }).await.unwrap();
+    store.submit(&daily, "alice", 20).await.unwrap();
+    let (top, total) = store.top(&board(Period::Daily), 10).await.unwrap();
+    assert_eq!(total, 1, "one member per user, whatever the profile");
+    assert_eq!(names(&top), [("alice", 20, 1)]);
+    let profiles = store.profiles(&["alice".into(), "nobody".into()]).await.unwrap();
+    assert_eq!(profiles, vec![Some(Profile { name: "Alice the Great".into(), grade: 2 }), None]);
+}
+
+async fn around_stops_at_the_top_and_bottom_edges(subject: Subject) {
+    let store = &subject.store;
+    for index in 0..10i64 {
+        let write = write(Period::Daily, Policy::Best, at(index as u64));
+        store.submit(&[write], &format!("user{index}"), 100 - index).await.unwrap();
+    }
+    let board = board(Period::Daily);
+    let (top_edge, total) = store.around(&board, "user0", 2).await.unwrap();
+    assert_eq!(total, 10);
+    assert_eq!(names(&top_edge.unwrap()), [("user0", 100, 1), ("user1", 99, 2), ("user2", 98, 3)]);
+    let (bottom_edge, _) = store.around(&board, "user9", 2).await.unwrap();
+    assert_eq!(names(&bottom_edge.unwrap()), [("user7", 93, 8), ("user8", 92, 9), ("user9", 91, 10)]);
+    let (middle, _) = store.around(&board, "user5", 1).await.unwrap();
+    assert_eq!(names(&middle.unwrap()), [("user4", 96, 5), ("user5", 95, 6), ("user6", 94, 7)]);
+    let (nobody, _) = store.around(&board, "nobody", 2).await.unwrap();
+    assert_eq!(nobody, None);
+}
+
+async fn concurrent_submissions_for_one_user_lose_nothing(subject: Subject) {
+    let store = Arc::new(subject.store.clone());
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for _ in 0..4 {
+                    store.submit(&[write(Period::AllTime, Policy::Sum, at(0))], "alice", 1).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let (ranked, total) = store.rank(&board(Period::AllTime), "alice").await.unwrap();
+    assert_eq!(ranked.unwrap().score, 200, "every one of 200 concurrent submissions counted");
+    assert_eq!(total, 1);
+    drop(subject);
+}
+
+#[tokio::test]
+async fn redis_stopped_mid_test_fails_fast_and_recovers_by_itself() {
+    let mut server = RedisServer::start();
+    let store = Store::open(&server.url(), Duration::from_millis(500)).await.unwrap();
+    let daily = [write(Period::Daily, Policy::Best, at(0))];
+    store.submit(&daily, "alice", 1).await.unwrap();
+
+    server.stop();
+    let started = std::time::Instant::now();
+    let error = store.submit(&daily, "alice", 2).await.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "failed within the timeout: {:?}", started.elapsed());
+    let error = store.top(&board(Period::Daily), 10).await.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+
+    server.restart();
+    let mut recovered = None;
+    for _ in 0..50 {
+        match store.submit(&daily, "alice", 3).await {
+            Ok(standings) => {
+                recovered = Some(standings);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    // The restarted server is empty: alice's 3 is all there is.
+    assert_eq!(recovered, Some(vec![(3, 1)]), "the store reconnects by itself");
+}
+
+#[tokio::test]
+async fn redis_keys_follow_the_documented_layout() {
+    let server = RedisServer::start();
+    let store = Store::open(&server.url(), TIMEOUT).await.unwrap();
+    store.submit(&[write(Period::Daily, Policy::Best, at(0))], "alice", 42).await.unwrap();
+    store.set_profile("alice", &Profile { name: "A".into(), grade: 3 }).await.unwrap();
+
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut connection).await.unwrap();
+    keys.sort();
+    assert_eq!(keys, ["{ranking}:daily:20261127", "{ranking}:profiles"]);
+    let members: Vec<String> =
+        redis::cmd("ZRANGE").arg("{ranking}:daily:20261127").arg(0).arg(-1).query_async(&mut connection).await.unwrap();
+    assert_eq!(members, ["alice"], "the member is the user id alone");
+}

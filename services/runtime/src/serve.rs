@@ -12,6 +12,10 @@ use crate::{
     request_log::RequestLogLayer,
 };
 
+/// The services every server has besides its own.
+const ALWAYS_SERVED: [&str; 3] =
+    ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
+
 /// HTTP/2 pings on idle connections find dead peers (a task gone without a
 /// FIN) and keep NAT and load-balancer state alive.
 const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -85,6 +89,12 @@ pub async fn serve(args: &ServeArgs, services: Services) -> Result<(), ServeErro
     for set in &descriptor_sets {
         reflection_v1 = reflection_v1.register_encoded_file_descriptor_set(set);
         reflection_v1alpha = reflection_v1alpha.register_encoded_file_descriptor_set(set);
+    }
+    // A descriptor set may describe more services than this server has (the
+    // contracts crate holds them all): list only the ones served.
+    for name in names.iter().copied().chain(ALWAYS_SERVED) {
+        reflection_v1 = reflection_v1.with_service_name(name);
+        reflection_v1alpha = reflection_v1alpha.with_service_name(name);
     }
 
     let handles = Drain {

@@ -4,7 +4,8 @@
 use std::{net::SocketAddr, time::Duration};
 
 use contracts::rpc::{
-    Empty, GetBattleFieldResponse, GetChampionRequest, GetChampionResponse, ListChampionsResponse,
+    Empty, GetBattleFieldResponse, GetChampionRequest, GetChampionResponse, ListChampionsResponse, ReportMatchRequest,
+    ReportMatchResponse,
     rpc_client::RpcClient,
     rpc_server::{Rpc, RpcServer},
 };
@@ -24,6 +25,9 @@ impl Rpc for Overloaded {
         Err(Status::unavailable("overloaded"))
     }
     async fn get_battle_field(&self, _: Request<Empty>) -> Result<Response<GetBattleFieldResponse>, Status> {
+        Err(Status::unavailable("overloaded"))
+    }
+    async fn report_match(&self, _: Request<ReportMatchRequest>) -> Result<Response<ReportMatchResponse>, Status> {
         Err(Status::unavailable("overloaded"))
     }
 }

@@ -1,20 +1,46 @@
-//! `provision`: runs the stack locally and on ECS Fargate with Cloud Map.
-//!
-//! The subcommands (`local`, `plan`, `apply`, `status`, `destroy`, `deploy`,
-//! `call`, `bench`) are not built yet; this binary only reserves the name and
-//! says so, rather than pretending to do something.
+//! `provision`: runs the stack locally, and (as it grows) on ECS Fargate
+//! with Cloud Map.
+
+mod local;
+mod spec;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// Runs the gRPC stack locally, or on ECS Fargate with Cloud Map.
 #[derive(Debug, Parser)]
 #[command(name = "provision", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole stack on this machine, as ECS with Cloud Map runs it.
+    Local(local::LocalArgs),
+}
 
 fn main() -> ExitCode {
-    let _cli = Cli::parse();
-    eprintln!("provision: no subcommands are available in this version yet; see README.md");
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("provision: error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Local(args) => local::main(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("provision: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -236,9 +236,15 @@ async fn watch_health(endpoint: &Endpoint, balancer: &Balancer, channel: Channel
                     } else {
                         EndpointState::NotServing
                     };
+                    let draining = state == EndpointState::NotServing;
                     let keep = (state == EndpointState::Ready).then(|| channel.clone());
                     if endpoint.set_state(state, keep) {
                         balancer.publish();
+                        // A draining task is usually being replaced: look
+                        // for its successor now rather than at the TTL.
+                        if draining {
+                            balancer.request_reresolve();
+                        }
                     }
                 }
                 // The server ended the watch (it is shutting down) or the

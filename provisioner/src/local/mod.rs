@@ -1,0 +1,257 @@
+//! `provision local`: the whole stack on one machine, the way ECS with Cloud
+//! Map runs it. Every replica is a process on its own loopback address, all
+//! on the service's port; a DNS server answers `<service>.<namespace>` with
+//! the healthy replicas; unhealthy or dead replicas are replaced.
+
+pub mod control;
+mod health;
+mod replica;
+mod supervisor;
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use local_dns::{DnsServer, Registry};
+use tokio::{
+    net::TcpListener,
+    signal::unix::{SignalKind, signal},
+    sync::oneshot,
+};
+
+use self::{
+    health::HealthCommand,
+    supervisor::{Plan, Request, Supervisor},
+};
+use crate::spec::{self, Stack};
+
+/// Where `provision local` serves DNS unless told otherwise.
+pub const DEFAULT_DNS_ADDR: &str = "127.0.0.1:8600";
+/// Where it takes control requests unless told otherwise.
+pub const DEFAULT_CONTROL_ADDR: &str = "127.0.0.1:8601";
+
+/// `provision local` and its subcommands.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LocalArgs {
+    /// Ask a running `provision local` something.
+    #[command(subcommand)]
+    pub command: Option<LocalCommand>,
+
+    /// Run the stack (the default).
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Flags of running the stack.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The stack file.
+    #[arg(long, env = "PROVISION_STACK", default_value = "stack.toml")]
+    pub stack: PathBuf,
+
+    /// Use the binaries already built instead of running `cargo build --release`.
+    #[arg(long)]
+    pub no_build: bool,
+
+    /// Where the service binaries are. Default: cargo's release directory
+    /// after building, or the directory of `provision` itself with --no-build.
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+
+    /// Where to serve DNS for `<service>.<namespace>`.
+    #[arg(long, env = "PROVISION_DNS_ADDR", default_value = DEFAULT_DNS_ADDR)]
+    pub dns_addr: SocketAddr,
+
+    /// Where to take `status`, `restart` and `kill` requests.
+    #[arg(long, env = "PROVISION_CONTROL_ADDR", default_value = DEFAULT_CONTROL_ADDR)]
+    pub control_addr: SocketAddr,
+}
+
+/// Requests to a running `provision local`.
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Print every replica: address, state, whether DNS names it, pid.
+    Status(ControlArgs),
+    /// Replace every replica of SERVICE one by one, keeping the count healthy.
+    Restart(ServiceArgs),
+    /// SIGKILL one healthy replica of SERVICE, as a crash would.
+    Kill(ServiceArgs),
+}
+
+/// Where the running stack listens for control requests.
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// The control address of the running `provision local`.
+    #[arg(long, env = "PROVISION_CONTROL_ADDR", default_value = DEFAULT_CONTROL_ADDR)]
+    pub control_addr: SocketAddr,
+}
+
+/// A request about one service.
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// The service, as named in the stack file.
+    pub service: String,
+    #[command(flatten)]
+    pub control: ControlArgs,
+}
+
+/// Runs `provision local` or one of its requests.
+pub async fn main(args: LocalArgs) -> anyhow::Result<()> {
+    let (control_addr, request) = match args.command {
+        None => return run(args.run).await,
+        Some(LocalCommand::Status(control)) => (control.control_addr, "status".to_owned()),
+        Some(LocalCommand::Restart(args)) => (args.control.control_addr, format!("restart {}", args.service)),
+        Some(LocalCommand::Kill(args)) => (args.control.control_addr, format!("kill {}", args.service)),
+    };
+    let text = control::request(control_addr, &request).await.map_err(anyhow::Error::msg)?;
+    print!("{text}");
+    Ok(())
+}
+
+/// Builds the services' binaries with cargo and returns where they are.
+fn build(stack: &Stack, root: &Path) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(&cargo);
+    command.current_dir(root).args(["build", "--release"]);
+    let mut packages: Vec<&str> = stack.services.iter().map(|service| service.package.as_str()).collect();
+    packages.sort();
+    packages.dedup();
+    for package in &packages {
+        command.args(["--package", package]);
+    }
+    println!("provision | building {} (cargo build --release)", packages.join(", "));
+    let status = command.status().context("cannot run cargo: is it installed and on PATH?")?;
+    if !status.success() {
+        bail!("cargo build failed ({status}); fix the build or run with --no-build");
+    }
+    let metadata = Command::new(&cargo)
+        .current_dir(root)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .context("cannot run cargo metadata")?;
+    let text = String::from_utf8_lossy(&metadata.stdout);
+    // "target_directory":"/path" without a JSON parser for one field.
+    let target = text
+        .split("\"target_directory\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .context("cargo metadata did not say where the target directory is")?;
+    Ok(PathBuf::from(target).join("release"))
+}
+
+/// The environment every replica of `service` gets: the stack's, plus a
+/// discovery target for each dependency.
+fn environment(stack: &Stack, service: &spec::Service, dns_addr: SocketAddr) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = service.env.iter().map(|(key, value)| (key.clone(), value.clone())).collect();
+    for dependency in &service.depends_on {
+        let Some(target) = stack.services.iter().find(|candidate| &candidate.name == dependency) else { continue };
+        let value = format!("dns://{dns_addr}/{}:{}", target.dns_name(&stack.namespace), target.port);
+        env.push((target.addr_variable(), value));
+    }
+    env
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let stack = spec::load(&args.stack)?;
+    let root = args.stack.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let bin_dir = match (&args.bin_dir, args.no_build) {
+        (Some(dir), _) => dir.clone(),
+        (None, false) => build(&stack, root)?,
+        (None, true) => std::env::current_exe()?.parent().context("provision has no directory")?.to_path_buf(),
+    };
+    let mut plans = Vec::new();
+    for (index, service) in stack.services.iter().enumerate() {
+        let program = bin_dir.join(&service.binary);
+        if !program.is_file() {
+            bail!(
+                "{}: no binary {} for service {:?}; build it (cargo build --release -p {}) or drop --no-build",
+                args.stack.display(),
+                program.display(),
+                service.name,
+                service.package
+            );
+        }
+        let mut words = service.health_check.command.iter();
+        let first = words.next().expect("validated: not empty");
+        let candidate = bin_dir.join(first);
+        let health = HealthCommand {
+            program: if candidate.is_file() { candidate } else { PathBuf::from(first) },
+            args: words.cloned().collect(),
+            timeout: service.health_check.timeout,
+        };
+        plans.push(Plan {
+            service: service.clone(),
+            dns_name: service.dns_name(&stack.namespace),
+            program,
+            health,
+            env: environment(&stack, service, args.dns_addr),
+            subnet: u8::try_from(index + 1).context("at most 254 services")?,
+        });
+    }
+
+    let registry = Registry::new();
+    let dns = DnsServer::start(args.dns_addr, registry.clone()).await?;
+    let control = TcpListener::bind(args.control_addr)
+        .await
+        .with_context(|| format!("cannot take control requests on {}", args.control_addr))?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+
+    // Dependencies first, so that dependants find them in DNS.
+    let mut supervisors = Vec::new();
+    for plan in order_by_dependencies(plans) {
+        let name = plan.service.name.clone();
+        supervisors.push((name, Supervisor::spawn(plan, registry.clone())));
+    }
+    let control_task = tokio::spawn(control::serve(control, supervisors.clone()));
+    println!(
+        "provision | stack {:?} running: DNS on {} (try: dig @{} -p {} {}), control on {}; Ctrl-C stops it",
+        stack.app,
+        dns.addr(),
+        dns.addr().ip(),
+        dns.addr().port(),
+        stack.services[0].dns_name(&stack.namespace),
+        args.control_addr
+    );
+
+    let signal = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    println!("provision | {signal}: deregistering every replica and stopping them");
+    control_task.abort();
+    // Every service at once: each deregisters its replicas, then lets them
+    // drain, so the whole stack stops within one drain period.
+    let mut pending = Vec::new();
+    for (name, supervisor) in &supervisors {
+        let (tx, rx) = oneshot::channel();
+        if supervisor.send(Request::Shutdown(tx)).await.is_ok() {
+            pending.push((name, rx));
+        }
+    }
+    for (name, stopped) in pending {
+        let _ = stopped.await;
+        println!("provision | {name} stopped");
+    }
+    drop(dns);
+    Ok(())
+}
+
+fn order_by_dependencies(mut plans: Vec<Plan>) -> Vec<Plan> {
+    let mut ordered: Vec<Plan> = Vec::new();
+    while !plans.is_empty() {
+        let ready = plans
+            .iter()
+            .position(|plan| {
+                plan.service.depends_on.iter().all(|dep| ordered.iter().any(|done| &done.service.name == dep))
+            })
+            .unwrap_or(0);
+        ordered.push(plans.remove(ready));
+    }
+    ordered
+}

@@ -1,0 +1,357 @@
+//! `provision local` for real: the runner, its DNS server, the replicas and
+//! the control endpoint, checked from the outside with a discovery client
+//! (a real DNS client) and plain TCP.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use contracts::rpc::{GetChampionRequest, ReportMatchRequest, rpc_client::RpcClient};
+use discovery::{DiscoveryChannel, EndpointState};
+use test_support::{Process, free_addr, workspace_binary};
+
+const PROVISION: &str = env!("CARGO_BIN_EXE_provision");
+
+struct LocalStack {
+    process: Process,
+    dns: SocketAddr,
+    control: SocketAddr,
+    game_port: u16,
+    _dir: TempDir,
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The stack file of a test: the committed shape, on free ports, with short
+/// TTLs and intervals so that a test sees changes quickly.
+fn stack_file(game_port: u16, ranking_port: u16, extra: &str) -> String {
+    format!(
+        r#"
+app = "test-stack"
+namespace = "local"
+
+[[service]]
+name = "game-server"
+port = {game_port}
+count = 3
+dns_ttl_secs = 1
+depends_on = ["ranking"]
+[service.env]
+DRAIN_SECS = "2"
+[service.health_check]
+interval_secs = 1
+timeout_secs = 1
+retries = 2
+start_period_secs = 5
+
+[[service]]
+name = "ranking"
+port = {ranking_port}
+count = 2
+dns_ttl_secs = 1
+[service.health_check]
+interval_secs = 1
+timeout_secs = 1
+retries = 2
+start_period_secs = 5
+{extra}
+"#
+    )
+}
+
+impl LocalStack {
+    async fn start(extra: &str) -> Self {
+        // Built by this test run, beside the provision binary.
+        let bin_dir = workspace_binary("game-server", "game-server").parent().unwrap().to_path_buf();
+        workspace_binary("ranking", "ranking");
+        let dir = std::env::temp_dir().join(format!("provision-local-{}-{}", std::process::id(), free_addr().port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (game_port, ranking_port) = (free_addr().port(), free_addr().port());
+        let stack = dir.join("stack.toml");
+        std::fs::write(&stack, stack_file(game_port, ranking_port, extra)).unwrap();
+        let (dns, control) = (free_addr(), free_addr());
+        let process = Process::start(
+            PROVISION,
+            &[
+                "local",
+                "--stack",
+                stack.to_str().unwrap(),
+                "--no-build",
+                "--bin-dir",
+                bin_dir.to_str().unwrap(),
+                "--dns-addr",
+                &dns.to_string(),
+                "--control-addr",
+                &control.to_string(),
+            ],
+            &[],
+        );
+        let stack = Self { process, dns, control, game_port, _dir: TempDir(dir) };
+        stack
+            .wait_for(|status| healthy_count(status, "game-server") == 3 && healthy_count(status, "ranking") == 2)
+            .await;
+        stack
+    }
+
+    fn control(&self, request: &str) -> String {
+        let mut stream = TcpStream::connect(self.control).expect("control endpoint");
+        stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        stream.write_all(format!("{request}\n").as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    }
+
+    fn status(&self) -> String {
+        self.control("status")
+    }
+
+    async fn wait_for(&self, condition: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            if let Ok(mut stream) = TcpStream::connect(self.control) {
+                let mut answer = String::new();
+                if stream.write_all(b"status\n").is_ok()
+                    && stream.read_to_string(&mut answer).is_ok()
+                    && condition(&answer)
+                {
+                    return answer;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(40),
+                "stack never got there; output:\n{}",
+                self.process.output()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn target(&self, service: &str, port: u16) -> String {
+        format!("dns://{}/{service}.local:{port}", self.dns)
+    }
+
+    async fn game_channel(&self) -> DiscoveryChannel {
+        let channel =
+            discovery::connect(&self.target("game-server", self.game_port)).await.expect("game-server.local resolves");
+        wait_ready(&channel, 3).await;
+        channel
+    }
+}
+
+/// Healthy replicas of `service` in DNS, per the status table.
+fn healthy_count(status: &str, service: &str) -> usize {
+    status
+        .lines()
+        .filter(|line| line.starts_with(&format!("{service} ")) && line.contains(" healthy ") && line.contains(" yes "))
+        .count()
+}
+
+/// The address column of `service`'s lines.
+fn addresses(status: &str, service: &str) -> Vec<String> {
+    status
+        .lines()
+        .filter(|line| line.starts_with(&format!("{service} ")))
+        .filter_map(|line| line.split_whitespace().nth(2).map(str::to_owned))
+        .collect()
+}
+
+async fn wait_ready(channel: &DiscoveryChannel, count: usize) {
+    let started = Instant::now();
+    while channel.endpoints().iter().filter(|status| status.state == EndpointState::Ready).count() < count {
+        assert!(started.elapsed() < Duration::from_secs(20), "endpoints: {:?}", channel.endpoints());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Callers in a loop until stopped; returns the failures.
+fn call_in_loop(
+    channel: &DiscoveryChannel,
+    callers: usize,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Vec<tonic::Status>>> {
+    (0..callers)
+        .map(|_| {
+            let (channel, stop) = (channel.clone(), Arc::clone(stop));
+            tokio::spawn(async move {
+                let mut client = RpcClient::new(channel);
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    if let Err(status) = client.get_champion(GetChampionRequest { champion_id: 1 }).await {
+                        failures.push(status);
+                    }
+                }
+                failures
+            })
+        })
+        .collect()
+}
+
+async fn collect(tasks: Vec<tokio::task::JoinHandle<Vec<tonic::Status>>>) -> Vec<tonic::Status> {
+    let mut failures = Vec::new();
+    for task in tasks {
+        failures.extend(task.await.unwrap());
+    }
+    failures
+}
+
+#[tokio::test]
+async fn the_stack_answers_in_dns_and_serves_report_match_through_discovery() {
+    let stack = LocalStack::start("").await;
+    let status = stack.status();
+    assert!(status.starts_with("ok\nSERVICE"), "{status}");
+    let game_addresses = addresses(&status, "game-server");
+    assert_eq!(game_addresses.len(), 3);
+    assert!(game_addresses.iter().all(|addr| addr.ends_with(&format!(":{}", stack.game_port))), "{game_addresses:?}");
+
+    let channel = stack.game_channel().await;
+    let mut resolved: Vec<String> = channel.endpoints().iter().map(|status| status.addr.to_string()).collect();
+    let mut expected = game_addresses.clone();
+    resolved.sort();
+    expected.sort();
+    assert_eq!(resolved, expected, "DNS names exactly the healthy replicas");
+
+    let mut client = RpcClient::new(channel.clone());
+    for _ in 0..30 {
+        client.get_champion(GetChampionRequest { champion_id: 1 }).await.expect("GetChampion");
+    }
+    assert!(
+        channel.endpoints().iter().all(|status| status.picks > 0),
+        "every replica served: {:?}",
+        channel.endpoints()
+    );
+
+    // game-server -> ranking.local, found through the stack's DNS.
+    let reported = client
+        .report_match(ReportMatchRequest { user_id: "alice".into(), champion_id: 1, score: 42 })
+        .await
+        .expect("ReportMatch end to end")
+        .into_inner();
+    assert_eq!((reported.daily_rank, reported.daily_score), (1, 42));
+
+    let unknown = discovery::connect(&stack.target("nobody", 1)).await.expect_err("NXDOMAIN");
+    assert!(unknown.to_string().contains("NXDOMAIN"), "{unknown}");
+}
+
+#[tokio::test]
+async fn a_killed_replica_leaves_dns_and_is_replaced_while_calls_go_on() {
+    let stack = LocalStack::start("").await;
+    let before = addresses(&stack.status(), "game-server");
+    let channel = stack.game_channel().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let callers = 4;
+    let tasks = call_in_loop(&channel, callers, &stop);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let answer = stack.control("kill game-server");
+    assert!(answer.starts_with("ok\nkilled game-server/"), "{answer}");
+    let killed = answer.split('(').nth(1).and_then(|rest| rest.split(',').next()).unwrap().to_owned();
+    let status = stack.wait_for(|status| !addresses(status, "game-server").contains(&killed)).await;
+    assert!(!addresses(&status, "game-server").contains(&killed));
+    let status = stack.wait_for(|status| healthy_count(status, "game-server") == 3).await;
+    assert!(status.contains("game-server: 1 replacement(s)"), "{status}");
+
+    // The replacement has a new address, and takes calls.
+    let new_addr =
+        addresses(&status, "game-server").into_iter().find(|addr| !before.contains(addr)).expect("a new address");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::SeqCst);
+    let failures = collect(tasks).await;
+    assert!(failures.len() <= callers, "at most the calls in flight on the killed replica fail: {failures:?}");
+    let picks = channel.endpoints().iter().find(|e| e.addr.to_string() == new_addr).map_or(0, |e| e.picks);
+    assert!(picks > 0, "the replacement {new_addr} takes calls: {:?}", channel.endpoints());
+}
+
+#[tokio::test]
+async fn a_rolling_restart_under_steady_calls_fails_none() {
+    let stack = LocalStack::start("").await;
+    let before = addresses(&stack.status(), "game-server");
+    let channel = stack.game_channel().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = call_in_loop(&channel, 4, &stop);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let answer = stack.control("restart game-server");
+    assert_eq!(answer, "ok\ngame-server: every replica replaced\n");
+    let status =
+        stack.wait_for(|status| healthy_count(status, "game-server") == 3 && !status.contains("draining")).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    let failures = collect(tasks).await;
+    assert!(failures.is_empty(), "no call failed during the rolling restart: {failures:?}");
+    let after = addresses(&status, "game-server");
+    assert!(after.iter().all(|addr| !before.contains(addr)), "every replica is new: {before:?} -> {after:?}");
+}
+
+#[tokio::test]
+async fn a_replica_failing_its_health_check_never_enters_dns() {
+    let broken = r#"
+[[service]]
+name = "broken"
+binary = "game-server"
+port = PORT
+count = 1
+[service.health_check]
+command = ["sh", "-c", "exit 1"]
+interval_secs = 0.3
+timeout_secs = 0.3
+retries = 1
+start_period_secs = 0
+"#;
+    // The replicas serve, but their health command always fails.
+    let stack = LocalStack::start(&broken.replace("PORT", &free_addr().port().to_string())).await;
+    let status = stack
+        .wait_for(|status| status.contains("broken: 2 replacement(s)") || status.contains("broken: 3 replacement(s)"))
+        .await;
+    assert!(!status.lines().any(|line| line.starts_with("broken ") && line.contains(" yes ")), "{status}");
+    let error = discovery::connect(&stack.target("broken", 1)).await.expect_err("never in DNS");
+    assert!(error.to_string().contains("NXDOMAIN"), "{error}");
+}
+
+#[tokio::test]
+async fn shutdown_leaves_no_process_behind() {
+    let mut stack = LocalStack::start("").await;
+    let status = stack.status();
+    let pids: Vec<u32> = status
+        .lines()
+        .filter(|line| line.starts_with("game-server ") || line.starts_with("ranking "))
+        .filter_map(|line| line.split_whitespace().nth(5)?.parse().ok())
+        .collect();
+    assert_eq!(pids.len(), 5, "{status}");
+
+    stack.process.terminate();
+    let exit = stack.process.wait_exit(Duration::from_secs(40)).await.expect("provision exits");
+    assert!(exit.success(), "{exit:?}");
+    for pid in pids {
+        assert!(!PathBuf::from(format!("/proc/{pid}")).exists(), "replica pid {pid} outlived the runner");
+    }
+    let output = stack.process.output();
+    assert!(output.contains("deregistering every replica"), "{output}");
+}
+
+#[tokio::test]
+async fn a_bad_stack_file_fails_before_anything_starts() {
+    let dir = std::env::temp_dir().join(format!("provision-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stack = dir.join("stack.toml");
+    std::fs::write(&stack, "[[service]]\nname = \"game\"\nport = 99999\n").unwrap();
+    let mut process = Process::start(PROVISION, &["local", "--stack", stack.to_str().unwrap(), "--no-build"], &[]);
+    let exit = process.wait_exit(Duration::from_secs(10)).await.expect("exits");
+    assert_eq!(exit.code(), Some(1));
+    let expected = format!("{}:3: service \"game\": port 99999 is outside 1..=65535", stack.display());
+    assert!(process.output().contains(&expected), "{}", process.output());
+    let _ = std::fs::remove_dir_all(dir);
+}

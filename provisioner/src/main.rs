@@ -1,6 +1,7 @@
 //! `provision`: runs the stack locally, and (as it grows) on ECS Fargate
 //! with Cloud Map.
 
+mod call;
 mod local;
 mod spec;
 
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// Run the whole stack on this machine, as ECS with Cloud Map runs it.
     Local(local::LocalArgs),
+    /// Call a method through discovery and show which replica answered.
+    Call(call::CallArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Local(args) => local::main(args).await,
+            Command::Call(args) => call::main(args).await,
         }
     });
     match result {

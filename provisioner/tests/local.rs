@@ -24,6 +24,7 @@ struct LocalStack {
     dns: SocketAddr,
     control: SocketAddr,
     game_port: u16,
+    stack: PathBuf,
     _dir: TempDir,
 }
 
@@ -99,7 +100,7 @@ impl LocalStack {
             ],
             &[],
         );
-        let stack = Self { process, dns, control, game_port, _dir: TempDir(dir) };
+        let stack = Self { process, dns, control, game_port, stack, _dir: TempDir(dir) };
         stack
             .wait_for(|status| healthy_count(status, "game-server") == 3 && healthy_count(status, "ranking") == 2)
             .await;
@@ -241,6 +242,19 @@ async fn the_stack_answers_in_dns_and_serves_report_match_through_discovery() {
         .expect("ReportMatch end to end")
         .into_inner();
     assert_eq!((reported.daily_rank, reported.daily_score), (1, 42));
+
+    // `provision call` shows the answer and the replica that gave it.
+    let output = std::process::Command::new(PROVISION)
+        .args(["call", "game-server", "rpc.Rpc/GetChampion", r#"{"champion_id": 1}"#])
+        .args(["--stack", stack.stack.to_str().unwrap(), "--dns-addr", &stack.dns.to_string()])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains(r#""name": "Akali""#), "{stdout}");
+    let served_by =
+        stderr.trim().strip_prefix("served by ").and_then(|rest| rest.split(' ').next()).unwrap_or_default();
+    assert!(game_addresses.iter().any(|addr| addr == served_by), "{stderr}");
 
     let unknown = discovery::connect(&stack.target("nobody", 1)).await.expect_err("NXDOMAIN");
     assert!(unknown.to_string().contains("NXDOMAIN"), "{unknown}");

@@ -42,7 +42,9 @@ impl Balancer {
             this: this.clone(),
             endpoints: Mutex::new(BTreeMap::new()),
             ready: watch::Sender::new(Arc::new(Vec::new())),
-            next: AtomicUsize::new(0),
+            // A random first turn, as grpc-go's round_robin starts: clients
+            // started together do not all begin on the same endpoint.
+            next: AtomicUsize::new(rand::random::<u32>() as usize),
             reresolve: Notify::new(),
             last_problem: Mutex::new(None),
         })

@@ -39,18 +39,23 @@ pub struct CallArgs {
     pub timeout_ms: u64,
 }
 
+/// The discovery target `target` means: a stack service's name becomes its
+/// name in the local stack's DNS; anything else is a target already.
+pub(crate) fn resolve_target(target: &str, stack: &std::path::Path, dns_addr: SocketAddr) -> anyhow::Result<String> {
+    if target.contains(':') || target.contains('/') {
+        return Ok(target.to_owned());
+    }
+    let spec = spec::load(stack)?;
+    let service = spec.services.iter().find(|service| service.name == target).ok_or_else(|| {
+        let names: Vec<&str> = spec.services.iter().map(|service| service.name.as_str()).collect();
+        anyhow!("{}: no service {target:?} (services: {})", stack.display(), names.join(", "))
+    })?;
+    Ok(format!("dns://{dns_addr}/{}:{}", service.dns_name(&spec.namespace), service.port))
+}
+
 /// Runs `provision call`.
 pub async fn main(args: CallArgs) -> anyhow::Result<()> {
-    let target = if args.target.contains(':') || args.target.contains('/') {
-        args.target.clone()
-    } else {
-        let stack = spec::load(&args.stack)?;
-        let service = stack.services.iter().find(|service| service.name == args.target).ok_or_else(|| {
-            let names: Vec<&str> = stack.services.iter().map(|service| service.name.as_str()).collect();
-            anyhow!("{}: no service {:?} (services: {})", args.stack.display(), args.target, names.join(", "))
-        })?;
-        format!("dns://{}/{}:{}", args.dns_addr, service.dns_name(&stack.namespace), service.port)
-    };
+    let target = resolve_target(&args.target, &args.stack, args.dns_addr)?;
     let method = find_method(&args.method)?;
     let request = DynamicMessage::deserialize(method.input(), &mut serde_json::Deserializer::from_str(&args.json))
         .with_context(|| format!("the request is not a valid {} in JSON", method.input().full_name()))?;
@@ -108,12 +113,12 @@ fn find_method(name: &str) -> anyhow::Result<MethodDescriptor> {
 }
 
 /// Encodes any message and decodes the method's output type.
-struct DynamicCodec {
-    output: MessageDescriptor,
+pub(crate) struct DynamicCodec {
+    pub(crate) output: MessageDescriptor,
 }
 
-struct DynamicEncoder;
-struct DynamicDecoder(MessageDescriptor);
+pub(crate) struct DynamicEncoder;
+pub(crate) struct DynamicDecoder(MessageDescriptor);
 
 impl Codec for DynamicCodec {
     type Encode = DynamicMessage;

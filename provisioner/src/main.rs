@@ -1,8 +1,10 @@
 //! `provision`: runs the stack locally, and (as it grows) on ECS Fargate
 //! with Cloud Map.
 
+mod bench;
 mod call;
 mod local;
+mod reflect;
 mod spec;
 
 use std::process::ExitCode;
@@ -23,6 +25,9 @@ enum Command {
     Local(local::LocalArgs),
     /// Call a method through discovery and show which replica answered.
     Call(call::CallArgs),
+    /// Load a service through discovery: calls/s, latency, status codes and
+    /// the share of each endpoint, optionally with a fault injected.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +43,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Local(args) => local::main(args).await,
             Command::Call(args) => call::main(args).await,
+            Command::Bench(args) => bench::main(args).await,
         }
     });
     match result {

@@ -114,6 +114,8 @@ impl Call {
                             .await;
                         continue;
                     }
+                    let mut response = response;
+                    served_by(response.headers_mut(), endpoint.addr);
                     // Least-requests needs to know when a stream really ends;
                     // round robin only counts calls waiting for their answer,
                     // which spares wrapping every response body.
@@ -135,11 +137,13 @@ impl Call {
                         avoid = Some(endpoint.addr);
                         continue;
                     }
-                    return Status::unavailable(format!(
+                    let mut response = Status::unavailable(format!(
                         "{}: call to {} failed: {reason}",
                         self.balancer.target, endpoint.addr
                     ))
                     .into_http();
+                    served_by(response.headers_mut(), endpoint.addr);
+                    return response;
                 }
             }
         }
@@ -174,6 +178,15 @@ fn copy_head(parts: &http::request::Parts) -> http::request::Parts {
     copy.version = parts.version;
     copy.headers = parts.headers.clone();
     copy
+}
+
+/// Names the endpoint that answered in the response headers, so a caller
+/// can see (in `Response::metadata` or `Status::metadata`) which replica
+/// served each call.
+fn served_by(headers: &mut http::HeaderMap, addr: SocketAddr) {
+    if let Ok(value) = http::HeaderValue::from_str(&addr.to_string()) {
+        headers.insert(crate::SERVED_BY_HEADER, value);
+    }
 }
 
 /// A fresh request with the same head, for one attempt.

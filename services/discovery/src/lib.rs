@@ -50,6 +50,10 @@ pub use target::{Target, TargetError};
 
 use crate::{balancer::Balancer, options::Options, resolve::DnsLookup};
 
+/// The response header (and status metadata key) naming the endpoint that
+/// answered a call, e.g. `127.0.1.3:5000`.
+pub const SERVED_BY_HEADER: &str = "x-discovery-endpoint";
+
 /// Why a channel could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -120,3 +120,25 @@ async fn srv_records_name_instances_on_different_ports() {
     expected.sort();
     assert_eq!(seen, expected);
 }
+
+#[tokio::test]
+async fn every_answer_names_the_endpoint_that_served_it() {
+    use contracts::rpc::{GetChampionRequest, rpc_client::RpcClient};
+
+    let fleet = Fleet::start(2, 0, Duration::from_secs(10)).await;
+    let channel = discovery::connect(&fleet.target()).await.expect("connect");
+    wait_ready(&channel, 2).await;
+    let mut client = RpcClient::new(channel.clone());
+    let mut seen = std::collections::BTreeMap::<String, u64>::new();
+    for id in [1, 1, 1, 1, 99, 99] {
+        let served_by = match client.get_champion(GetChampionRequest { champion_id: id }).await {
+            Ok(response) => response.metadata().get(discovery::SERVED_BY_HEADER).cloned(),
+            Err(status) => status.metadata().get(discovery::SERVED_BY_HEADER).cloned(),
+        };
+        let served_by = served_by.expect("every answer names its endpoint").to_str().unwrap().to_owned();
+        *seen.entry(served_by).or_default() += 1;
+    }
+    let from_picks: std::collections::BTreeMap<String, u64> =
+        picks(&channel).into_iter().map(|(addr, picks)| (addr.to_string(), picks)).collect();
+    assert_eq!(seen, from_picks, "the header agrees with the channel's own counts");
+}

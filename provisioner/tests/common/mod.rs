@@ -1,0 +1,210 @@
+//! A `provision local` stack for a test, and ways to look at it.
+
+#![allow(dead_code)]
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use contracts::rpc::{GetChampionRequest, rpc_client::RpcClient};
+use discovery::{DiscoveryChannel, EndpointState};
+use test_support::{Process, free_addr, workspace_binary};
+
+pub const PROVISION: &str = env!("CARGO_BIN_EXE_provision");
+
+pub struct LocalStack {
+    pub process: Process,
+    pub dns: SocketAddr,
+    pub control: SocketAddr,
+    pub game_port: u16,
+    pub stack: PathBuf,
+    _dir: TempDir,
+}
+
+pub struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The stack file of a test: the committed shape, on free ports, with short
+/// TTLs and intervals so that a test sees changes quickly.
+pub fn stack_file(game_port: u16, ranking_port: u16, extra: &str) -> String {
+    format!(
+        r#"
+app = "test-stack"
+namespace = "local"
+
+[[service]]
+name = "game-server"
+port = {game_port}
+count = 3
+dns_ttl_secs = 1
+depends_on = ["ranking"]
+[service.env]
+DRAIN_SECS = "2"
+[service.health_check]
+interval_secs = 1
+timeout_secs = 1
+retries = 2
+start_period_secs = 5
+
+[[service]]
+name = "ranking"
+port = {ranking_port}
+count = 2
+dns_ttl_secs = 1
+[service.health_check]
+interval_secs = 1
+timeout_secs = 1
+retries = 2
+start_period_secs = 5
+{extra}
+"#
+    )
+}
+
+impl LocalStack {
+    pub async fn start(extra: &str) -> Self {
+        // Built by this test run, beside the provision binary.
+        let bin_dir = workspace_binary("game-server", "game-server").parent().unwrap().to_path_buf();
+        workspace_binary("ranking", "ranking");
+        let dir = std::env::temp_dir().join(format!("provision-local-{}-{}", std::process::id(), free_addr().port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (game_port, ranking_port) = (free_addr().port(), free_addr().port());
+        let stack = dir.join("stack.toml");
+        std::fs::write(&stack, stack_file(game_port, ranking_port, extra)).unwrap();
+        let (dns, control) = (free_addr(), free_addr());
+        let process = Process::start(
+            PROVISION,
+            &[
+                "local",
+                "--stack",
+                stack.to_str().unwrap(),
+                "--no-build",
+                "--bin-dir",
+                bin_dir.to_str().unwrap(),
+                "--dns-addr",
+                &dns.to_string(),
+                "--control-addr",
+                &control.to_string(),
+            ],
+            &[],
+        );
+        let stack = Self { process, dns, control, game_port, stack, _dir: TempDir(dir) };
+        stack
+            .wait_for(|status| healthy_count(status, "game-server") == 3 && healthy_count(status, "ranking") == 2)
+            .await;
+        stack
+    }
+
+    pub fn control(&self, request: &str) -> String {
+        let mut stream = TcpStream::connect(self.control).expect("control endpoint");
+        stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        stream.write_all(format!("{request}\n").as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    }
+
+    pub fn status(&self) -> String {
+        self.control("status")
+    }
+
+    pub async fn wait_for(&self, condition: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            if let Ok(mut stream) = TcpStream::connect(self.control) {
+                let mut answer = String::new();
+                if stream.write_all(b"status\n").is_ok()
+                    && stream.read_to_string(&mut answer).is_ok()
+                    && condition(&answer)
+                {
+                    return answer;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(40),
+                "stack never got there; output:\n{}",
+                self.process.output()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn target(&self, service: &str, port: u16) -> String {
+        format!("dns://{}/{service}.local:{port}", self.dns)
+    }
+
+    pub async fn game_channel(&self) -> DiscoveryChannel {
+        let channel =
+            discovery::connect(&self.target("game-server", self.game_port)).await.expect("game-server.local resolves");
+        wait_ready(&channel, 3).await;
+        channel
+    }
+}
+
+/// Healthy replicas of `service` in DNS, per the status table.
+pub fn healthy_count(status: &str, service: &str) -> usize {
+    status
+        .lines()
+        .filter(|line| line.starts_with(&format!("{service} ")) && line.contains(" healthy ") && line.contains(" yes "))
+        .count()
+}
+
+/// The address column of `service`'s lines.
+pub fn addresses(status: &str, service: &str) -> Vec<String> {
+    status
+        .lines()
+        .filter(|line| line.starts_with(&format!("{service} ")))
+        .filter_map(|line| line.split_whitespace().nth(2).map(str::to_owned))
+        .collect()
+}
+
+pub async fn wait_ready(channel: &DiscoveryChannel, count: usize) {
+    let started = Instant::now();
+    while channel.endpoints().iter().filter(|status| status.state == EndpointState::Ready).count() < count {
+        assert!(started.elapsed() < Duration::from_secs(20), "endpoints: {:?}", channel.endpoints());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Callers in a loop until stopped; returns the failures.
+pub fn call_in_loop(
+    channel: &DiscoveryChannel,
+    callers: usize,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Vec<tonic::Status>>> {
+    (0..callers)
+        .map(|_| {
+            let (channel, stop) = (channel.clone(), Arc::clone(stop));
+            tokio::spawn(async move {
+                let mut client = RpcClient::new(channel);
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    if let Err(status) = client.get_champion(GetChampionRequest { champion_id: 1 }).await {
+                        failures.push(status);
+                    }
+                }
+                failures
+            })
+        })
+        .collect()
+}
+
+pub async fn collect(tasks: Vec<tokio::task::JoinHandle<Vec<tonic::Status>>>) -> Vec<tonic::Status> {
+    let mut failures = Vec::new();
+    for task in tasks {
+        failures.extend(task.await.unwrap());
+    }
+    failures
+}

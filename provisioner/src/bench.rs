@@ -16,13 +16,19 @@ use std::{
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, ValueEnum};
+use prost::{Message, bytes::Buf};
 use prost_reflect::{DynamicMessage, MethodDescriptor};
 use serde_json::json;
 use tokio::sync::{Semaphore, mpsc};
-use tonic::{client::Grpc, codegen::http::uri::PathAndQuery};
+use tonic::{
+    Status,
+    client::Grpc,
+    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
+    codegen::{Bytes, http::uri::PathAndQuery},
+};
 
 use crate::{
-    call::{DynamicCodec, resolve_target},
+    call::resolve_target,
     local::{DEFAULT_CONTROL_ADDR, DEFAULT_DNS_ADDR, control},
     reflect,
 };
@@ -67,6 +73,11 @@ pub struct BenchArgs {
     /// replica, `restart:SERVICE@SECS` rolls them all, SECS into the run.
     #[arg(long)]
     pub chaos: Option<Chaos>,
+    /// Treat METHOD as idempotent: retry it up to this many attempts in all
+    /// on another endpoint when one fails (default: only the transparent
+    /// retry of calls that never reached a server).
+    #[arg(long)]
+    pub retry: Option<u32>,
     /// Deadline of each call, waiting for an endpoint included.
     #[arg(long, default_value_t = 5000)]
     pub timeout_ms: u64,
@@ -177,7 +188,11 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
     let timeout = Duration::from_millis(args.timeout_ms);
     let mut channels = Vec::new();
     for _ in 0..args.connections {
-        channels.push(discovery::Builder::new(&target)?.deadline(timeout).connect().await?);
+        let mut builder = discovery::Builder::new(&target)?.deadline(timeout);
+        if let Some(attempts) = args.retry {
+            builder = builder.retry_policy(discovery::RetryPolicy::idempotent([args.method.clone()], attempts));
+        }
+        channels.push(builder.connect().await?);
     }
     let method = tokio::time::timeout(timeout, reflect::method(channels[0].clone(), &args.method))
         .await
@@ -265,20 +280,23 @@ where
         })
     });
 
+    // The request is encoded once; answers are counted, not decoded, so the
+    // bench spends its CPU on calls rather than on JSON or reflection.
+    let encoded = Bytes::from(request.encode_to_vec());
     let one_call = {
-        let (path, method, request, timeout) = (path.clone(), method.clone(), request.clone(), plan.timeout);
+        let (path, timeout) = (path.clone(), plan.timeout);
         move |mut client: Grpc<T>, intended: Instant| {
-            let (path, method, request) = (path.clone(), method.clone(), request.clone());
+            let (path, encoded) = (path.clone(), encoded.clone());
             async move {
-                let mut call = tonic::Request::new(request);
+                let mut call = tonic::Request::new(encoded);
                 call.set_timeout(timeout);
                 let outcome = match client.ready().await {
-                    Ok(()) => client.unary(call, path, DynamicCodec { output: method.output() }).await,
+                    Ok(()) => client.unary(call, path, RawCodec).await,
                     Err(error) => Err(tonic::Status::unavailable(error.into().to_string())),
                 };
                 let (code, metadata) = match &outcome {
-                    Ok(response) => (tonic::Code::Ok, response.metadata().clone()),
-                    Err(status) => (status.code(), status.metadata().clone()),
+                    Ok(response) => (tonic::Code::Ok, response.metadata()),
+                    Err(status) => (status.code(), status.metadata()),
                 };
                 let endpoint =
                     metadata.get(discovery::SERVED_BY_HEADER).and_then(|value| value.to_str().ok()).map(str::to_owned);
@@ -376,6 +394,48 @@ where
         None => None,
     };
     Ok((measured, chaos))
+}
+
+/// Sends pre-encoded request bytes; skips the answer's bytes.
+struct RawCodec;
+struct RawEncoder;
+struct SkipDecoder;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = ();
+    type Encoder = RawEncoder;
+    type Decoder = SkipDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        SkipDecoder
+    }
+}
+
+impl Encoder for RawEncoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        use prost::bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for SkipDecoder {
+    type Item = ();
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<()>, Status> {
+        let remaining = src.remaining();
+        src.advance(remaining);
+        Ok(Some(()))
+    }
 }
 
 fn code_name(code: tonic::Code) -> String {

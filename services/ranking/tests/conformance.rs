@@ -270,3 +270,40 @@ async fn redis_keys_follow_the_documented_layout() {
         redis::cmd("ZRANGE").arg("{ranking}:daily:20261127").arg(0).arg(-1).query_async(&mut connection).await.unwrap();
     assert_eq!(members, ["alice"], "the member is the user id alone");
 }
+
+#[tokio::test]
+async fn redis_cluster_urls_work_with_the_same_semantics() {
+    let server = RedisServer::start_cluster();
+    let store = Store::open(&format!("redis+cluster://{}", server.addr()), TIMEOUT).await.unwrap();
+    let subject = Subject { store, _redis: None };
+    // The same checks as on a single node: atomic multi-board submits need
+    // every key in one slot, which the {ranking} hash tag gives.
+    ties_rank_who_reached_the_score_first_in_every_read(subject).await;
+    let store = Store::open(&format!("redis+cluster://{}", server.addr()), TIMEOUT).await.unwrap();
+    let now = SystemTime::now();
+    let today = Date::at(now);
+    let writes: Vec<_> = Period::ALL
+        .iter()
+        .map(|&period| BoardWrite::new(BoardId::containing(period, today), Policy::Sum, now, GRACE))
+        .collect();
+    assert_eq!(store.submit(&writes, "zoe", 1000).await.unwrap(), vec![(1000, 1); 4]);
+    store.set_profile("zoe", &Profile { name: "Zoe".into(), grade: 1 }).await.unwrap();
+    let (top, _) = store.top(&writes[3].board, 10).await.unwrap();
+    assert_eq!(names(&top), [("zoe", 1000, 1)]);
+    assert_eq!(store.profiles(&["zoe".into()]).await.unwrap(), vec![Some(Profile { name: "Zoe".into(), grade: 1 })]);
+    drop(server);
+}
+
+#[tokio::test]
+async fn redis_auth_is_taken_from_the_url_and_a_wrong_password_is_a_clear_error() {
+    let server = RedisServer::start_with(&["--requirepass", "s3cret"]);
+    let url = format!("redis://:s3cret@{}", server.addr());
+    let store = Store::open(&url, TIMEOUT).await.unwrap();
+    assert_eq!(store.describe(), format!("redis://***@{}", server.addr()), "no password in logs");
+    store.submit(&[write(Period::Daily, Policy::Best, at(0))], "alice", 1).await.expect("authenticated");
+
+    let wrong = Store::open(&format!("redis://:wrong@{}", server.addr()), TIMEOUT).await.unwrap();
+    let error = wrong.submit(&[write(Period::Daily, Policy::Best, at(0))], "alice", 1).await.unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("WRONGPASS") || text.to_lowercase().contains("auth"), "{text}");
+}

@@ -14,6 +14,8 @@ use crate::free_addr;
 pub struct RedisServer {
     addr: SocketAddr,
     child: Option<Child>,
+    extra_args: Vec<String>,
+    state_dir: Option<PathBuf>,
 }
 
 /// The redis-server binary: `REDIS_SERVER`, else the one on PATH.
@@ -32,9 +34,51 @@ fn redis_server_binary() -> PathBuf {
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers PING.
     pub fn start() -> Self {
-        let mut server = Self { addr: free_addr(), child: None };
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `redis-server` arguments, e.g.
+    /// `["--requirepass", "secret"]`.
+    pub fn start_with(args: &[&str]) -> Self {
+        let extra_args = args.iter().map(|arg| (*arg).to_owned()).collect();
+        let mut server = Self { addr: free_addr(), child: None, extra_args, state_dir: None };
         server.restart();
         server
+    }
+
+    /// Starts a one-node Redis Cluster owning every slot: what a
+    /// `redis+cluster://` client needs, on one process.
+    pub fn start_cluster() -> Self {
+        let addr = free_addr();
+        let dir = std::env::temp_dir().join(format!("redis-cluster-{}-{}", std::process::id(), addr.port()));
+        std::fs::create_dir_all(&dir).expect("cluster state directory");
+        let extra_args = vec![
+            "--cluster-enabled".into(),
+            "yes".into(),
+            "--cluster-config-file".into(),
+            dir.join("nodes.conf").display().to_string(),
+        ];
+        let mut server = Self { addr, child: None, extra_args, state_dir: Some(dir) };
+        server.restart();
+        let reply = server.command("CLUSTER ADDSLOTSRANGE 0 16383");
+        assert!(reply.starts_with("+OK"), "CLUSTER ADDSLOTSRANGE: {reply}");
+        let started = Instant::now();
+        while !server.command("CLUSTER INFO").contains("cluster_state:ok") {
+            assert!(started.elapsed() < Duration::from_secs(10), "the one-node cluster never got ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// Sends one inline command and returns what came back first.
+    fn command(&self, command: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.addr).expect("connect to redis-server");
+        stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        stream.write_all(format!("{command}\r\n").as_bytes()).unwrap();
+        let mut reply = vec![0u8; 4096];
+        let read = stream.read(&mut reply).unwrap_or(0);
+        String::from_utf8_lossy(&reply[..read]).into_owned()
     }
 
     /// Where it listens.
@@ -61,6 +105,7 @@ impl RedisServer {
         let child = Command::new(redis_server_binary())
             .args(["--bind", &self.addr.ip().to_string(), "--port", &self.addr.port().to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -78,7 +123,10 @@ impl RedisServer {
                 let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
                 if stream.write_all(b"PING\r\n").is_ok() {
                     let mut reply = [0u8; 7];
-                    if stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n" {
+                    // A server with a password answers NOAUTH: it is up all the same.
+                    if stream.read_exact(&mut reply).is_ok()
+                        && (&reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
+                    {
                         return;
                     }
                 }
@@ -92,5 +140,8 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        if let Some(dir) = &self.state_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }

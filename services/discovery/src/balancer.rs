@@ -21,12 +21,15 @@ use crate::{
     options::{Balance, Options},
 };
 
+/// Every endpoint of a target with the task that keeps it connected.
+type EndpointTable = BTreeMap<SocketAddr, (Arc<Endpoint>, JoinHandle<()>)>;
+
 /// The endpoints of one target and the connections calls may use.
 pub(crate) struct Balancer {
     pub(crate) target: String,
     options: Arc<Options>,
     this: Weak<Balancer>,
-    endpoints: Mutex<BTreeMap<SocketAddr, (Arc<Endpoint>, JoinHandle<()>)>>,
+    endpoints: Mutex<EndpointTable>,
     ready: watch::Sender<Arc<Vec<ReadyConnection>>>,
     next: AtomicUsize,
     pub(crate) reresolve: Notify,

@@ -154,7 +154,7 @@ impl Call {
     async fn send_next(&mut self, avoid: Option<SocketAddr>) -> Result<SentAttempt, http::Response<Body>> {
         let ReadyConnection { endpoint, mut channel, generation } =
             self.balancer.pick(self.deadline, avoid).await.map_err(|reason| Status::unavailable(reason).into_http())?;
-        if let Err(error) = (&mut channel).ready().await {
+        if let Err(error) = channel.ready().await {
             let reason = root_cause(&error);
             endpoint.report_transport_failure(generation, &reason);
             return Err(Status::unavailable(format!(

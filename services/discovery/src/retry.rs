@@ -52,21 +52,21 @@ impl RetryPolicy {
 pub(crate) fn never_reached_server(error: &(dyn StdError + 'static)) -> bool {
     let mut current: Option<&(dyn StdError + 'static)> = Some(error);
     while let Some(error) = current {
-        if let Some(h2) = error.downcast_ref::<h2::Error>() {
-            if h2.reason() == Some(h2::Reason::REFUSED_STREAM) {
-                return true;
-            }
+        if let Some(h2) = error.downcast_ref::<h2::Error>()
+            && h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+        {
+            return true;
         }
-        if let Some(hyper) = error.downcast_ref::<hyper::Error>() {
-            // Canceled: the connection closed before the request was sent.
-            if hyper.is_canceled() {
-                return true;
-            }
+        // Canceled: the connection closed before the request was sent.
+        if let Some(hyper) = error.downcast_ref::<hyper::Error>()
+            && hyper.is_canceled()
+        {
+            return true;
         }
-        if let Some(io) = error.downcast_ref::<io::Error>() {
-            if io.kind() == io::ErrorKind::ConnectionRefused {
-                return true;
-            }
+        if let Some(io) = error.downcast_ref::<io::Error>()
+            && io.kind() == io::ErrorKind::ConnectionRefused
+        {
+            return true;
         }
         current = error.source();
     }

@@ -58,5 +58,5 @@ pub fn services(catalog: Catalog, ranking: Option<DiscoveryChannel>) -> Services
     let rpc = RpcServer::new(Game::new(catalog, ranking))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
-    Services::new().add(rpc).describe(contracts::FILE_DESCRIPTOR_SET)
+    Services::new().add_service(rpc).describe(contracts::FILE_DESCRIPTOR_SET)
 }

@@ -59,5 +59,5 @@ impl RankingFlags {
 
 /// Everything `ranking serve` serves, ready for the runtime.
 pub fn services(service: RankingService) -> Services {
-    Services::new().add(RankingServer::new(service)).describe(contracts::FILE_DESCRIPTOR_SET)
+    Services::new().add_service(RankingServer::new(service)).describe(contracts::FILE_DESCRIPTOR_SET)
 }

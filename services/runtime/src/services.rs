@@ -27,7 +27,7 @@ impl Services {
     }
 
     /// Adds a generated tonic server, e.g. `RpcServer::new(game)`.
-    pub fn add<S>(mut self, service: S) -> Self
+    pub fn add_service<S>(mut self, service: S) -> Self
     where
         S: Service<http::Request<Body>, Error = Infallible> + NamedService + Clone + Send + Sync + 'static,
         S::Response: axum::response::IntoResponse,

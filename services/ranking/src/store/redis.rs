@@ -48,7 +48,7 @@ enum Backend {
     /// Reconnects by itself after Redis restarts.
     Single(ConnectionManager),
     /// Connected on first use, so the service starts while Redis is down.
-    Cluster(ClusterClient, Arc<OnceCell<ClusterConnection>>),
+    Cluster(Box<ClusterClient>, Arc<OnceCell<ClusterConnection>>),
 }
 
 /// One connection handle for one operation.
@@ -116,7 +116,7 @@ impl RedisStore {
                 .response_timeout(timeout)
                 .build()
                 .map_err(bad_url)?;
-            Backend::Cluster(client, Arc::new(OnceCell::new()))
+            Backend::Cluster(Box::new(client), Arc::new(OnceCell::new()))
         } else if url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://") {
             let client = redis::Client::open(url).map_err(bad_url)?;
             let config = ConnectionManagerConfig::new()

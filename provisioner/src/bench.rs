@@ -373,7 +373,9 @@ where
         entry.0 += 1;
         if record.code != tonic::Code::Ok {
             entry.1 += 1;
-            measured.failures.push(record.started);
+            // When it failed, so that a call in flight at the fault counts
+            // after it.
+            measured.failures.push(record.started + record.latency);
         }
         let first = measured.first_seen.entry(endpoint).or_insert(record.started);
         *first = (*first).min(record.started);
@@ -463,10 +465,10 @@ fn spread(measured: &Measured) -> Option<f64> {
     (*min > 0).then(|| *max as f64 / *min as f64)
 }
 
-/// Failures before and after the fault, and when a replica not seen before
-/// the fault first answered.
+/// Calls that failed before and after the fault, and when a replica not
+/// seen before the fault first answered.
 fn chaos_report(measured: &Measured, at: Duration) -> (u64, u64, Option<Duration>) {
-    let before = measured.failures.iter().filter(|started| **started < at).count() as u64;
+    let before = measured.failures.iter().filter(|failed| **failed < at).count() as u64;
     let after = measured.failures.len() as u64 - before;
     let newcomer = measured
         .first_seen

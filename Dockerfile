@@ -1,24 +1,35 @@
 # One image per service binary:
 #   docker build --build-arg SERVICE=game-server -t game-server .
+#   docker build --build-arg SERVICE=ranking -t ranking .
 #
 # The ECS task definition carries the health check ECS uses (ECS ignores a
 # Dockerfile HEALTHCHECK); the one here is for `docker run` users.
 
 ARG RUST_VERSION=1.95
 
-FROM rust:${RUST_VERSION}-slim-bookworm AS build
-ARG SERVICE=game-server
+# cargo-chef turns the manifests into a recipe, so the dependencies are
+# built in a layer of their own that only changes with Cargo.toml/Cargo.lock.
+FROM rust:${RUST_VERSION}-slim-bookworm AS chef
+RUN cargo install cargo-chef --locked --version 0.1.78
 WORKDIR /src
+
+FROM chef AS planner
 COPY . .
-# Cache mounts keep the registry and compiled dependencies between builds.
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target \
-    cargo build --release --locked --package "${SERVICE}" --bin "${SERVICE}" \
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS build
+ARG SERVICE=game-server
+COPY --from=planner /src/recipe.json recipe.json
+RUN cargo chef cook --release --locked --recipe-path recipe.json --package "${SERVICE}"
+COPY . .
+RUN cargo build --release --locked --package "${SERVICE}" --bin "${SERVICE}" \
     && install -D "target/release/${SERVICE}" /out/service
 
+# distroless/cc: glibc, libgcc and CA certificates, no shell, a nonroot user.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/service /usr/local/bin/service
-USER nonroot:nonroot
+# distroless's nonroot user, by number so that the host can resolve it.
+USER 65532:65532
 ENV GRPC_ADDR=0.0.0.0:5000 LOG_FORMAT=json
 EXPOSE 5000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \

@@ -21,8 +21,21 @@ fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
 }
 
-/// Calls per second from `concurrency` callers for `duration`.
-async fn measure<T>(client: RpcClient<T>, concurrency: u64, duration: Duration) -> f64
+/// CPU time this process has used (user + system), all threads.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the struct we pass and nothing else.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let micros = |time: libc::timeval| time.tv_sec as u64 * 1_000_000 + time.tv_usec as u64;
+    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+}
+
+/// Calls per second from `concurrency` callers for `duration`, and the
+/// client's CPU time per call.
+async fn measure<T>(client: RpcClient<T>, concurrency: u64, duration: Duration) -> (f64, Duration)
 where
     T: tonic::client::GrpcService<tonic::body::Body> + Clone + Send + 'static,
     T::Future: Send,
@@ -33,6 +46,7 @@ where
     let stop = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let cpu_before = cpu_time();
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
             let mut client = client.clone();
@@ -50,7 +64,9 @@ where
     for task in tasks {
         task.await.unwrap();
     }
-    calls.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    let calls = calls.load(Ordering::Relaxed);
+    let cpu_per_call = (cpu_time() - cpu_before) / calls.max(1) as u32;
+    (calls as f64 / started.elapsed().as_secs_f64(), cpu_per_call)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -82,30 +98,34 @@ async fn main() {
         .connect()
         .await
         .unwrap();
+    if let Ok(only) = std::env::var("BENCH_ONLY") {
+        // One kind alone, for a profiler.
+        let (rate, _) = match only.as_str() {
+            "plain" => measure(RpcClient::new(plain.clone()), concurrency, duration).await,
+            _ => measure(RpcClient::new(discovered.clone()), concurrency, duration).await,
+        };
+        println!("{only}: {rate:.0} calls/s, {} calls", (rate * duration.as_secs_f64()).round());
+        return;
+    }
     // Warm both up.
     measure(RpcClient::new(plain.clone()), concurrency, Duration::from_millis(500)).await;
     measure(RpcClient::new(discovered.clone()), concurrency, Duration::from_millis(500)).await;
 
-    if let Ok(only) = std::env::var("BENCH_ONLY") {
-        // One kind alone, for a profiler.
-        let rate = match only.as_str() {
-            "plain" => measure(RpcClient::new(plain.clone()), concurrency, duration).await,
-            _ => measure(RpcClient::new(discovered.clone()), concurrency, duration).await,
-        };
-        println!("{only}: {rate:.0} calls/s");
-        return;
-    }
     let (mut plain_rates, mut discovery_rates) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
         // Alternate which goes first, so neither always gets a warmer machine.
-        let (plain_rate, discovery_rate) = if round % 2 == 1 {
-            let plain_rate = measure(RpcClient::new(plain.clone()), concurrency, duration).await;
-            (plain_rate, measure(RpcClient::new(discovered.clone()), concurrency, duration).await)
+        let ((plain_rate, plain_cpu), (discovery_rate, discovery_cpu)) = if round % 2 == 1 {
+            let plain = measure(RpcClient::new(plain.clone()), concurrency, duration).await;
+            (plain, measure(RpcClient::new(discovered.clone()), concurrency, duration).await)
         } else {
-            let discovery_rate = measure(RpcClient::new(discovered.clone()), concurrency, duration).await;
-            (measure(RpcClient::new(plain.clone()), concurrency, duration).await, discovery_rate)
+            let discovery = measure(RpcClient::new(discovered.clone()), concurrency, duration).await;
+            (measure(RpcClient::new(plain.clone()), concurrency, duration).await, discovery)
         };
-        println!("round {round}: plain {plain_rate:.0} calls/s, discovery {discovery_rate:.0} calls/s");
+        println!(
+            "round {round}: plain {plain_rate:.0} calls/s ({:.1} us client CPU/call), discovery {discovery_rate:.0} calls/s ({:.1} us)",
+            plain_cpu.as_secs_f64() * 1e6,
+            discovery_cpu.as_secs_f64() * 1e6
+        );
         plain_rates.push(plain_rate);
         discovery_rates.push(discovery_rate);
     }

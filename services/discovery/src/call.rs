@@ -115,7 +115,7 @@ impl Call {
                         continue;
                     }
                     let mut response = response;
-                    served_by(response.headers_mut(), endpoint.addr);
+                    served_by(response.headers_mut(), &endpoint);
                     // Least-requests needs to know when a stream really ends;
                     // round robin only counts calls waiting for their answer,
                     // which spares wrapping every response body.
@@ -142,7 +142,7 @@ impl Call {
                         self.balancer.target, endpoint.addr
                     ))
                     .into_http();
-                    served_by(response.headers_mut(), endpoint.addr);
+                    served_by(response.headers_mut(), &endpoint);
                     return response;
                 }
             }
@@ -183,10 +183,8 @@ fn copy_head(parts: &http::request::Parts) -> http::request::Parts {
 /// Names the endpoint that answered in the response headers, so a caller
 /// can see (in `Response::metadata` or `Status::metadata`) which replica
 /// served each call.
-fn served_by(headers: &mut http::HeaderMap, addr: SocketAddr) {
-    if let Ok(value) = http::HeaderValue::from_str(&addr.to_string()) {
-        headers.insert(crate::SERVED_BY_HEADER, value);
-    }
+fn served_by(headers: &mut http::HeaderMap, endpoint: &Endpoint) {
+    headers.insert(http::HeaderName::from_static(crate::SERVED_BY_HEADER), endpoint.served_by.clone());
 }
 
 /// A fresh request with the same head, for one attempt.

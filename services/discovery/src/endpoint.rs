@@ -67,6 +67,8 @@ pub struct Endpoint {
     pub(crate) picks: AtomicU64,
     pub(crate) failures: AtomicU64,
     pub(crate) in_flight: AtomicUsize,
+    /// The address as a header value, made once: every answer carries it.
+    pub(crate) served_by: tonic::codegen::http::HeaderValue,
     /// Counts connections, so that a failure seen on an old connection
     /// cannot end a new one.
     generation: AtomicU64,
@@ -89,6 +91,8 @@ impl Endpoint {
             picks: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            served_by: tonic::codegen::http::HeaderValue::from_str(&addr.to_string())
+                .expect("a socket address is a valid header value"),
             generation: AtomicU64::new(0),
             connection_lost: Notify::new(),
         })

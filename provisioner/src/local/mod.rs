@@ -202,12 +202,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
 
-    // Dependencies first, so that dependants find them in DNS.
+    // Dependencies start first, so that dependants find them in DNS; status
+    // lists services in the stack file's order.
     let mut supervisors = Vec::new();
     for plan in order_by_dependencies(plans) {
         let name = plan.service.name.clone();
         supervisors.push((name, Supervisor::spawn(plan, registry.clone())));
     }
+    supervisors.sort_by_key(|(name, _)| stack.services.iter().position(|service| &service.name == name));
     let control_task = tokio::spawn(control::serve(control, supervisors.clone()));
     println!(
         "provision | stack {:?} running: DNS on {} (try: dig @{} -p {} {}), control on {}; Ctrl-C stops it",

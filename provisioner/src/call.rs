@@ -1,5 +1,5 @@
 //! `provision call`: one unary call through discovery, with the request
-//! written as JSON, printing the answer and which replica served it, so a
+//! written as JSON (turned into protobuf with the server's reflection), printing the answer and which replica served it, so a
 //! newcomer sees the balancing at work.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -7,14 +7,14 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor};
+use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tonic::{
     Status,
     codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
     codegen::http::uri::PathAndQuery,
 };
 
-use crate::{local::DEFAULT_DNS_ADDR, spec};
+use crate::{local::DEFAULT_DNS_ADDR, reflect, spec};
 
 /// Flags of `provision call`.
 #[derive(Debug, Args)]
@@ -22,7 +22,8 @@ pub struct CallArgs {
     /// A service of the stack file (`game-server`), or any discovery target
     /// (`dns:///game-server.local:5000`, `127.0.0.1:5000`).
     pub target: String,
-    /// The method: `rpc.Rpc/GetChampion`.
+    /// The method: `rpc.Rpc/GetChampion`; its messages come from the server's
+    /// reflection.
     pub method: String,
     /// The request as JSON (proto3 JSON names, e.g. `{"championId": 1}` or
     /// `{"champion_id": 1}`).
@@ -56,12 +57,14 @@ pub(crate) fn resolve_target(target: &str, stack: &std::path::Path, dns_addr: So
 /// Runs `provision call`.
 pub async fn main(args: CallArgs) -> anyhow::Result<()> {
     let target = resolve_target(&args.target, &args.stack, args.dns_addr)?;
-    let method = find_method(&args.method)?;
-    let request = DynamicMessage::deserialize(method.input(), &mut serde_json::Deserializer::from_str(&args.json))
-        .with_context(|| format!("the request is not a valid {} in JSON", method.input().full_name()))?;
-
     let timeout = Duration::from_millis(args.timeout_ms);
     let channel = discovery::Builder::new(&target)?.deadline(timeout).connect().await?;
+    // The server describes its own messages: any service can be called.
+    let method = tokio::time::timeout(timeout, reflect::method(channel.clone(), &args.method))
+        .await
+        .map_err(|_| anyhow!("{target}: no endpoint answered reflection within {timeout:?}"))??;
+    let request = DynamicMessage::deserialize(method.input(), &mut serde_json::Deserializer::from_str(&args.json))
+        .with_context(|| format!("the request is not a valid {} in JSON", method.input().full_name()))?;
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     grpc.ready().await.map_err(|error| anyhow!("{target}: {error}"))?;
     let path: PathAndQuery = format!("/{}/{}", method.parent_service().full_name(), method.name()).parse()?;
@@ -87,29 +90,6 @@ pub async fn main(args: CallArgs) -> anyhow::Result<()> {
             bail!("{:?}: {} (sent to {}; {target})", status.code(), status.message(), served_by.join(" then "))
         }
     }
-}
-
-/// The method `name` (`pkg.Service/Method`) among the stack's contracts.
-fn find_method(name: &str) -> anyhow::Result<MethodDescriptor> {
-    let pool =
-        DescriptorPool::decode(contracts::FILE_DESCRIPTOR_SET).context("the built-in contracts do not decode")?;
-    let name = name.trim_start_matches('/');
-    let (service_name, method_name) = name
-        .split_once('/')
-        .or_else(|| name.rsplit_once('.'))
-        .ok_or_else(|| anyhow!("method {name:?}: write it as package.Service/Method, e.g. rpc.Rpc/GetChampion"))?;
-    let service = pool.get_service_by_name(service_name).ok_or_else(|| {
-        let services: Vec<String> = pool.services().map(|service| service.full_name().to_owned()).collect();
-        anyhow!("no service {service_name:?} (known: {})", services.join(", "))
-    })?;
-    let method = service.methods().find(|method| method.name() == method_name).ok_or_else(|| {
-        let methods: Vec<String> = service.methods().map(|method| method.name().to_owned()).collect();
-        anyhow!("{service_name} has no method {method_name:?} (it has: {})", methods.join(", "))
-    })?;
-    if method.is_client_streaming() || method.is_server_streaming() {
-        bail!("{name} streams; provision call makes unary calls only");
-    }
-    Ok(method)
 }
 
 /// Encodes any message and decodes the method's output type.
@@ -152,19 +132,5 @@ impl Decoder for DynamicDecoder {
         DynamicMessage::decode(self.0.clone(), src)
             .map(Some)
             .map_err(|error| Status::internal(format!("cannot decode the response: {error}")))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn methods_are_found_by_their_full_names() {
-        assert_eq!(find_method("rpc.Rpc/GetChampion").unwrap().name(), "GetChampion");
-        assert_eq!(find_method("/ranking.v1.Ranking/GetTop").unwrap().name(), "GetTop");
-        assert_eq!(find_method("rpc.Rpc.ListChampions").unwrap().name(), "ListChampions");
-        assert!(find_method("rpc.Rpc/Nope").unwrap_err().to_string().contains("it has: GetChampion"));
-        assert!(find_method("nope.Svc/X").unwrap_err().to_string().contains("known:"));
     }
 }

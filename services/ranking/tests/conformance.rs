@@ -32,13 +32,18 @@ async fn redis() -> Subject {
     Subject { store: Store::open(&server.url(), TIMEOUT).await.unwrap(), _redis: Some(server) }
 }
 
-/// A moment `secs` seconds into 2026-11-27 UTC.
+/// Today (UTC): boards of past days may already have expired.
+fn today() -> Date {
+    Date::today()
+}
+
+/// A moment `secs` seconds into today, UTC.
 fn at(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(Date::parse("2026-11-27").unwrap().epoch_secs() as u64 + secs)
+    UNIX_EPOCH + Duration::from_secs(today().epoch_secs() as u64 + secs)
 }
 
 fn board(period: Period) -> BoardId {
-    BoardId::containing(period, Date::parse("2026-11-27").unwrap())
+    BoardId::containing(period, today())
 }
 
 fn write(period: Period, policy: Policy, now: SystemTime) -> BoardWrite {
@@ -157,7 +162,7 @@ async fn each_period_has_its_own_board_and_expiry(subject: Subject) {
 
 async fn past_periods_are_read_by_date(subject: Subject) {
     let store = &subject.store;
-    let yesterday = BoardId::containing(Period::Daily, Date::parse("2026-11-26").unwrap());
+    let yesterday = BoardId::containing(Period::Daily, Date::from_days(today().days() - 1));
     let old = BoardWrite { board: yesterday, policy: Policy::Best, tick: 0, expires_at: None };
     store.submit(&[old], "alice", 7).await.unwrap();
     store.submit(&[write(Period::Daily, Policy::Best, at(0))], "alice", 9).await.unwrap();
@@ -265,9 +270,10 @@ async fn redis_keys_follow_the_documented_layout() {
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
     let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut connection).await.unwrap();
     keys.sort();
-    assert_eq!(keys, ["{ranking}:daily:20261127", "{ranking}:profiles"]);
+    let daily = format!("{{ranking}}:daily:{}", today().compact());
+    assert_eq!(keys, [daily.clone(), "{ranking}:profiles".to_owned()]);
     let members: Vec<String> =
-        redis::cmd("ZRANGE").arg("{ranking}:daily:20261127").arg(0).arg(-1).query_async(&mut connection).await.unwrap();
+        redis::cmd("ZRANGE").arg(&daily).arg(0).arg(-1).query_async(&mut connection).await.unwrap();
     assert_eq!(members, ["alice"], "the member is the user id alone");
 }
 

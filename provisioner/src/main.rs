@@ -1,5 +1,6 @@
-//! `provision`: runs the stack locally, and (as it grows) on ECS Fargate
-//! with Cloud Map.
+//! `provision`: runs the stack on this machine the way ECS with Cloud Map
+//! runs it, and calls and load-tests it through discovery. The AWS
+//! subcommands (plan, apply, status, destroy, deploy) are still to come.
 
 mod bench;
 mod call;
@@ -11,7 +12,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Runs the gRPC stack locally, or on ECS Fargate with Cloud Map.
+/// Runs the gRPC stack locally as ECS with Cloud Map would, and calls and
+/// load-tests it through discovery.
 #[derive(Debug, Parser)]
 #[command(name = "provision", version, about)]
 struct Cli {

@@ -55,7 +55,8 @@ pub struct EndpointStatus {
     pub picks: u64,
     /// Calls to it that failed in transport.
     pub failures: u64,
-    /// Calls to it not finished yet.
+    /// Calls to it not finished yet: until the answer's end with
+    /// least-requests balancing, until the answer's headers with round robin.
     pub in_flight: usize,
 }
 

@@ -11,6 +11,12 @@ fn main() -> ExitCode {
         |flags: RankingFlags| async move {
             let store = flags.open_store().await?;
             tracing::info!(store = %store.describe(), policy = ?flags.policy, "ranking store ready");
+            if matches!(store, ranking::Store::Memory(_)) {
+                tracing::warn!(
+                    "memory store: boards live in this process only, so replicas do not share them and a restart loses them; \
+                     give --store redis://... for one leaderboard"
+                );
+            }
             Ok(ranking::services(RankingService::new(store, flags.policy, flags.grace())))
         },
     )

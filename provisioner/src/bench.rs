@@ -194,9 +194,11 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
         }
         channels.push(builder.connect().await?);
     }
-    let method = tokio::time::timeout(timeout, reflect::method(channels[0].clone(), &args.method))
-        .await
-        .map_err(|_| anyhow!("{target}: no endpoint answered reflection within {timeout:?}"))??;
+    // A little past the channel's own deadline, whose error says more.
+    let method =
+        tokio::time::timeout(timeout + Duration::from_millis(500), reflect::method(channels[0].clone(), &args.method))
+            .await
+            .map_err(|_| anyhow!("{target}: no endpoint answered reflection within {timeout:?}"))??;
     let request = DynamicMessage::deserialize(method.input(), &mut serde_json::Deserializer::from_str(&args.data))
         .with_context(|| format!("--data is not a valid {} in JSON", method.input().full_name()))?;
     let plan = Plan {

@@ -60,9 +60,11 @@ pub async fn main(args: CallArgs) -> anyhow::Result<()> {
     let timeout = Duration::from_millis(args.timeout_ms);
     let channel = discovery::Builder::new(&target)?.deadline(timeout).connect().await?;
     // The server describes its own messages: any service can be called.
-    let method = tokio::time::timeout(timeout, reflect::method(channel.clone(), &args.method))
-        .await
-        .map_err(|_| anyhow!("{target}: no endpoint answered reflection within {timeout:?}"))??;
+    // A little past the channel's own deadline, whose error says more.
+    let method =
+        tokio::time::timeout(timeout + Duration::from_millis(500), reflect::method(channel.clone(), &args.method))
+            .await
+            .map_err(|_| anyhow!("{target}: no endpoint answered reflection within {timeout:?}"))??;
     let request = DynamicMessage::deserialize(method.input(), &mut serde_json::Deserializer::from_str(&args.json))
         .with_context(|| format!("the request is not a valid {} in JSON", method.input().full_name()))?;
     let mut grpc = tonic::client::Grpc::new(channel.clone());

@@ -107,6 +107,6 @@ async fn bad_methods_and_empty_targets_fail_clearly_within_the_deadline() {
     let started = Instant::now();
     let (code, _, stderr) = bench(&stack, &[&dead, "rpc.Rpc/GetChampion", "--timeout-ms", "1000"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains(&format!("no ready endpoint for {dead}")), "{stderr}");
+    assert!(stderr.contains(&dead) && stderr.contains("no ready endpoint"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 }

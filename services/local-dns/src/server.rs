@@ -36,10 +36,8 @@ impl DnsServer {
     /// Serves `registry` on `addr` over UDP and TCP. Port 0 picks a free port
     /// (the same for both).
     pub async fn start(addr: SocketAddr, registry: Registry) -> Result<Self, ServeError> {
-        let bind_error = |source| ServeError::Bind { addr, source };
-        let udp = UdpSocket::bind(addr).await.map_err(bind_error)?;
-        let addr = udp.local_addr().map_err(bind_error)?;
-        let tcp = TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
+        let (udp, tcp) = bind_both(addr).await?;
+        let addr = udp.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
         let udp = Arc::new(udp);
         let tasks = vec![tokio::spawn(serve_udp(udp, registry.clone())), tokio::spawn(serve_tcp(tcp, registry))];
         tracing::info!(%addr, "serving DNS");
@@ -58,6 +56,22 @@ impl Drop for DnsServer {
             task.abort();
         }
     }
+}
+
+/// Binds UDP and TCP on the same address. With port 0 the port UDP got may
+/// be taken for TCP by someone else: then it tries other ports.
+async fn bind_both(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), ServeError> {
+    let attempts = if addr.port() == 0 { 20 } else { 1 };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let udp = UdpSocket::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
+        let bound = udp.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
+        match TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(source) => last_error = Some(ServeError::Bind { addr: bound, source }),
+        }
+    }
+    Err(last_error.expect("at least one attempt"))
 }
 
 /// The largest UDP answer without EDNS (RFC 1035).

@@ -82,6 +82,7 @@ pub struct Process {
     name: String,
     child: Child,
     output: Arc<Mutex<String>>,
+    collectors: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Process {
@@ -107,9 +108,8 @@ impl Process {
         let output = Arc::new(Mutex::new(String::new()));
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
-        collect(&name, stdout, Arc::clone(&output));
-        collect(&name, stderr, Arc::clone(&output));
-        Self { name, child, output }
+        let collectors = vec![collect(&name, stdout, Arc::clone(&output)), collect(&name, stderr, Arc::clone(&output))];
+        Self { name, child, output, collectors }
     }
 
     /// The process id, for signals.
@@ -145,6 +145,14 @@ impl Process {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait on our child") {
+                // Its last lines may still be in the pipes: read them all
+                // before anyone looks at the output.
+                let drained = Instant::now();
+                while !self.collectors.iter().all(|collector| collector.is_finished())
+                    && drained.elapsed() < Duration::from_secs(5)
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
                 return Some(status);
             }
             if started.elapsed() >= limit {
@@ -170,7 +178,7 @@ impl Drop for Process {
     }
 }
 
-fn collect(name: &str, stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+fn collect(name: &str, stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> std::thread::JoinHandle<()> {
     let name = name.to_owned();
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
@@ -180,7 +188,7 @@ fn collect(name: &str, stream: impl Read + Send + 'static, into: Arc<Mutex<Strin
             output.push_str(&line);
             output.push('\n');
         }
-    });
+    })
 }
 
 /// Asks `addr` once for the health of `service` ("" for the whole server).

@@ -110,3 +110,38 @@ async fn bad_methods_and_empty_targets_fail_clearly_within_the_deadline() {
     assert!(stderr.contains(&dead) && stderr.contains("no ready endpoint"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn open_loop_keeps_its_rate_and_direct_runs_compare() {
+    let stack = LocalStack::start("").await;
+    let replica = common::addresses(&stack.status(), "game-server").remove(0);
+    let (code, stdout, stderr) = bench(
+        &stack,
+        &[
+            "game-server",
+            "rpc.Rpc/GetChampion",
+            "--data",
+            r#"{"champion_id": 1}"#,
+            "--rate",
+            "200",
+            "--duration",
+            "2",
+            "--connections",
+            "2",
+            "--against-direct",
+            &replica,
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    // 200 calls/s for 2 s: the schedule, not the answers, sets the count.
+    let calls = report["calls"].as_u64().unwrap();
+    assert!((380..=400).contains(&calls), "{calls} calls at 200/s for 2 s");
+    assert_eq!(report["status"]["OK"], calls);
+    let direct = &report["direct"];
+    assert_eq!(direct["address"], replica.as_str());
+    assert!(direct["calls_per_second"].as_f64().unwrap() > 0.0, "{direct}");
+    assert!(direct["discovery_over_direct"].as_f64().unwrap() > 0.0, "{direct}");
+}

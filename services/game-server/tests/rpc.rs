@@ -120,3 +120,42 @@ async fn a_taken_port_is_a_clear_error() {
     let output = second.output();
     assert!(output.contains(&format!("cannot listen on {addr}")), "{output}");
 }
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_with_a_debug_line_per_request() {
+    let mut server =
+        GameServer::start(&["--log-format", "json", "--log-level", "info,grpc=debug", "--drain-secs", "0"]).await;
+    let mut client = server.client().await;
+    client.get_champion(GetChampionRequest { champion_id: 1 }).await.unwrap();
+    let _ = client.get_champion(GetChampionRequest { champion_id: 0 }).await;
+    server.process.terminate();
+    server.process.wait_exit(std::time::Duration::from_secs(15)).await.expect("exits");
+
+    let output = server.process.output();
+    let lines: Vec<&str> = output.lines().collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        assert!(line.starts_with('{') && line.ends_with('}'), "not a JSON object: {line}");
+    }
+    let requests: Vec<&&str> = lines
+        .iter()
+        .filter(|line| line.contains(r#""message":"request""#) && line.contains("/rpc.Rpc/GetChampion"))
+        .collect();
+    assert_eq!(requests.len(), 2, "one line per request: {output}");
+    assert!(requests.iter().all(|line| line.contains(r#""level":"DEBUG""#)));
+    assert!(requests.iter().any(|line| line.contains(r#""grpc_status":"InvalidArgument""#)), "{output}");
+}
+
+#[tokio::test]
+async fn info_logs_carry_no_line_per_request() {
+    let mut server = GameServer::start(&["--drain-secs", "0"]).await;
+    let mut client = server.client().await;
+    for _ in 0..5 {
+        client.get_champion(GetChampionRequest { champion_id: 1 }).await.unwrap();
+    }
+    server.process.terminate();
+    server.process.wait_exit(std::time::Duration::from_secs(15)).await.expect("exits");
+    let output = server.process.output();
+    assert!(!output.contains("GetChampion"), "a request was logged at info: {output}");
+    assert!(output.contains("serving gRPC"), "{output}");
+}

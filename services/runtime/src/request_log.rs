@@ -45,7 +45,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if !tracing::enabled!(tracing::Level::DEBUG) {
+        if !tracing::enabled!(target: "grpc", tracing::Level::DEBUG) {
             return Box::pin(self.inner.call(request));
         }
         let method = request.uri().path().to_owned();

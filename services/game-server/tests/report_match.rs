@@ -96,3 +96,13 @@ async fn without_a_ranking_address_report_match_says_how_to_configure_it() {
     assert_eq!(status.code(), Code::Unavailable);
     assert!(status.message().contains("--ranking-addr"), "{}", status.message());
 }
+
+#[tokio::test]
+async fn a_malformed_ranking_address_stops_start_up_with_a_clear_error() {
+    let addr = free_addr().to_string();
+    let mut game = Process::start(GAME_SERVER, &["--grpc-addr", &addr, "--ranking-addr", "dns:///"], &[]);
+    let status = game.wait_exit(Duration::from_secs(10)).await.expect("exits at once");
+    assert_eq!(status.code(), Some(1));
+    let output = game.output();
+    assert!(output.contains("game-server: error: target \"dns:///\": no host name"), "{output}");
+}

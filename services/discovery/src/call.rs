@@ -189,12 +189,7 @@ fn served_by(headers: &mut http::HeaderMap, endpoint: &Endpoint) {
 
 /// A fresh request with the same head, for one attempt.
 fn rebuild(parts: &http::request::Parts, body: Body) -> http::Request<Body> {
-    let mut request = http::Request::new(body);
-    *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = parts.uri.clone();
-    *request.version_mut() = parts.version;
-    *request.headers_mut() = parts.headers.clone();
-    request
+    http::Request::from_parts(copy_head(parts), body)
 }
 
 /// The status of a response that carries it in its headers (an error

@@ -1,7 +1,9 @@
 //! The opt-in retry policy: idempotent methods are retried on another
 //! endpoint when one answers UNAVAILABLE; others are not.
 
-use std::{net::SocketAddr, time::Duration};
+mod common;
+
+use std::net::SocketAddr;
 
 use contracts::rpc::{
     Empty, GetBattleFieldResponse, GetChampionRequest, GetChampionResponse, ListChampionsResponse, ReportMatchRequest,
@@ -66,7 +68,7 @@ async fn idempotent_methods_are_retried_on_another_endpoint() {
         .await
         .unwrap();
     let mut client = RpcClient::new(channel.clone());
-    wait_for_both(&channel).await;
+    common::wait_ready(&channel, 2).await;
 
     for _ in 0..20 {
         client.get_champion(GetChampionRequest { champion_id: 1 }).await.expect("retried onto the good endpoint");
@@ -84,14 +86,4 @@ async fn idempotent_methods_are_retried_on_another_endpoint() {
         }
     }
     assert!(failures > 0, "calls outside the policy are not retried");
-}
-
-async fn wait_for_both(channel: &discovery::DiscoveryChannel) {
-    for _ in 0..500 {
-        if channel.endpoints().iter().filter(|status| status.state == discovery::EndpointState::Ready).count() == 2 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("endpoints not ready: {:?}", channel.endpoints());
 }

@@ -134,12 +134,10 @@ fn build(stack: &Stack, root: &Path) -> anyhow::Result<PathBuf> {
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .output()
         .context("cannot run cargo metadata")?;
-    let text = String::from_utf8_lossy(&metadata.stdout);
-    // "target_directory":"/path" without a JSON parser for one field.
-    let target = text
-        .split("\"target_directory\":\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&metadata.stdout).context("cargo metadata did not answer with JSON")?;
+    let target = metadata["target_directory"]
+        .as_str()
         .context("cargo metadata did not say where the target directory is")?;
     Ok(PathBuf::from(target).join("release"))
 }

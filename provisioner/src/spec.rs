@@ -315,7 +315,7 @@ pub fn parse(text: &str, file: &str) -> Result<Stack, SpecError> {
         };
         let binary = raw.binary.as_ref().map_or_else(|| name.clone(), |binary| binary.get_ref().clone());
         let seconds =
-            |value: &Option<Spanned<f64>>, field: &str, default: f64, min: f64| -> Result<Duration, SpecError> {
+            |value: Option<&Spanned<f64>>, field: &str, default: f64, min: f64| -> Result<Duration, SpecError> {
                 match value {
                     None => Ok(Duration::from_secs_f64(default)),
                     Some(value) if *value.get_ref() >= min && value.get_ref().is_finite() => {
@@ -328,13 +328,12 @@ pub fn parse(text: &str, file: &str) -> Result<Stack, SpecError> {
                 }
             };
         let health = raw.health_check.as_ref();
-        let none = None;
         let health_check = HealthCheck {
             command: health
                 .and_then(|health| health.command.clone())
                 .unwrap_or_else(|| vec![binary.clone(), "health".to_owned()]),
-            interval: seconds(health.map_or(&none, |h| &h.interval_secs), "interval_secs", 5.0, 0.1)?,
-            timeout: seconds(health.map_or(&none, |h| &h.timeout_secs), "timeout_secs", 2.0, 0.1)?,
+            interval: seconds(health.and_then(|h| h.interval_secs.as_ref()), "interval_secs", 5.0, 0.1)?,
+            timeout: seconds(health.and_then(|h| h.timeout_secs.as_ref()), "timeout_secs", 2.0, 0.1)?,
             retries: match health.and_then(|h| h.retries.as_ref()) {
                 None => 3,
                 Some(retries) => match u32::try_from(*retries.get_ref()) {
@@ -347,7 +346,7 @@ pub fn parse(text: &str, file: &str) -> Result<Stack, SpecError> {
                     }
                 },
             },
-            start_period: seconds(health.map_or(&none, |h| &h.start_period_secs), "start_period_secs", 10.0, 0.0)?,
+            start_period: seconds(health.and_then(|h| h.start_period_secs.as_ref()), "start_period_secs", 10.0, 0.0)?,
         };
         if health_check.command.is_empty() {
             return Err(error(Some(spanned.span()), format!("service {name:?}: health_check.command is empty")));

@@ -136,9 +136,8 @@ fn build(stack: &Stack, root: &Path) -> anyhow::Result<PathBuf> {
         .context("cannot run cargo metadata")?;
     let metadata: serde_json::Value =
         serde_json::from_slice(&metadata.stdout).context("cargo metadata did not answer with JSON")?;
-    let target = metadata["target_directory"]
-        .as_str()
-        .context("cargo metadata did not say where the target directory is")?;
+    let target =
+        metadata["target_directory"].as_str().context("cargo metadata did not say where the target directory is")?;
     Ok(PathBuf::from(target).join("release"))
 }
 

@@ -50,6 +50,14 @@ fn write(period: Period, policy: Policy, now: SystemTime) -> BoardWrite {
     BoardWrite::new(board(period), policy, now, GRACE)
 }
 
+/// A SUM write to every period's board of the day of `now`.
+fn every_board_sum(now: SystemTime) -> Vec<BoardWrite> {
+    Period::ALL
+        .iter()
+        .map(|&period| BoardWrite::new(BoardId::containing(period, Date::at(now)), Policy::Sum, now, GRACE))
+        .collect()
+}
+
 fn names(entries: &[Ranked]) -> Vec<(&str, i64, u64)> {
     entries.iter().map(|entry| (entry.user_id.as_str(), entry.score, entry.rank)).collect()
 }
@@ -130,11 +138,7 @@ async fn ties_rank_who_reached_the_score_first_in_every_read(subject: Subject) {
 async fn each_period_has_its_own_board_and_expiry(subject: Subject) {
     let store = &subject.store;
     let now = SystemTime::now();
-    let today = Date::at(now);
-    let writes: Vec<_> = Period::ALL
-        .iter()
-        .map(|&period| BoardWrite::new(BoardId::containing(period, today), Policy::Sum, now, GRACE))
-        .collect();
+    let writes = every_board_sum(now);
     let standings = store.submit(&writes, "alice", 5).await.unwrap();
     assert_eq!(standings, vec![(5, 1); 4]);
     store.submit(&writes[..1], "alice", 5).await.unwrap();
@@ -287,11 +291,7 @@ async fn redis_cluster_urls_work_with_the_same_semantics() {
     ties_rank_who_reached_the_score_first_in_every_read(subject).await;
     let store = Store::open(&format!("redis+cluster://{}", server.addr()), TIMEOUT).await.unwrap();
     let now = SystemTime::now();
-    let today = Date::at(now);
-    let writes: Vec<_> = Period::ALL
-        .iter()
-        .map(|&period| BoardWrite::new(BoardId::containing(period, today), Policy::Sum, now, GRACE))
-        .collect();
+    let writes = every_board_sum(now);
     assert_eq!(store.submit(&writes, "zoe", 1000).await.unwrap(), vec![(1000, 1); 4]);
     store.set_profile("zoe", &Profile { name: "Zoe".into(), grade: 1 }).await.unwrap();
     let (top, _) = store.top(&writes[3].board, 10).await.unwrap();

@@ -1,7 +1,9 @@
 //! `provision`: runs the stack on this machine the way ECS with Cloud Map
-//! runs it, and calls and load-tests it through discovery. The AWS
-//! subcommands (plan, apply, status, destroy, deploy) are still to come.
+//! runs it, calls and load-tests it through discovery, and puts it on ECS
+//! Fargate with Cloud Map (`plan`, `apply`, `status`, `destroy`; built with
+//! the `aws` feature).
 
+mod aws;
 mod bench;
 mod call;
 mod local;
@@ -30,6 +32,17 @@ enum Command {
     /// Load a service through discovery: calls/s, latency, status codes and
     /// the share of each endpoint, optionally with a fault injected.
     Bench(bench::BenchArgs),
+    /// Show what `apply` would change on AWS, resource by resource; makes no
+    /// change.
+    Plan(aws::PlanArgs),
+    /// Create or update the stack on ECS Fargate with Cloud Map, then wait
+    /// for the deployments.
+    Apply(aws::ApplyArgs),
+    /// Show the services' deployments and tasks beside their Cloud Map
+    /// instances; exits 1 when the two disagree.
+    Status(aws::StatusArgs),
+    /// Delete the stack's AWS resources (only those tagged as this app's).
+    Destroy(aws::DestroyArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,13 +56,17 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Local(args) => local::main(args).await,
-            Command::Call(args) => call::main(args).await,
-            Command::Bench(args) => bench::main(args).await,
+            Command::Local(args) => local::main(args).await.map(|()| 0),
+            Command::Call(args) => call::main(args).await.map(|()| 0),
+            Command::Bench(args) => bench::main(args).await.map(|()| 0),
+            Command::Plan(args) => aws::plan(args).await,
+            Command::Apply(args) => aws::apply(args).await,
+            Command::Status(args) => aws::status(args).await,
+            Command::Destroy(args) => aws::destroy(args).await,
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(error) => {
             eprintln!("provision: error: {error:#}");
             ExitCode::FAILURE

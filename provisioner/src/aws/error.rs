@@ -1,0 +1,86 @@
+//! Turns SDK errors into one line that names the call, the resource and
+//! what to do, instead of the SDK's debug dump.
+
+use std::error::Error as StdError;
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::{display::DisplayErrorContext, metadata::ProvideErrorMetadata};
+
+/// A failed AWS call, explained.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct AwsError {
+    /// The error code AWS returned (`AccessDenied`, `ThrottlingException`...).
+    pub code: Option<String>,
+    /// The explanation shown to the user.
+    pub message: String,
+}
+
+impl AwsError {
+    /// Whether AWS said the resource does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.code.as_deref().is_some_and(|code| {
+            code.contains("NotFound")
+                || code.contains("NoSuch")
+                || code.ends_with(".NotFound")
+                || code == "ResourceNotFoundException"
+        })
+    }
+}
+
+/// `action` is the API call (`ecs:CreateService`), `resource` what it was
+/// about (`ECS service game-server`).
+pub fn explain<E, R>(error: SdkError<E, R>, action: &str, resource: &str) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    anyhow::Error::new(classify(error, action, resource))
+}
+
+/// Like [`explain`], keeping the code so callers can branch on it.
+pub fn classify<E, R>(error: SdkError<E, R>, action: &str, resource: &str) -> AwsError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let code = error.code().map(str::to_owned);
+    let detail = error.message().map(str::to_owned).unwrap_or_else(|| DisplayErrorContext(&error).to_string());
+    let message = match &error {
+        SdkError::ConstructionFailure(_) if detail.contains("credentials") || detail.contains("Credentials") => {
+            format!(
+                "{action} on {resource}: no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY, or run where a role is available ({detail})"
+            )
+        }
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => format!(
+            "{action} on {resource}: cannot reach the AWS endpoint (network, region or --endpoint-url?): {}",
+            DisplayErrorContext(&error)
+        ),
+        _ => match code.as_deref() {
+            Some(
+                "UnrecognizedClientException"
+                | "InvalidClientTokenId"
+                | "AuthFailure"
+                | "InvalidSignatureException"
+                | "SignatureDoesNotMatch"
+                | "ExpiredToken"
+                | "ExpiredTokenException",
+            ) => format!(
+                "{action} on {resource}: AWS rejected the credentials ({}): refresh them or check the profile \
+                 and region: {detail}",
+                code.as_deref().unwrap_or_default()
+            ),
+            Some(code) if code.contains("AccessDenied") || code == "UnauthorizedOperation" => format!(
+                "{action} on {resource}: access denied: the caller needs permission for {action} \
+                 (see the README's AWS permissions): {detail}"
+            ),
+            Some(code) if code.contains("Throttl") || code == "RequestLimitExceeded" || code == "TooManyRequests" => {
+                format!("{action} on {resource}: still throttled after retries with backoff; try again later: {detail}")
+            }
+            Some(code) => format!("{action} on {resource}: {code}: {detail}"),
+            None => format!("{action} on {resource}: {detail}"),
+        },
+    };
+    AwsError { code, message }
+}

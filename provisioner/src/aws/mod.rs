@@ -1,0 +1,292 @@
+//! The stack on ECS Fargate with Cloud Map: `plan`, `apply`, `status` and
+//! `destroy`. The flags are always there; the SDK behind them only with the
+//! `aws` cargo feature, so the local run never builds it.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+#[cfg(feature = "aws")]
+mod apply;
+#[cfg(feature = "aws")]
+mod desired;
+#[cfg(feature = "aws")]
+mod destroy;
+#[cfg(feature = "aws")]
+mod error;
+#[cfg(feature = "aws")]
+mod live;
+#[cfg(feature = "aws")]
+mod model;
+#[cfg(feature = "aws")]
+mod names;
+#[cfg(feature = "aws")]
+mod plan;
+#[cfg(feature = "aws")]
+mod sdk;
+#[cfg(feature = "aws")]
+mod status;
+#[cfg(feature = "aws")]
+mod wait;
+#[cfg(feature = "aws")]
+mod watch;
+
+/// Where the stack file is and which AWS endpoint and region to use.
+#[derive(Debug, Args)]
+pub struct AwsArgs {
+    /// The stack file.
+    #[arg(long, env = "PROVISION_STACK", default_value = "stack.toml")]
+    pub stack: PathBuf,
+    /// Send every AWS call here instead of AWS's own endpoints (an
+    /// emulator such as moto, or a proxy).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// The region; else the stack's `[aws] region`, else the usual AWS
+    /// configuration chain (AWS_REGION, the profile).
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+/// How plan prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people.
+    Text,
+    /// One JSON document, for machines.
+    Json,
+}
+
+/// `provision plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Exit 2 when apply would change something (0: nothing to do).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+/// `provision apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Apply without asking (needed when not on a terminal, e.g. in CI).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Return once the changes are made, without waiting for deployments.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for deployments before failing, in seconds.
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    pub wait_timeout: u64,
+}
+
+/// `provision status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// `provision destroy`.
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Delete without asking (needed when not on a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Also delete the services' log groups (kept by default).
+    #[arg(long)]
+    pub delete_logs: bool,
+}
+
+#[cfg(not(feature = "aws"))]
+mod disabled {
+    use anyhow::bail;
+
+    pub fn unavailable() -> anyhow::Result<u8> {
+        bail!(
+            "this provision was built without AWS support: build it with `cargo build --release -p provisioner \
+             --features aws` (or `cargo install --path provisioner --features aws`)"
+        )
+    }
+}
+
+/// Prints the plan; the exit code is 2 with `--detailed-exitcode` when
+/// there are changes.
+pub async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
+    #[cfg(feature = "aws")]
+    return commands::plan(args).await;
+    #[cfg(not(feature = "aws"))]
+    {
+        let _ = args;
+        disabled::unavailable()
+    }
+}
+
+/// Applies the plan and waits for the deployments.
+pub async fn apply(args: ApplyArgs) -> anyhow::Result<u8> {
+    #[cfg(feature = "aws")]
+    return commands::apply(args).await;
+    #[cfg(not(feature = "aws"))]
+    {
+        let _ = args;
+        disabled::unavailable()
+    }
+}
+
+/// Shows services, tasks and Cloud Map instances.
+pub async fn status(args: StatusArgs) -> anyhow::Result<u8> {
+    #[cfg(feature = "aws")]
+    return commands::status(args).await;
+    #[cfg(not(feature = "aws"))]
+    {
+        let _ = args;
+        disabled::unavailable()
+    }
+}
+
+/// Deletes the stack.
+pub async fn destroy(args: DestroyArgs) -> anyhow::Result<u8> {
+    #[cfg(feature = "aws")]
+    return commands::destroy(args).await;
+    #[cfg(not(feature = "aws"))]
+    {
+        let _ = args;
+        disabled::unavailable()
+    }
+}
+
+#[cfg(feature = "aws")]
+mod commands {
+    use std::{
+        io::{BufRead, IsTerminal, Write},
+        time::Duration,
+    };
+
+    use anyhow::bail;
+
+    use super::{
+        ApplyArgs, AwsArgs, DestroyArgs, Output, PlanArgs, StatusArgs,
+        apply::Apply,
+        live::{self, Live},
+        names::Names,
+        plan::{self, Plan},
+        sdk::{Clients, Target},
+        wait::WaitOptions,
+    };
+    use crate::spec::{self, Stack};
+
+    /// Loads and checks the stack file (before any call), then connects.
+    async fn connect(args: &AwsArgs) -> anyhow::Result<(Stack, Clients)> {
+        let stack = spec::load(&args.stack)?;
+        let target = Target {
+            endpoint_url: args.endpoint_url.clone().filter(|url| !url.is_empty()),
+            region: args.region.clone().or_else(|| stack.aws.region.clone()),
+        };
+        let clients = Clients::connect(&target).await?;
+        Ok((stack, clients))
+    }
+
+    async fn read_plan(
+        stack: &Stack,
+        clients: &Clients,
+    ) -> anyhow::Result<(Live, plan::Plan, super::desired::Desired)> {
+        let live = live::read(clients, stack).await?;
+        let desired = plan::desired(stack, &live);
+        let plan = plan::plan(&stack.app, &desired, &live)?;
+        Ok((live, plan, desired))
+    }
+
+    pub async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
+        let (stack, clients) = connect(&args.aws).await?;
+        let (_, plan, _) = read_plan(&stack, &clients).await?;
+        match args.output {
+            Output::Text => print!("{}", plan.render()),
+            Output::Json => println!("{}", render_json(&plan)?),
+        }
+        Ok(if args.detailed_exitcode && plan.has_changes() { 2 } else { 0 })
+    }
+
+    fn render_json(plan: &Plan) -> anyhow::Result<String> {
+        let [create, update, replace, unchanged] = plan.counts();
+        let mut value = serde_json::to_value(plan)?;
+        value["summary"] = serde_json::json!({
+            "create": create, "update": update, "replace": replace, "unchanged": unchanged,
+            "changes": plan.has_changes(),
+        });
+        Ok(serde_json::to_string_pretty(&value)?)
+    }
+
+    pub async fn apply(args: ApplyArgs) -> anyhow::Result<u8> {
+        let (stack, clients) = connect(&args.aws).await?;
+        let (live, plan, desired) = read_plan(&stack, &clients).await?;
+        print!("{}", plan.render());
+        if !plan.has_changes() {
+            println!("The stack is up to date.");
+            return Ok(0);
+        }
+        if !args.yes {
+            confirm("Apply these changes?")?;
+        }
+        println!("\nApplying:");
+        let rollouts =
+            Apply { clients: &clients, names: Names::new(&stack.app), desired: &desired, live: &live, plan: &plan }
+                .run()
+                .await?;
+        println!("Applied.");
+        if args.no_wait {
+            return Ok(0);
+        }
+        let options = WaitOptions { timeout: Duration::from_secs(args.wait_timeout), ..WaitOptions::default() };
+        super::watch::wait_for(&clients, &stack.aws.cluster, &rollouts, options).await?;
+        Ok(0)
+    }
+
+    pub async fn status(args: StatusArgs) -> anyhow::Result<u8> {
+        let (stack, clients) = connect(&args.aws).await?;
+        let live = live::read(&clients, &stack).await?;
+        let consistent = super::status::show(&clients, &stack, &live).await?;
+        Ok(if consistent { 0 } else { 1 })
+    }
+
+    pub async fn destroy(args: DestroyArgs) -> anyhow::Result<u8> {
+        let (stack, clients) = connect(&args.aws).await?;
+        let live = live::read(&clients, &stack).await?;
+        let targets = super::destroy::targets(&stack, &live, args.delete_logs);
+        if targets.is_empty() {
+            println!("Nothing of app {} exists in account {}, region {}.", stack.app, live.account, live.region);
+            return Ok(0);
+        }
+        println!("Destroy app {} in account {}, region {}:", stack.app, live.account, live.region);
+        for target in &targets {
+            println!("  - {target}");
+        }
+        if !args.yes {
+            confirm("Delete these?")?;
+        }
+        super::destroy::destroy(&clients, &stack, &live, args.delete_logs).await?;
+        println!("Destroyed.");
+        Ok(0)
+    }
+
+    /// Asks on the terminal; refuses to guess when there is none.
+    fn confirm(question: &str) -> anyhow::Result<()> {
+        if !std::io::stdin().is_terminal() {
+            bail!("not on a terminal, so nothing to confirm with: pass --yes to go ahead without the prompt");
+        }
+        print!("\n{question} Only 'yes' goes ahead: ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            bail!("cancelled: nothing was changed");
+        }
+        Ok(())
+    }
+}

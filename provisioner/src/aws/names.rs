@@ -1,0 +1,92 @@
+//! How the stack's resources are named and tagged on AWS. Everything is
+//! found again by these names and checked by these tags, never guessed.
+
+/// The tag naming the app a resource belongs to.
+pub const APP_TAG: &str = "app";
+/// The tag marking resources this tool manages (and may change or delete).
+pub const MANAGED_BY_TAG: &str = "managed-by";
+/// The value of [`MANAGED_BY_TAG`].
+pub const MANAGED_BY: &str = "provision";
+/// The name of the inline policy this tool puts on its roles.
+pub const INLINE_POLICY: &str = "provision";
+/// Where the service binary sits in the image (see the Dockerfile).
+pub const IMAGE_BINARY: &str = "/usr/local/bin/service";
+/// The container's name in every task definition.
+pub const CONTAINER: &str = "service";
+
+/// Names of one app's resources.
+#[derive(Debug, Clone)]
+pub struct Names {
+    app: String,
+}
+
+impl Names {
+    /// Names for `app`.
+    pub fn new(app: &str) -> Self {
+        Self { app: app.to_owned() }
+    }
+
+    /// The app's name.
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+
+    /// The security group every task of the app is in.
+    pub fn security_group(&self) -> String {
+        format!("{}-tasks", self.app)
+    }
+
+    /// The role ECS uses to pull images, write logs and read secrets.
+    pub fn execution_role(&self) -> String {
+        format!("{}-execution", self.app)
+    }
+
+    /// The role a service's code runs as.
+    pub fn task_role(&self, service: &str) -> String {
+        format!("{}-{service}-task", self.app)
+    }
+
+    /// A service's CloudWatch log group.
+    pub fn log_group(&self, service: &str) -> String {
+        format!("/ecs/{}/{service}", self.app)
+    }
+
+    /// A service's ECR repository.
+    pub fn repository(&self, service: &str) -> String {
+        format!("{}/{service}", self.app)
+    }
+
+    /// A service's task definition family.
+    pub fn family(&self, service: &str) -> String {
+        format!("{}-{service}", self.app)
+    }
+
+    /// Whether `tags` mark a resource as this app's.
+    pub fn owns<'a>(&self, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
+        let (mut app, mut managed) = (false, false);
+        for (key, value) in tags {
+            app |= key == APP_TAG && value == self.app;
+            managed |= key == MANAGED_BY_TAG && value == MANAGED_BY;
+        }
+        app && managed
+    }
+
+    /// The tags every resource gets.
+    pub fn tags(&self) -> [(&'static str, String); 2] {
+        [(APP_TAG, self.app.clone()), (MANAGED_BY_TAG, MANAGED_BY.to_owned())]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owns_needs_both_tags_with_this_app() {
+        let names = Names::new("shop");
+        assert!(names.owns([("app", "shop"), ("managed-by", "provision"), ("team", "x")]));
+        assert!(!names.owns([("app", "shop")]));
+        assert!(!names.owns([("app", "other"), ("managed-by", "provision")]));
+        assert!(!names.owns([]));
+    }
+}

@@ -1,0 +1,91 @@
+//! The AWS clients, configured once: the endpoint override, the region and
+//! a rustls-on-ring HTTP client (the SDK's default client would pull in a C
+//! crypto build).
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use aws_config::{BehaviorVersion, Region, retry::RetryConfig, timeout::TimeoutConfig};
+use aws_smithy_http_client::{Builder, tls};
+
+/// One client per AWS service the provisioner talks to, sharing one
+/// configuration.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    /// The region every client calls.
+    pub region: String,
+    pub ecs: aws_sdk_ecs::Client,
+    pub cloud_map: aws_sdk_servicediscovery::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub sts: aws_sdk_sts::Client,
+}
+
+/// Where the clients point.
+#[derive(Clone, Debug, Default)]
+pub struct Target {
+    /// `--endpoint-url` / `AWS_ENDPOINT_URL`.
+    pub endpoint_url: Option<String>,
+    /// `--region`, else the stack's, else the configuration chain's.
+    pub region: Option<String>,
+}
+
+impl Clients {
+    /// Loads credentials and the region the usual way (environment,
+    /// profile, container or instance role) and builds every client.
+    pub async fn connect(target: &Target) -> anyhow::Result<Self> {
+        let http_client =
+            Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http_client)
+            // Adaptive retries back off on throttling and slow the client
+            // down, on top of retrying transient errors.
+            .retry_config(RetryConfig::adaptive().with_max_attempts(8).with_max_backoff(Duration::from_secs(20)))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(30))
+                    .build(),
+            );
+        if let Some(url) = &target.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if let Some(region) = &target.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        let config = loader.load().await;
+        let Some(region) = config.region().map(|region| region.to_string()) else {
+            bail!(
+                "no AWS region: set `region` under [aws] in the stack file, pass --region, or set AWS_REGION \
+                 (or a region in your AWS profile)"
+            );
+        };
+        if config.credentials_provider().is_none() {
+            bail!("no AWS credentials provider is configured");
+        }
+        Ok(Self {
+            region,
+            ecs: aws_sdk_ecs::Client::new(&config),
+            cloud_map: aws_sdk_servicediscovery::Client::new(&config),
+            ec2: aws_sdk_ec2::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+            ecr: aws_sdk_ecr::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
+        })
+    }
+
+    /// The account the credentials belong to; the first call, so it is also
+    /// where missing or rejected credentials are reported.
+    pub async fn account(&self) -> anyhow::Result<String> {
+        let identity = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|error| super::error::explain(error, "sts:GetCallerIdentity", "your credentials"))?;
+        identity.account().map(str::to_owned).context("STS GetCallerIdentity returned no account")
+    }
+}

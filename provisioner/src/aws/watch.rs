@@ -1,0 +1,132 @@
+//! Feeds the deployment wait from DescribeServices, and explains a failed
+//! rollout with the stopped tasks' reasons.
+
+use anyhow::bail;
+use aws_sdk_ecs::types::DesiredStatus;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use super::{
+    error::explain,
+    sdk::Clients,
+    wait::{self, DeploymentState, Outcome, PollError, Rollout, ServiceState, Verdict, WaitOptions},
+};
+
+/// Waits for `rollouts` in `cluster`, printing progress; fails (after
+/// printing why) if any failed, was rolled back or timed out.
+pub async fn wait_for(
+    clients: &Clients,
+    cluster: &str,
+    rollouts: &[Rollout],
+    options: WaitOptions,
+) -> anyhow::Result<()> {
+    if rollouts.is_empty() {
+        return Ok(());
+    }
+    println!("\nWaiting for {} deployment(s) (--no-wait to skip, --wait-timeout to bound):", rollouts.len());
+    let poll = |names: Vec<String>| describe(clients, cluster, names);
+    let outcomes = wait::wait(rollouts, options, poll, |line| println!("{line}")).await;
+    report(clients, cluster, &outcomes).await
+}
+
+/// Prints each outcome; a failure also gets its stopped tasks' reasons.
+async fn report(clients: &Clients, cluster: &str, outcomes: &[Outcome]) -> anyhow::Result<()> {
+    let mut failed = Vec::new();
+    for outcome in outcomes {
+        match &outcome.verdict {
+            Verdict::Done => println!("  {}: deployment completed", outcome.service),
+            Verdict::Failed(reason) => {
+                println!("  {}: FAILED: {reason}", outcome.service);
+                for line in stopped_reasons(clients, cluster, &outcome.service).await.unwrap_or_default() {
+                    println!("    stopped task {line}");
+                }
+                failed.push(outcome.service.clone());
+            }
+            Verdict::InProgress => failed.push(outcome.service.clone()),
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "deployment of {} did not succeed (see above); `provision status` shows the services' state",
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+async fn describe(clients: &Clients, cluster: &str, names: Vec<String>) -> Result<Vec<ServiceState>, PollError> {
+    let answer = match clients.ecs.describe_services().cluster(cluster).set_services(Some(names)).send().await {
+        Ok(answer) => answer,
+        Err(error) => {
+            let code = error.code().unwrap_or_default().to_owned();
+            if code.contains("Throttl") {
+                return Err(PollError::Throttled);
+            }
+            return Err(PollError::Fatal(explain(error, "ecs:DescribeServices", &format!("cluster {cluster}"))));
+        }
+    };
+    Ok(answer
+        .services()
+        .iter()
+        .map(|service| ServiceState {
+            name: service.service_name().unwrap_or_default().to_owned(),
+            deployments: service
+                .deployments()
+                .iter()
+                .map(|deployment| DeploymentState {
+                    id: deployment.id().unwrap_or_default().to_owned(),
+                    status: deployment.status().unwrap_or_default().to_owned(),
+                    rollout_state: deployment.rollout_state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    rollout_reason: deployment.rollout_state_reason().unwrap_or_default().to_owned(),
+                    task_definition: deployment.task_definition().unwrap_or_default().to_owned(),
+                    desired: deployment.desired_count(),
+                    running: deployment.running_count(),
+                    pending: deployment.pending_count(),
+                    failed: deployment.failed_tasks(),
+                })
+                .collect(),
+            events: service.events().iter().take(10).filter_map(|event| event.message().map(str::to_owned)).collect(),
+        })
+        .collect())
+}
+
+/// `id: reason` of the service's most recently stopped tasks.
+async fn stopped_reasons(clients: &Clients, cluster: &str, service: &str) -> anyhow::Result<Vec<String>> {
+    let tasks = clients
+        .ecs
+        .list_tasks()
+        .cluster(cluster)
+        .service_name(service)
+        .desired_status(DesiredStatus::Stopped)
+        .max_results(5)
+        .send()
+        .await
+        .map_err(|error| explain(error, "ecs:ListTasks", &format!("ECS service {service}")))?;
+    if tasks.task_arns().is_empty() {
+        return Ok(Vec::new());
+    }
+    let described = clients
+        .ecs
+        .describe_tasks()
+        .cluster(cluster)
+        .set_tasks(Some(tasks.task_arns().to_vec()))
+        .send()
+        .await
+        .map_err(|error| explain(error, "ecs:DescribeTasks", &format!("ECS service {service}")))?;
+    Ok(described
+        .tasks()
+        .iter()
+        .map(|task| {
+            let id = task.task_arn().and_then(|arn| arn.rsplit('/').next()).unwrap_or_default();
+            let containers: Vec<String> = task
+                .containers()
+                .iter()
+                .filter_map(|container| container.reason().map(|reason| format!("container: {reason}")))
+                .collect();
+            format!(
+                "{id}: {}{}",
+                task.stopped_reason().unwrap_or("no reason given"),
+                if containers.is_empty() { String::new() } else { format!(" ({})", containers.join("; ")) }
+            )
+        })
+        .collect())
+}

@@ -48,6 +48,9 @@ pub struct AwsStack {
     pub assign_public_ip: bool,
     /// Days CloudWatch keeps each service's logs.
     pub log_retention_days: u32,
+    /// Security groups (besides the tasks' own) allowed to reach the
+    /// service ports, e.g. a bastion's or a client service's.
+    pub allow_from: Vec<String>,
 }
 
 /// The subnets tasks run in.
@@ -79,6 +82,9 @@ pub struct AwsService {
     pub deployment: Deployment,
     /// The image, pinned by digest; set by `provision deploy`.
     pub image: Option<String>,
+    /// Managed IAM policy ARNs for the service's task role (the role its
+    /// code runs as); none by default.
+    pub task_role_policies: Vec<String>,
 }
 
 /// The CPU architecture of a service's tasks.
@@ -175,6 +181,8 @@ struct RawAws {
     cluster: Option<Spanned<String>>,
     assign_public_ip: Option<bool>,
     log_retention_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    allow_from: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -195,6 +203,8 @@ struct RawAwsService {
     secrets: BTreeMap<String, Spanned<String>>,
     deployment: Option<RawDeployment>,
     image: Option<Spanned<String>>,
+    #[serde(default)]
+    task_role_policies: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -505,6 +515,16 @@ fn parse_aws(raw: Option<&Spanned<RawAws>>, app: &str, error: &Locate<'_>) -> Re
             ));
         }
     };
+    let mut allow_from = Vec::new();
+    for group in &aws.allow_from {
+        if !is_aws_id(group.get_ref(), "sg-") {
+            return Err(error(
+                Some(group.span()),
+                format!("aws.allow_from: {:?} is not a security group id (sg-...)", group.get_ref()),
+            ));
+        }
+        allow_from.push(group.get_ref().clone());
+    }
     Ok(AwsStack {
         region,
         vpc,
@@ -512,6 +532,7 @@ fn parse_aws(raw: Option<&Spanned<RawAws>>, app: &str, error: &Locate<'_>) -> Re
         cluster,
         assign_public_ip: aws.assign_public_ip.unwrap_or(false),
         log_retention_days,
+        allow_from,
     })
 }
 
@@ -632,6 +653,19 @@ fn parse_aws_service(
         }
         Some(image) => return Err(at(image.span(), format!("aws.image {:?} has no tag or digest", image.get_ref()))),
     };
+    let mut task_role_policies = Vec::new();
+    for policy in &aws.task_role_policies {
+        if !(policy.get_ref().starts_with("arn:aws:iam::") && policy.get_ref().contains(":policy/")) {
+            return Err(at(
+                policy.span(),
+                format!(
+                    "aws.task_role_policies: {:?} is not an IAM policy ARN (arn:aws:iam::...:policy/...)",
+                    policy.get_ref()
+                ),
+            ));
+        }
+        task_role_policies.push(policy.get_ref().clone());
+    }
     Ok(AwsService {
         cpu,
         memory,
@@ -645,6 +679,7 @@ fn parse_aws_service(
             rollback: deployment.and_then(|d| d.rollback).unwrap_or(true),
         },
         image,
+        task_role_policies,
     })
 }
 
@@ -717,6 +752,19 @@ mod tests {
         assert_eq!(
             parse(ids, "stack.toml").unwrap().aws.subnets,
             Subnets::Ids(vec!["subnet-01".into(), "subnet-02".into()])
+        );
+        assert!(
+            error_of("[aws]\nallow_from = [\"0.0.0.0/0\"]\n[[service]]\nname = \"svc\"\n")
+                .starts_with("stack.toml:2: aws.allow_from: \"0.0.0.0/0\" is not a security group id")
+        );
+        assert!(
+            error_of(&service("task_role_policies = [\"AmazonS3ReadOnlyAccess\"]"))
+                .starts_with("stack.toml:4: service \"svc\": aws.task_role_policies: \"AmazonS3ReadOnlyAccess\"")
+        );
+        let granted = service("task_role_policies = [\"arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess\"]");
+        assert_eq!(
+            parse(&granted, "stack.toml").unwrap().services[0].aws.task_role_policies,
+            ["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"]
         );
     }
 

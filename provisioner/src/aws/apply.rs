@@ -12,7 +12,7 @@ use super::{
     desired::{Desired, ServiceDesired},
     error::{classify, explain},
     live::{Live, read_namespace},
-    model::{Kind, NO_IMAGE_TAG, RoleSpec},
+    model::{FROM_SELF, Kind, NO_IMAGE_TAG, RoleSpec},
     names::{CONTAINER, INLINE_POLICY, Names},
     plan::{Action, Plan},
     sdk::Clients,
@@ -179,11 +179,11 @@ impl Apply<'_> {
     }
 
     async fn security_group(&self) -> anyhow::Result<String> {
-        use aws_sdk_ec2::types::{IpPermission, ResourceType, Tag, TagSpecification, UserIdGroupPair};
+        use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType, Tag, TagSpecification, UserIdGroupPair};
         let spec = &self.desired.security_group;
         let ec2 = &self.clients.ec2;
-        let (id, live_ports) = match &self.live.security_group {
-            Some(found) => (found.id.clone(), found.spec.ports.clone()),
+        let (id, live_ingress) = match &self.live.security_group {
+            Some(found) => (found.id.clone(), found.spec.ingress.clone()),
             None => {
                 let mut tags = TagSpecification::builder().resource_type(ResourceType::SecurityGroup);
                 for (key, value) in self.names.tags() {
@@ -203,17 +203,21 @@ impl Apply<'_> {
                 (answer.group_id().context("CreateSecurityGroup returned no id")?.to_owned(), Default::default())
             }
         };
-        let permission = |port: u16| {
-            IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(i32::from(port))
-                .to_port(i32::from(port))
-                .user_id_group_pairs(
+        let permission = |(port, source): &(u16, String)| {
+            let builder =
+                IpPermission::builder().ip_protocol("tcp").from_port(i32::from(*port)).to_port(i32::from(*port));
+            match source.as_str() {
+                FROM_SELF => builder.user_id_group_pairs(
                     UserIdGroupPair::builder().group_id(&id).description("tasks of the same app").build(),
-                )
-                .build()
+                ),
+                group if group.starts_with("sg-") => builder.user_id_group_pairs(
+                    UserIdGroupPair::builder().group_id(group).description("named in the stack's allow_from").build(),
+                ),
+                cidr => builder.ip_ranges(IpRange::builder().cidr_ip(cidr).build()),
+            }
+            .build()
         };
-        let missing: Vec<_> = spec.ports.difference(&live_ports).map(|port| permission(*port)).collect();
+        let missing: Vec<_> = spec.ingress.difference(&live_ingress).map(permission).collect();
         if !missing.is_empty() {
             ec2.authorize_security_group_ingress()
                 .group_id(&id)
@@ -224,7 +228,7 @@ impl Apply<'_> {
                     explain(e, "ec2:AuthorizeSecurityGroupIngress", &format!("security group {}", spec.name))
                 })?;
         }
-        let extra: Vec<_> = live_ports.difference(&spec.ports).map(|port| permission(*port)).collect();
+        let extra: Vec<_> = live_ingress.difference(&spec.ingress).map(permission).collect();
         if !extra.is_empty() {
             ec2.revoke_security_group_ingress()
                 .group_id(&id)

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{
     model::{
-        ClusterSpec, DiscoverySpec, HealthCheckSpec, LogGroupSpec, NamespaceSpec, RepositorySpec, RoleSpec,
+        ClusterSpec, DiscoverySpec, FROM_SELF, HealthCheckSpec, LogGroupSpec, NamespaceSpec, RepositorySpec, RoleSpec,
         SecurityGroupSpec, ServiceSpec, TaskDefinitionSpec,
     },
     names::{IMAGE_BINARY, Names},
@@ -96,7 +96,7 @@ impl Desired {
                     task_role: RoleSpec {
                         name: names.task_role(&service.name),
                         policy: None,
-                        managed_policies: BTreeSet::new(),
+                        managed_policies: service.aws.task_role_policies.iter().cloned().collect(),
                     },
                     log_group: LogGroupSpec {
                         name: names.log_group(&service.name),
@@ -170,7 +170,15 @@ impl Desired {
             security_group: SecurityGroupSpec {
                 name: names.security_group(),
                 vpc_id: context.vpc_id.clone(),
-                ports: stack.services.iter().map(|service| service.port).collect(),
+                ingress: stack
+                    .services
+                    .iter()
+                    .flat_map(|service| {
+                        std::iter::once(FROM_SELF.to_owned())
+                            .chain(stack.aws.allow_from.iter().cloned())
+                            .map(move |source| (service.port, source))
+                    })
+                    .collect(),
             },
             execution_role: RoleSpec {
                 name: names.execution_role(),

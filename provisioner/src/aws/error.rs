@@ -45,17 +45,18 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     let code = error.code().map(str::to_owned);
-    let detail = error.message().map(str::to_owned).unwrap_or_else(|| DisplayErrorContext(&error).to_string());
+    let detail = error.message().map_or_else(|| one_line(&DisplayErrorContext(&error).to_string()), str::to_owned);
+    let context = DisplayErrorContext(&error).to_string();
     let message = match &error {
-        SdkError::ConstructionFailure(_) if detail.contains("credentials") || detail.contains("Credentials") => {
+        SdkError::ConstructionFailure(_) | SdkError::DispatchFailure(_) if context.contains("no credentials found") => {
             format!(
-                "{action} on {resource}: no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and \
-             AWS_SECRET_ACCESS_KEY, or run where a role is available ({detail})"
+                "{action} on {resource}: no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY, or run where a role is available (CodeBuild, ECS, EC2)"
             )
         }
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => format!(
             "{action} on {resource}: cannot reach the AWS endpoint (network, region or --endpoint-url?): {}",
-            DisplayErrorContext(&error)
+            one_line(&context)
         ),
         _ => match code.as_deref() {
             Some(
@@ -83,4 +84,57 @@ where
         },
     };
     AwsError { code, message }
+}
+
+/// The SDK's error chains span lines; the CLI prints one.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ecs::operation::describe_clusters::DescribeClustersError;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::{body::SdkBody, error::ErrorMetadata};
+
+    use super::*;
+
+    fn service_error(code: &str, message: &str) -> SdkError<DescribeClustersError, Response> {
+        let error = DescribeClustersError::generic(ErrorMetadata::builder().code(code).message(message).build());
+        SdkError::service_error(error, Response::new(StatusCode::try_from(400).unwrap(), SdkBody::empty()))
+    }
+
+    #[test]
+    fn access_denied_names_the_call_and_the_resource() {
+        let error =
+            classify(service_error("AccessDeniedException", "not allowed"), "ecs:DescribeClusters", "cluster shop");
+        assert_eq!(
+            error.message,
+            "ecs:DescribeClusters on cluster shop: access denied: the caller needs permission for \
+             ecs:DescribeClusters (see the README's AWS permissions): not allowed"
+        );
+    }
+
+    #[test]
+    fn throttling_after_retries_says_to_try_later() {
+        let error =
+            classify(service_error("ThrottlingException", "Rate exceeded"), "ecs:DescribeClusters", "cluster shop");
+        assert!(error.message.contains("still throttled after retries with backoff"), "{}", error.message);
+    }
+
+    #[test]
+    fn rejected_credentials_say_so() {
+        let error = classify(service_error("UnrecognizedClientException", "bad token"), "sts:GetCallerIdentity", "x");
+        assert!(error.message.contains("AWS rejected the credentials"), "{}", error.message);
+    }
+
+    #[test]
+    fn not_found_codes_are_recognised() {
+        for code in
+            ["ResourceNotFoundException", "NoSuchEntity", "InvalidVpcID.NotFound", "RepositoryNotFoundException"]
+        {
+            assert!(classify(service_error(code, ""), "a", "b").is_not_found(), "{code}");
+        }
+        assert!(!classify(service_error("AccessDenied", ""), "a", "b").is_not_found());
+    }
 }

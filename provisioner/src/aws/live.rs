@@ -10,8 +10,8 @@ use aws_sdk_ecs::types::{ClusterField, ServiceField, TaskDefinitionField};
 use super::{
     error::{classify, explain},
     model::{
-        ClusterSpec, DiscoverySpec, HealthCheckSpec, LogGroupSpec, NO_IMAGE_TAG, NamespaceSpec, RepositorySpec,
-        RoleSpec, SecurityGroupSpec, ServiceSpec, TaskDefinitionSpec,
+        ClusterSpec, DiscoverySpec, FROM_SELF, HealthCheckSpec, LogGroupSpec, NO_IMAGE_TAG, NamespaceSpec,
+        RepositorySpec, RoleSpec, SecurityGroupSpec, ServiceSpec, TaskDefinitionSpec,
     },
     names::{CONTAINER, INLINE_POLICY, Names},
     sdk::Clients,
@@ -337,19 +337,28 @@ async fn read_security_group(
         .map_err(|error| explain(error, "ec2:DescribeSecurityGroups", &format!("security group {name}")))?;
     let Some(group) = answer.security_groups().first() else { return Ok(None) };
     let id = group.group_id().unwrap_or_default().to_owned();
-    let mut ports = BTreeSet::new();
+    let mut ingress = BTreeSet::new();
     for permission in group.ip_permissions() {
-        let from_self = permission.user_id_group_pairs().iter().any(|pair| pair.group_id() == Some(&id));
-        if let (true, Some("tcp"), Some(from), Some(to)) =
-            (from_self, permission.ip_protocol(), permission.from_port(), permission.to_port())
-        {
-            ports.extend((from..=to).filter_map(|port| u16::try_from(port).ok()));
+        let (Some("tcp"), Some(from), Some(to)) =
+            (permission.ip_protocol(), permission.from_port(), permission.to_port())
+        else {
+            continue;
+        };
+        for pair in permission.user_id_group_pairs() {
+            let Some(source) = pair.group_id() else { continue };
+            let source = if source == id { FROM_SELF.to_owned() } else { source.to_owned() };
+            ingress.extend((from..=to).filter_map(|port| u16::try_from(port).ok()).map(|port| (port, source.clone())));
+        }
+        // A CIDR rule is not ours: show it so plan revokes it.
+        for range in permission.ip_ranges() {
+            let source = range.cidr_ip().unwrap_or("?").to_owned();
+            ingress.extend((from..=to).filter_map(|port| u16::try_from(port).ok()).map(|port| (port, source.clone())));
         }
     }
     Ok(Some(Found {
         arn: id.clone(),
         owned: names.owns(group.tags().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or("")))),
-        spec: SecurityGroupSpec { name, vpc_id: vpc_id.to_owned(), ports },
+        spec: SecurityGroupSpec { name, vpc_id: vpc_id.to_owned(), ingress },
         id,
     }))
 }
@@ -525,6 +534,10 @@ pub async fn read_task_definition(
         }
     };
     let Some(definition) = answer.task_definition() else { return Ok(None) };
+    // A family whose revisions are all deregistered is gone.
+    if definition.status().is_some_and(|status| status.as_str() != "ACTIVE") {
+        return Ok(None);
+    }
     let owned = names.owns(answer.tags().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or(""))));
     let arn = definition.task_definition_arn().unwrap_or_default().to_owned();
     Ok(Some(Found { id: arn.clone(), arn, owned, spec: task_definition_spec(family, definition) }))

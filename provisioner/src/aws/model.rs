@@ -73,21 +73,24 @@ pub struct NamespaceSpec {
     pub name: String,
 }
 
+/// The source of an ingress rule meaning the group itself.
+pub const FROM_SELF: &str = "self";
+
 /// The tasks' security group: service ports open only to members of the
 /// group (or the named sources), all egress (image pulls, logs, AWS APIs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecurityGroupSpec {
     pub name: String,
     pub vpc_id: String,
-    pub ports: BTreeSet<u16>,
+    /// (TCP port, source group id or [`FROM_SELF`]).
+    pub ingress: BTreeSet<(u16, String)>,
 }
 
 impl SecurityGroupSpec {
     pub fn fields(&self) -> Fields {
-        Fields::from([
-            ("vpc", self.vpc_id.clone()),
-            ("ingress_from_self", self.ports.iter().map(|port| format!("tcp/{port}")).collect::<Vec<_>>().join(",")),
-        ])
+        let rules: Vec<String> =
+            self.ingress.iter().map(|(port, source)| format!("tcp/{port} from {source}")).collect();
+        Fields::from([("vpc", self.vpc_id.clone()), ("ingress", rules.join(", "))])
     }
 }
 

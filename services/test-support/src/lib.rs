@@ -13,8 +13,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod moto;
 mod redis;
 
+pub use moto::MotoServer;
 pub use redis::RedisServer;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
@@ -50,6 +52,20 @@ pub fn free_port_on_all(ips: &[IpAddr]) -> u16 {
 /// stands for one task's own IP.
 pub fn loopback_ips(count: u8) -> Vec<IpAddr> {
     (0..count).map(|index| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + index))).collect()
+}
+
+/// A tool a test needs: the path in the environment variable `variable`,
+/// else `name` found on PATH; panics with `how_to_install` if neither.
+pub fn find_executable(variable: &str, name: &str, how_to_install: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(variable) {
+        return PathBuf::from(path);
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{name} not found: {how_to_install}"))
 }
 
 /// The path of a workspace binary, building it first if this test run has

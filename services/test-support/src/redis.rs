@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::free_addr;
+use crate::{find_executable, free_addr};
 
 /// A running (or stopped) redis-server owned by a test.
 pub struct RedisServer {
@@ -20,15 +20,7 @@ pub struct RedisServer {
 
 /// The redis-server binary: `REDIS_SERVER`, else the one on PATH.
 fn redis_server_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("REDIS_SERVER") {
-        return PathBuf::from(path);
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join("redis-server"))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| panic!("redis-server not found: `apt-get install redis-server` (bash .ci/run does it)"))
+    find_executable("REDIS_SERVER", "redis-server", "`apt-get install redis-server` (bash .ci/run does it)")
 }
 
 impl RedisServer {

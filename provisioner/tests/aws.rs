@@ -1,0 +1,804 @@
+//! `provision plan | apply | status | destroy` run as the real binary
+//! against moto's server, a real AWS API emulator on loopback. Every test
+//! has its own server, makes the VPC and subnets a user's account would
+//! have, and checks the outcome through the AWS API itself.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_ec2::types::Filter;
+use aws_sdk_ecs::types::{ClusterField, ServiceField, TaskDefinitionField, TaskDefinitionStatus};
+use aws_smithy_http_client::{Builder, tls};
+use test_support::MotoServer;
+
+const PROVISION: &str = env!("CARGO_BIN_EXE_provision");
+const APP: &str = "shop";
+
+/// One emulated account: the server, clients to look at it, and a folder
+/// for the test's stack file.
+struct Account {
+    moto: MotoServer,
+    config: aws_config::SdkConfig,
+    dir: PathBuf,
+    vpc: String,
+    subnets: Vec<String>,
+}
+
+/// What one run of `provision` did.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Account {
+    /// A fresh account with a VPC and two subnets of our own.
+    async fn new() -> Self {
+        let moto = MotoServer::start();
+        let http_client =
+            Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https();
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http_client)
+            .endpoint_url(moto.url())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ecs::config::Credentials::new("testing", "testing", None, None, "test"))
+            .load()
+            .await;
+        let ec2 = aws_sdk_ec2::Client::new(&config);
+        let vpc = ec2.create_vpc().cidr_block("10.42.0.0/16").send().await.unwrap();
+        let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_owned();
+        let mut subnets = Vec::new();
+        for (index, zone) in ["us-east-1a", "us-east-1b"].into_iter().enumerate() {
+            let subnet = ec2
+                .create_subnet()
+                .vpc_id(&vpc)
+                .cidr_block(format!("10.42.{index}.0/24"))
+                .availability_zone(zone)
+                .send()
+                .await
+                .unwrap();
+            subnets.push(subnet.subnet().unwrap().subnet_id().unwrap().to_owned());
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "provision-aws-{}-{}",
+            std::process::id(),
+            moto.url().replace([':', '/', '.'], "")
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self { moto, config, dir, vpc, subnets }
+    }
+
+    /// Writes the stack file (the shape of the committed one, in our VPC),
+    /// after applying `edits` (pairs of text to replace).
+    fn write_stack(&self, edits: &[(&str, &str)]) -> PathBuf {
+        let mut text = STACK.replace("VPC", &self.vpc).replace("SUBNETS", &format!("{:?}", self.subnets));
+        for (from, to) in edits {
+            assert!(text.contains(from), "the stack has no {from:?} to replace");
+            text = text.replacen(from, to, 1);
+        }
+        let path = self.dir.join("stack.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn command(&self, args: &[&str], stack: &Path) -> Command {
+        let mut command = Command::new(PROVISION);
+        command.args(args).arg("--stack").arg(stack);
+        for var in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION", "PROVISION_STACK"] {
+            command.env_remove(var);
+        }
+        command
+            .env("AWS_ENDPOINT_URL", self.moto.url())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", self.dir.join("no-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.join("no-credentials"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `provision` to the end (with a deadline) and returns what it did.
+    fn provision(&self, args: &[&str], stack: &Path) -> Run {
+        run(self.command(args, stack))
+    }
+
+    fn ecs(&self) -> aws_sdk_ecs::Client {
+        aws_sdk_ecs::Client::new(&self.config)
+    }
+
+    fn cloud_map(&self) -> aws_sdk_servicediscovery::Client {
+        aws_sdk_servicediscovery::Client::new(&self.config)
+    }
+
+    fn ec2(&self) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::new(&self.config)
+    }
+
+    fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.config)
+    }
+
+    fn ecr(&self) -> aws_sdk_ecr::Client {
+        aws_sdk_ecr::Client::new(&self.config)
+    }
+
+    fn logs(&self) -> aws_sdk_cloudwatchlogs::Client {
+        aws_sdk_cloudwatchlogs::Client::new(&self.config)
+    }
+
+    /// Pushes an image manifest into `repository`, as `docker push` would;
+    /// returns its digest.
+    async fn push_image(&self, repository: &str, tag: &str) -> String {
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": { "mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023, "digest": format!("sha256:{:064x}", tag.len() as u64 * 7919 + repository.len() as u64) },
+            "layers": []
+        });
+        let answer = self
+            .ecr()
+            .put_image()
+            .repository_name(repository)
+            .image_manifest(manifest.to_string())
+            .image_tag(tag)
+            .send()
+            .await
+            .unwrap();
+        answer.image().unwrap().image_id().unwrap().image_digest().unwrap().to_owned()
+    }
+
+    /// The task definition ARNs of `family` with `status`.
+    async fn revisions(&self, family: &str, status: TaskDefinitionStatus) -> Vec<String> {
+        let answer = self.ecs().list_task_definitions().family_prefix(family).status(status).send().await.unwrap();
+        answer.task_definition_arns().to_vec()
+    }
+
+    /// The Cloud Map namespaces called `name`.
+    async fn namespaces_named(&self, name: &str) -> Vec<String> {
+        let answer = self.cloud_map().list_namespaces().send().await.unwrap();
+        answer
+            .namespaces()
+            .iter()
+            .filter(|n| n.name() == Some(name))
+            .filter_map(|n| n.id().map(str::to_owned))
+            .collect()
+    }
+
+    /// The Cloud Map services of the namespace, by name (with duplicates).
+    async fn discovery_services(&self, namespace_id: &str) -> Vec<aws_sdk_servicediscovery::types::ServiceSummary> {
+        use aws_sdk_servicediscovery::types::{FilterCondition, ServiceFilter, ServiceFilterName};
+        let filter = ServiceFilter::builder()
+            .name(ServiceFilterName::NamespaceId)
+            .values(namespace_id)
+            .condition(FilterCondition::Eq)
+            .build()
+            .unwrap();
+        self.cloud_map().list_services().filters(filter).send().await.unwrap().services().to_vec()
+    }
+
+    /// Security groups called `name` in our VPC.
+    async fn security_groups_named(&self, name: &str) -> Vec<aws_sdk_ec2::types::SecurityGroup> {
+        let answer = self
+            .ec2()
+            .describe_security_groups()
+            .filters(Filter::builder().name("group-name").values(name).build())
+            .filters(Filter::builder().name("vpc-id").values(&self.vpc).build())
+            .send()
+            .await
+            .unwrap();
+        answer.security_groups().to_vec()
+    }
+
+    async fn service(&self, name: &str) -> Option<aws_sdk_ecs::types::Service> {
+        let answer =
+            self.ecs().describe_services().cluster(APP).services(name).include(ServiceField::Tags).send().await.ok()?;
+        answer.services().iter().find(|service| service.status() == Some("ACTIVE")).cloned()
+    }
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `command` to the end, killing it after two minutes: no test hangs.
+fn run(mut command: Command) -> Run {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start provision");
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("provision did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let run = Run { code: status.code().unwrap_or(-1), stdout: out.join().unwrap(), stderr: err.join().unwrap() };
+    eprintln!("$ provision ... -> {}\n{}{}", run.code, run.stdout, run.stderr);
+    run
+}
+
+/// The committed stack's shape, with a secret and our own network.
+const STACK: &str = r#"
+app = "shop"
+namespace = "shop.internal"
+
+[aws]
+vpc = "VPC"
+subnets = SUBNETS
+cluster = "shop"
+log_retention_days = 14
+
+[[service]]
+name = "game-server"
+binary = "game-server"
+count = 3
+dns_ttl_secs = 10
+depends_on = ["ranking"]
+
+[service.env]
+LOG_LEVEL = "info"
+
+[service.aws]
+cpu = 256
+memory = 512
+stop_timeout_secs = 30
+
+[service.health_check]
+command = ["game-server", "health"]
+interval_secs = 5
+timeout_secs = 2
+retries = 3
+start_period_secs = 10
+
+[[service]]
+name = "ranking"
+binary = "ranking"
+count = 2
+
+[service.env]
+LOG_LEVEL = "info"
+
+[service.aws]
+cpu = 256
+memory = 512
+architecture = "arm64"
+secrets = { RANKING_STORE = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ranking-store" }
+"#;
+
+fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|error| panic!("plan --output json is not JSON ({error}): {}", run.stdout))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_on_an_empty_account_then_apply_creates_everything_and_a_second_plan_is_clean() {
+    let account = Account::new().await;
+    let stack = account.write_stack(&[]);
+
+    let plan = account.provision(&["plan", "--output", "json", "--detailed-exitcode"], &stack);
+    assert_eq!(plan.code, 2, "changes pending -> exit 2");
+    let plan = json(&plan);
+    assert_eq!(plan["summary"]["create"], 16, "{plan:#}");
+    assert_eq!(plan["summary"]["unchanged"], 0);
+    assert_eq!(plan["vpc"], account.vpc.as_str());
+    let notes = plan["notes"].to_string();
+    assert!(notes.contains("no image in ECR repository shop/game-server yet"), "{notes}");
+    // Plan makes no write call.
+    assert!(account.namespaces_named("shop.internal").await.is_empty());
+    assert!(account.service("game-server").await.is_none());
+
+    let apply = account.provision(&["apply", "--yes", "--no-wait"], &stack);
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    assert!(apply.stdout.contains("16 to create"), "apply shows the plan first");
+
+    // The cluster: Container Insights, both Fargate capacity providers, tags.
+    let clusters = account
+        .ecs()
+        .describe_clusters()
+        .clusters(APP)
+        .include(ClusterField::Settings)
+        .include(ClusterField::Tags)
+        .send()
+        .await
+        .unwrap();
+    let cluster = &clusters.clusters()[0];
+    assert_eq!(cluster.status(), Some("ACTIVE"));
+    assert!(cluster.settings().iter().any(|s| s.value() == Some("enabled")), "{cluster:?}");
+    let mut providers = cluster.capacity_providers().to_vec();
+    providers.sort();
+    assert_eq!(providers, ["FARGATE", "FARGATE_SPOT"]);
+    let tags: BTreeMap<_, _> = cluster.tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap())).collect();
+    assert_eq!(tags.get("app"), Some(&APP));
+    assert_eq!(tags.get("managed-by"), Some(&"provision"));
+
+    // One namespace; a MULTIVALUE A+SRV service per ECS service, TTL from the stack.
+    let namespaces = account.namespaces_named("shop.internal").await;
+    assert_eq!(namespaces.len(), 1);
+    let discovery = account.discovery_services(&namespaces[0]).await;
+    assert_eq!(discovery.len(), 2);
+    for summary in &discovery {
+        let service = account.cloud_map().get_service().id(summary.id().unwrap()).send().await.unwrap();
+        let service = service.service().unwrap();
+        let dns = service.dns_config().unwrap();
+        assert_eq!(dns.routing_policy().unwrap().as_str(), "MULTIVALUE");
+        let mut records: Vec<_> = dns.dns_records().iter().map(|r| (r.r#type().as_str().to_owned(), r.ttl())).collect();
+        records.sort();
+        assert_eq!(records, [("A".to_owned(), 10), ("SRV".to_owned(), 10)]);
+        assert!(service.health_check_custom_config().is_some());
+    }
+
+    // The security group: service ports from itself only, nothing from anywhere.
+    let groups = account.security_groups_named("shop-tasks").await;
+    assert_eq!(groups.len(), 1);
+    let group = &groups[0];
+    for permission in group.ip_permissions() {
+        assert!(permission.ip_ranges().iter().all(|range| range.cidr_ip() != Some("0.0.0.0/0")), "{permission:?}");
+        assert_eq!(permission.from_port(), Some(5000));
+        assert_eq!(permission.user_id_group_pairs()[0].group_id(), group.group_id());
+    }
+    assert_eq!(group.ip_permissions().len(), 1);
+
+    // Roles: the execution role may read the named secret and no other.
+    let policy =
+        account.iam().get_role_policy().role_name("shop-execution").policy_name("provision").send().await.unwrap();
+    let policy = percent_decode(policy.policy_document());
+    assert!(policy.contains("secret:ranking-store"), "{policy}");
+    assert!(policy.contains("arn:aws:logs:us-east-1:123456789012:log-group:/ecs/shop/*"), "{policy}");
+    for role in ["shop-game-server-task", "shop-ranking-task"] {
+        let attached = account.iam().list_attached_role_policies().role_name(role).send().await.unwrap();
+        assert!(attached.attached_policies().is_empty(), "a task role has no policy unless the stack grants one");
+        let inline = account.iam().list_role_policies().role_name(role).send().await.unwrap();
+        assert!(inline.policy_names().is_empty());
+    }
+
+    // Log groups with the stack's retention; repositories with their settings.
+    let groups = account.logs().describe_log_groups().log_group_name_prefix("/ecs/shop/").send().await.unwrap();
+    let retention: Vec<_> =
+        groups.log_groups().iter().map(|g| (g.log_group_name().unwrap(), g.retention_in_days())).collect();
+    assert_eq!(retention, [("/ecs/shop/game-server", Some(14)), ("/ecs/shop/ranking", Some(14))]);
+    let repositories = account.ecr().describe_repositories().send().await.unwrap();
+    assert_eq!(repositories.repositories().len(), 2);
+    for repository in repositories.repositories() {
+        assert_eq!(repository.image_tag_mutability().unwrap().as_str(), "IMMUTABLE");
+        assert!(repository.image_scanning_configuration().unwrap().scan_on_push());
+        let lifecycle = account
+            .ecr()
+            .get_lifecycle_policy()
+            .repository_name(repository.repository_name().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert!(lifecycle.lifecycle_policy_text().unwrap().contains("imageCountMoreThan"));
+    }
+
+    // Task definitions: Fargate, awsvpc, health check by the binary's `health`, gRPC port, secrets apart.
+    let definition = account
+        .ecs()
+        .describe_task_definition()
+        .task_definition("shop-game-server")
+        .include(TaskDefinitionField::Tags)
+        .send()
+        .await
+        .unwrap();
+    let definition = definition.task_definition().unwrap();
+    assert_eq!(definition.network_mode().unwrap().as_str(), "awsvpc");
+    assert_eq!((definition.cpu(), definition.memory()), (Some("256"), Some("512")));
+    let container = &definition.container_definitions()[0];
+    assert_eq!(container.health_check().unwrap().command(), ["CMD", "/usr/local/bin/service", "health"]);
+    assert_eq!(container.port_mappings()[0].container_port(), Some(5000));
+    assert_eq!(container.port_mappings()[0].app_protocol().unwrap().as_str(), "grpc");
+    assert_eq!(container.stop_timeout(), Some(30));
+    let environment: BTreeMap<_, _> =
+        container.environment().iter().map(|p| (p.name().unwrap(), p.value().unwrap())).collect();
+    assert_eq!(environment.get("RANKING_ADDR"), Some(&"dns:///ranking.shop.internal:5000"));
+    let ranking = account.ecs().describe_task_definition().task_definition("shop-ranking").send().await.unwrap();
+    let ranking = ranking.task_definition().unwrap();
+    let container = &ranking.container_definitions()[0];
+    assert_eq!(container.secrets()[0].name(), "RANKING_STORE");
+    assert!(
+        container.environment().iter().all(|pair| pair.name() != Some("RANKING_STORE")),
+        "a secret is never plain environment"
+    );
+    assert_eq!(ranking.runtime_platform().unwrap().cpu_architecture().unwrap().as_str(), "ARM64");
+
+    // ECS services: in Cloud Map, in our subnets and group, held at 0 without an image.
+    let service = account.service("game-server").await.expect("game-server service");
+    assert_eq!(service.desired_count(), 0);
+    assert_eq!(service.service_registries().len(), 1);
+    assert_eq!(service.service_registries()[0].port(), Some(5000));
+    let network = service.network_configuration().unwrap().awsvpc_configuration().unwrap();
+    let mut subnets = network.subnets().to_vec();
+    subnets.sort();
+    let mut ours = account.subnets.clone();
+    ours.sort();
+    assert_eq!(subnets, ours);
+    assert_eq!(network.security_groups(), [group.group_id().unwrap()]);
+    assert_eq!(network.assign_public_ip().unwrap().as_str(), "DISABLED");
+
+    let again = account.provision(&["plan", "--detailed-exitcode"], &stack);
+    assert_eq!(again.code, 0, "a second plan has nothing to do: {}", again.stdout);
+    assert!(
+        again.stdout.contains("0 to create, 0 to update, 0 to replace, 16 unchanged. Nothing to do."),
+        "{}",
+        again.stdout
+    );
+    let apply = account.provision(&["apply", "--yes", "--no-wait"], &stack);
+    assert_eq!(apply.code, 0);
+    assert!(apply.stdout.contains("The stack is up to date."), "{}", apply.stdout);
+    assert_eq!(account.revisions("shop-game-server", TaskDefinitionStatus::Active).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_field_is_planned_and_applied_as_exactly_that_update() {
+    let account = Account::new().await;
+    let stack = account.write_stack(&[]);
+    assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
+
+    // The first images arrive: the services get them and their counts.
+    let game = account.push_image("shop/game-server", "v1").await;
+    account.push_image("shop/ranking", "v1").await;
+    let plan = account.provision(&["plan"], &stack);
+    assert!(
+        plan.stdout.contains(&format!(
+            "image: none (not deployed yet) -> 123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/game-server@{game}"
+        )),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("desired_count: 0 -> 3"), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("note:"), "no service is held back any more");
+    assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
+    assert_eq!(account.service("game-server").await.unwrap().desired_count(), 3);
+
+    // Count, cpu/memory and an environment variable change.
+    let stack = account.write_stack(&[
+        ("count = 3", "count = 2"),
+        ("cpu = 256\nmemory = 512", "cpu = 512\nmemory = 1024"),
+        ("LOG_LEVEL = \"info\"", "LOG_LEVEL = \"debug\""),
+    ]);
+    let plan = account.provision(&["plan", "--output", "json", "--detailed-exitcode"], &stack);
+    assert_eq!(plan.code, 2);
+    let plan = json(&plan);
+    let changed: Vec<_> =
+        plan["steps"].as_array().unwrap().iter().filter(|step| step["action"] != "unchanged").collect();
+    assert_eq!(changed.len(), 2, "only game-server's task definition and service: {changed:#?}");
+    let fields = |step: &serde_json::Value| -> BTreeMap<String, (String, String)> {
+        step["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["field"].as_str().unwrap().to_owned(),
+                    (c["old"].as_str().unwrap().to_owned(), c["new"].as_str().unwrap().to_owned()),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(changed[0]["kind"], "task-definition");
+    let definition = fields(changed[0]);
+    assert_eq!(definition.keys().collect::<Vec<_>>(), ["cpu", "environment", "memory"]);
+    assert_eq!(definition["cpu"], ("256".to_owned(), "512".to_owned()));
+    assert!(definition["environment"].1.contains("LOG_LEVEL=debug"));
+    assert_eq!(changed[1]["kind"], "service");
+    let service = fields(changed[1]);
+    assert_eq!(service["desired_count"], ("3".to_owned(), "2".to_owned()));
+    assert_eq!(
+        service["task_definition"],
+        ("shop-game-server:2".to_owned(), "shop-game-server:(new revision)".to_owned())
+    );
+    assert_eq!(service.len(), 2, "{service:?}");
+
+    let apply = account.provision(&["apply", "--yes", "--no-wait"], &stack);
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    let service = account.service("game-server").await.unwrap();
+    assert_eq!(service.desired_count(), 2);
+    assert!(service.task_definition().unwrap().ends_with("shop-game-server:3"), "{:?}", service.task_definition());
+    let definition =
+        account.ecs().describe_task_definition().task_definition("shop-game-server:3").send().await.unwrap();
+    assert_eq!(definition.task_definition().unwrap().cpu(), Some("512"));
+    assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &stack).code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_leaves_nothing_tagged() {
+    let account = Account::new().await;
+    let stack = account.write_stack(&[]);
+    assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
+
+    let refused = account.provision(&["destroy"], &stack);
+    assert_ne!(refused.code, 0, "no terminal and no --yes: nothing is deleted");
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    assert!(account.service("game-server").await.is_some());
+
+    let destroy = account.provision(&["destroy", "--yes", "--delete-logs"], &stack);
+    assert_eq!(destroy.code, 0, "{}", destroy.stderr);
+
+    assert!(account.service("game-server").await.is_none());
+    assert!(account.service("ranking").await.is_none());
+    let clusters = account.ecs().describe_clusters().clusters(APP).send().await.unwrap();
+    assert!(clusters.clusters().iter().all(|c| c.status() != Some("ACTIVE")), "{clusters:?}");
+    assert!(account.namespaces_named("shop.internal").await.is_empty());
+    assert!(account.security_groups_named("shop-tasks").await.is_empty());
+    for role in ["shop-execution", "shop-game-server-task", "shop-ranking-task"] {
+        assert!(account.iam().get_role().role_name(role).send().await.is_err(), "{role} is left");
+    }
+    let groups = account.logs().describe_log_groups().log_group_name_prefix("/ecs/shop/").send().await.unwrap();
+    assert!(groups.log_groups().is_empty());
+    assert!(account.ecr().describe_repositories().send().await.unwrap().repositories().is_empty());
+    for family in ["shop-game-server", "shop-ranking"] {
+        assert!(
+            account.revisions(family, TaskDefinitionStatus::Active).await.is_empty(),
+            "{family} has active revisions"
+        );
+    }
+
+    let again = account.provision(&["destroy", "--yes"], &stack);
+    assert_eq!(again.code, 0);
+    assert!(again.stdout.contains("Nothing of app shop exists"), "{}", again.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_apply_killed_half_way_is_finished_by_the_next_without_duplicates() {
+    let account = Account::new().await;
+    let stack = account.write_stack(&[]);
+
+    // Kill the first apply as soon as it reports its first create.
+    let mut child = account
+        .command(&["apply", "--yes", "--no-wait"], &stack)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.trim_start().starts_with("created ") {
+            child.kill().unwrap();
+            break;
+        }
+    }
+    child.wait().unwrap();
+    assert!(seen.iter().any(|line| line.contains("created")), "{seen:?}");
+    assert!(!seen.iter().any(|line| line.contains("Applied.")), "killed before the end: {seen:?}");
+
+    let plan = account.provision(&["plan", "--output", "json"], &stack);
+    let remaining = json(&plan)["summary"]["create"].as_u64().unwrap();
+    assert!(remaining < 16, "the killed apply made something");
+
+    let apply = account.provision(&["apply", "--yes", "--no-wait"], &stack);
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    assert!(apply.stdout.contains(&format!("{remaining} to create")), "{}", apply.stdout);
+
+    assert_eq!(account.namespaces_named("shop.internal").await.len(), 1);
+    let namespace = &account.namespaces_named("shop.internal").await[0];
+    let mut names: Vec<_> =
+        account.discovery_services(namespace).await.iter().map(|s| s.name().unwrap().to_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["game-server", "ranking"]);
+    assert_eq!(account.security_groups_named("shop-tasks").await.len(), 1);
+    for family in ["shop-game-server", "shop-ranking"] {
+        assert_eq!(account.revisions(family, TaskDefinitionStatus::Active).await.len(), 1, "{family}");
+    }
+    assert!(account.service("game-server").await.is_some() && account.service("ranking").await.is_some());
+    assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &stack).code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_stack_file_fails_before_any_call() {
+    let account = Account::new().await;
+    let stack = account.write_stack(&[("cpu = 256\nmemory = 512\nstop", "cpu = 256\nmemory = 4096\nstop")]);
+    // Point at a port nobody listens on: a call would fail differently.
+    let mut command = account.command(&["plan"], &stack);
+    command.env("AWS_ENDPOINT_URL", format!("http://{}", test_support::free_addr()));
+    let run = run(command);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("stack.toml:"), "{}", run.stderr);
+    assert!(run.stderr.contains("memory"), "{}", run.stderr);
+    assert!(!run.stderr.contains("endpoint"), "no call was made: {}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resource_that_is_not_ours_is_left_alone_with_a_clear_error() {
+    let account = Account::new().await;
+    account.ecs().create_cluster().cluster_name(APP).send().await.unwrap();
+    let stack = account.write_stack(&[]);
+    for command in [&["plan"][..], &["apply", "--yes", "--no-wait"]] {
+        let run = account.provision(command, &stack);
+        assert_eq!(run.code, 1);
+        assert!(run.stderr.contains("not this app's") && run.stderr.contains("ecs cluster shop"), "{}", run.stderr);
+    }
+    assert!(account.namespaces_named("shop.internal").await.is_empty(), "apply stopped before any change");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn account_problems_get_one_clear_line_each() {
+    let account = Account::new().await;
+    let stack = account.write_stack(&[]);
+
+    let mut no_credentials = account.command(&["plan"], &stack);
+    no_credentials.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
+    let outcome = run(no_credentials);
+    assert_eq!(outcome.code, 1);
+    assert!(outcome.stderr.contains("no AWS credentials"), "{}", outcome.stderr);
+
+    let missing_vpc = account.write_stack(&[(&account.vpc.clone(), "vpc-0123456789abcdef0")]);
+    let outcome = account.provision(&["plan"], &missing_vpc);
+    assert_eq!(outcome.code, 1);
+    assert!(
+        outcome.stderr.contains("VPC vpc-0123456789abcdef0 does not exist in region us-east-1"),
+        "{}",
+        outcome.stderr
+    );
+
+    let mut no_region = account.command(&["plan"], &stack);
+    no_region.env_remove("AWS_REGION");
+    let outcome = run(no_region);
+    assert_eq!(outcome.code, 1);
+    assert!(outcome.stderr.contains("no AWS region"), "{}", outcome.stderr);
+
+    let mut unreachable = account.command(&["plan"], &stack);
+    unreachable.env("AWS_ENDPOINT_URL", format!("http://{}", test_support::free_addr()));
+    let outcome = run(unreachable);
+    assert_eq!(outcome.code, 1);
+    assert!(outcome.stderr.contains("cannot reach the AWS endpoint"), "{}", outcome.stderr);
+    assert_eq!(outcome.stderr.lines().count(), 1, "one line, not a debug dump: {}", outcome.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_services_and_cloud_map_side_by_side() {
+    let account = Account::new().await;
+    let stack = account.write_stack(&[]);
+    let before = account.provision(&["status"], &stack);
+    assert_eq!(before.code, 0);
+    assert!(before.stdout.contains("the cluster does not exist"), "{}", before.stdout);
+
+    assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
+    let status = account.provision(&["status"], &stack);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert!(status.stdout.contains("service game-server  (game-server.shop.internal)"), "{}", status.stdout);
+    assert!(status.stdout.contains("deployment PRIMARY"), "{}", status.stdout);
+
+    // An instance registered in Cloud Map with no task behind it is a warning.
+    let namespace = &account.namespaces_named("shop.internal").await[0];
+    let services = account.discovery_services(namespace).await;
+    let ranking = services.iter().find(|s| s.name() == Some("ranking")).unwrap();
+    account
+        .cloud_map()
+        .register_instance()
+        .service_id(ranking.id().unwrap())
+        .instance_id("0123456789abcdef")
+        .attributes("AWS_INSTANCE_IPV4", "10.42.0.9")
+        .send()
+        .await
+        .unwrap();
+    let status = account.provision(&["status"], &stack);
+    assert_eq!(status.code, 1, "disagreement -> exit 1");
+    assert!(status.stdout.contains("warning: Cloud Map instance 0123456789abcdef (10.42.0.9"), "{}", status.stdout);
+}
+
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn named_sources_and_task_role_policies_are_granted_and_strays_revoked() {
+    let account = Account::new().await;
+    let bastion = account
+        .ec2()
+        .create_security_group()
+        .group_name("bastion")
+        .description("b")
+        .vpc_id(&account.vpc)
+        .send()
+        .await
+        .unwrap();
+    let bastion = bastion.group_id().unwrap().to_owned();
+    let policy = account
+        .iam()
+        .create_policy()
+        .policy_name("shop-read")
+        .policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let policy = policy.policy().unwrap().arn().unwrap().to_owned();
+    let stack = account.write_stack(&[
+        ("log_retention_days = 14", &format!("log_retention_days = 14\nallow_from = [\"{bastion}\"]")),
+        ("stop_timeout_secs = 30", &format!("stop_timeout_secs = 30\ntask_role_policies = [\"{policy}\"]")),
+    ]);
+    assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
+
+    let group = account.security_groups_named("shop-tasks").await.remove(0);
+    let mut sources: Vec<_> = group
+        .ip_permissions()
+        .iter()
+        .flat_map(|p| p.user_id_group_pairs().iter().map(|pair| pair.group_id().unwrap().to_owned()))
+        .collect();
+    sources.sort();
+    let mut expected = vec![bastion.clone(), group.group_id().unwrap().to_owned()];
+    expected.sort();
+    assert_eq!(sources, expected);
+    let attached = account.iam().list_attached_role_policies().role_name("shop-game-server-task").send().await.unwrap();
+    let attached: Vec<_> = attached.attached_policies().iter().map(|p| p.policy_arn().unwrap()).collect();
+    assert_eq!(attached, [policy.as_str()]);
+    let ranking = account.iam().list_attached_role_policies().role_name("shop-ranking-task").send().await.unwrap();
+    assert!(ranking.attached_policies().is_empty(), "only the service the stack names gets the policy");
+
+    // Someone opens the port to the world: plan shows it, apply takes it back.
+    account
+        .ec2()
+        .authorize_security_group_ingress()
+        .group_id(group.group_id().unwrap())
+        .ip_protocol("tcp")
+        .from_port(5000)
+        .to_port(5000)
+        .cidr_ip("0.0.0.0/0")
+        .send()
+        .await
+        .unwrap();
+    let plan = account.provision(&["plan"], &stack);
+    assert!(plan.stdout.contains("security group       shop-tasks"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("tcp/5000 from 0.0.0.0/0"), "{}", plan.stdout);
+    assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
+    let group = account.security_groups_named("shop-tasks").await.remove(0);
+    assert!(
+        group.ip_permissions().iter().all(|p| p.ip_ranges().iter().all(|r| r.cidr_ip() != Some("0.0.0.0/0"))),
+        "{group:?}"
+    );
+    assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &stack).code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_committed_stack_file_applies_as_it_is_to_a_default_vpc() {
+    let account = Account::new().await;
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../stack.toml");
+    let plan = account.provision(&["plan", "--output", "json"], &committed);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let plan = json(&plan);
+    let default_vpc = account
+        .ec2()
+        .describe_vpcs()
+        .filters(Filter::builder().name("is-default").values("true").build())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plan["vpc"], default_vpc.vpcs()[0].vpc_id().unwrap());
+    let apply = account.provision(&["apply", "--yes", "--no-wait"], &committed);
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    let service =
+        account.ecs().describe_services().cluster("grpc-fargate").services("game-server").send().await.unwrap();
+    let network = service.services()[0].network_configuration().unwrap().awsvpc_configuration().unwrap();
+    let defaults = account
+        .ec2()
+        .describe_subnets()
+        .filters(Filter::builder().name("default-for-az").values("true").build())
+        .send()
+        .await
+        .unwrap();
+    assert!(!defaults.subnets().is_empty());
+    assert_eq!(network.subnets().len(), defaults.subnets().len(), "every default subnet of the default VPC");
+    assert_eq!(network.assign_public_ip().unwrap().as_str(), "ENABLED");
+    assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &committed).code, 0);
+}

@@ -802,3 +802,50 @@ async fn the_committed_stack_file_applies_as_it_is_to_a_default_vpc() {
     assert_eq!(network.assign_public_ip().unwrap().as_str(), "ENABLED");
     assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &committed).code, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_type_change_is_planned_as_a_replacement_and_applied() {
+    use aws_sdk_servicediscovery::types::{
+        DnsConfig, DnsRecord, HealthCheckCustomConfig, RecordType, RoutingPolicy, Tag,
+    };
+    let account = Account::new().await;
+    let stack = account.write_stack(&[]);
+    assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
+
+    // An older layout of ours: ranking with A records only.
+    let namespace = account.namespaces_named("shop.internal").await.remove(0);
+    let ranking =
+        account.discovery_services(&namespace).await.into_iter().find(|s| s.name() == Some("ranking")).unwrap();
+    account.cloud_map().delete_service().id(ranking.id().unwrap()).send().await.unwrap();
+    let config = DnsConfig::builder()
+        .routing_policy(RoutingPolicy::Multivalue)
+        .dns_records(DnsRecord::builder().r#type(RecordType::A).ttl(10).build().unwrap())
+        .build()
+        .unwrap();
+    let mut create = account
+        .cloud_map()
+        .create_service()
+        .name("ranking")
+        .namespace_id(&namespace)
+        .dns_config(config)
+        .health_check_custom_config(HealthCheckCustomConfig::builder().build());
+    for (key, value) in [("app", APP), ("managed-by", "provision")] {
+        create = create.tags(Tag::builder().key(key).value(value).build().unwrap());
+    }
+    create.send().await.unwrap();
+
+    let plan = account.provision(&["plan"], &stack);
+    assert!(plan.stdout.contains("-/+ replace    cloud map service    ranking"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("because DNS record types can only change by recreating"), "{}", plan.stdout);
+    let apply = account.provision(&["apply", "--yes", "--no-wait"], &stack);
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+
+    let services = account.discovery_services(&namespace).await;
+    let ranking: Vec<_> = services.iter().filter(|s| s.name() == Some("ranking")).collect();
+    assert_eq!(ranking.len(), 1);
+    let service = account.cloud_map().get_service().id(ranking[0].id().unwrap()).send().await.unwrap();
+    assert_eq!(service.service().unwrap().dns_config().unwrap().dns_records().len(), 2);
+    let ecs = account.service("ranking").await.unwrap();
+    assert_eq!(ecs.service_registries()[0].registry_arn(), service.service().unwrap().arn());
+    assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &stack).code, 0);
+}

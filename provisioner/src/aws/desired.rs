@@ -153,6 +153,7 @@ impl Desired {
                         rollback: deployment.rollback,
                         subnets: context.subnets.clone(),
                         assign_public_ip: stack.aws.assign_public_ip,
+                        registry: None,
                         deployment_reported: true,
                     },
                     held_back,

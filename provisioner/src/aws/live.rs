@@ -657,6 +657,12 @@ pub fn service_found(names: &Names, service: &aws_sdk_ecs::types::Service) -> Fo
             assign_public_ip: network
                 .and_then(|network| network.assign_public_ip())
                 .is_some_and(|assign| assign.as_str() == "ENABLED"),
+            registry: service
+                .service_registries()
+                .first()
+                .and_then(|registry| registry.registry_arn())
+                .and_then(|arn| arn.rsplit('/').next())
+                .map(str::to_owned),
             deployment_reported: deployment.is_some(),
         },
     }

@@ -294,6 +294,9 @@ pub struct ServiceSpec {
     pub rollback: bool,
     pub subnets: BTreeSet<String>,
     pub assign_public_ip: bool,
+    /// The Cloud Map service id (`srv-...`) it registers tasks in; known
+    /// only for a live service (plan compares it).
+    pub registry: Option<String>,
     /// Whether the API reported the deployment configuration (AWS always
     /// does; an emulator may not, and what was not reported is not compared).
     pub deployment_reported: bool,

@@ -238,15 +238,22 @@ pub fn plan(app: &str, desired: &Desired, live: &Live) -> anyhow::Result<Plan> {
         let found = live.services.get(&service.name);
         let definition = &service.task_definition.family;
         let latest = live.task_definitions.get(definition).map(|found| found.arn.clone());
-        let definition_changes = steps.steps.iter().any(|step| {
-            step.kind == Kind::TaskDefinition && &step.name == definition && step.action != Action::Unchanged
-        });
+        let changes_of = |kind: Kind, name: &str| {
+            steps.steps.iter().any(|step| step.kind == kind && step.name == name && step.action != Action::Unchanged)
+        };
+        let definition_changes = changes_of(Kind::TaskDefinition, definition);
+        let registry = if changes_of(Kind::DiscoveryService, &service.discovery.name) {
+            format!("{} (new)", service.discovery.name)
+        } else {
+            live.discovery.get(&service.discovery.name).map(|found| found.id.clone()).unwrap_or_default()
+        };
         steps.add(
             Kind::Service,
             &service.name,
             view(found, |spec| {
                 let mut fields = spec.fields();
                 fields.insert("task_definition", revision_of(&found.map(|f| f.id.clone()).unwrap_or_default()));
+                fields.insert("cloud_map_service", spec.registry.clone().unwrap_or_else(|| "none".to_owned()));
                 fields
             }),
             {
@@ -257,6 +264,7 @@ pub fn plan(app: &str, desired: &Desired, live: &Live) -> anyhow::Result<Plan> {
                     latest.as_deref().map(revision_of).unwrap_or_default()
                 };
                 fields.insert("task_definition", wanted);
+                fields.insert("cloud_map_service", registry);
                 fields
             },
         );

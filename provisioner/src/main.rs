@@ -32,17 +32,9 @@ enum Command {
     /// Load a service through discovery: calls/s, latency, status codes and
     /// the share of each endpoint, optionally with a fault injected.
     Bench(bench::BenchArgs),
-    /// Show what `apply` would change on AWS, resource by resource; makes no
-    /// change.
-    Plan(aws::PlanArgs),
-    /// Create or update the stack on ECS Fargate with Cloud Map, then wait
-    /// for the deployments.
-    Apply(aws::ApplyArgs),
-    /// Show the services' deployments and tasks beside their Cloud Map
-    /// instances; exits 1 when the two disagree.
-    Status(aws::StatusArgs),
-    /// Delete the stack's AWS resources (only those tagged as this app's).
-    Destroy(aws::DestroyArgs),
+    /// The AWS side: plan, apply, status, destroy, deploy, rollback.
+    #[command(flatten)]
+    Aws(aws::AwsCommand),
 }
 
 fn main() -> ExitCode {
@@ -59,10 +51,7 @@ fn main() -> ExitCode {
             Command::Local(args) => local::main(args).await.map(|()| 0),
             Command::Call(args) => call::main(args).await.map(|()| 0),
             Command::Bench(args) => bench::main(args).await.map(|()| 0),
-            Command::Plan(args) => aws::plan(args).await,
-            Command::Apply(args) => aws::apply(args).await,
-            Command::Status(args) => aws::status(args).await,
-            Command::Destroy(args) => aws::destroy(args).await,
+            Command::Aws(command) => aws::run(command).await,
         }
     });
     match result {

@@ -138,11 +138,16 @@ impl Account {
     /// Pushes an image manifest into `repository`, as `docker push` would;
     /// returns its digest.
     async fn push_image(&self, repository: &str, tag: &str) -> String {
+        // moto derives the digest from the layers' digests: one layer per tag.
+        let layer = format!(
+            "sha256:{:0>64}",
+            format!("{:x}", tag.bytes().fold(repository.len() as u64, |h, b| h * 131 + u64::from(b)))
+        );
         let manifest = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": { "mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023, "digest": format!("sha256:{:064x}", tag.len() as u64 * 7919 + repository.len() as u64) },
-            "layers": []
+            "config": { "mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023, "digest": layer },
+            "layers": [{ "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1024, "digest": layer }]
         });
         let answer = self
             .ecr()
@@ -848,4 +853,111 @@ async fn a_record_type_change_is_planned_as_a_replacement_and_applied() {
     let ecs = account.service("ranking").await.unwrap();
     assert_eq!(ecs.service_registries()[0].registry_arn(), service.service().unwrap().arn());
     assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &stack).code, 0);
+}
+
+const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_pins_an_image_by_digest_a_second_deploy_changes_nothing_and_rollback_goes_back() {
+    let account = Account::new().await;
+    let stack = account.write_stack(&[]);
+    assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
+    let repository = format!("{REGISTRY}/shop/game-server");
+
+    let v1 = account.push_image("shop/game-server", "v1").await;
+    let image = format!("{repository}:v1");
+    let deploy = account.provision(&["deploy", "--service", "game-server", "--image", &image, "--no-wait"], &stack);
+    assert_eq!(deploy.code, 0, "{}", deploy.stderr);
+    let service = account.service("game-server").await.unwrap();
+    assert!(service.task_definition().unwrap().ends_with("shop-game-server:2"), "{:?}", service.task_definition());
+    assert_eq!(service.desired_count(), 3, "the first image raises the count from 0 to the stack's");
+    let definition =
+        account.ecs().describe_task_definition().task_definition("shop-game-server:2").send().await.unwrap();
+    let container = &definition.task_definition().unwrap().container_definitions()[0];
+    assert_eq!(container.image(), Some(format!("{repository}@{v1}").as_str()), "pinned by digest, not by tag");
+    assert_eq!(account.service("ranking").await.unwrap().desired_count(), 0, "only the named service moves");
+
+    let again = account.provision(&["deploy", "--service", "game-server", "--image", &image, "--no-wait"], &stack);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("Nothing to deploy"), "{}", again.stdout);
+    assert_eq!(account.revisions("shop-game-server", TaskDefinitionStatus::Active).await.len(), 2);
+
+    let v2 = account.push_image("shop/game-server", "v2").await;
+    assert_ne!(v1, v2);
+    let deploy = account.provision(
+        &["deploy", "--service", "game-server", "--image", &format!("{repository}:v2"), "--no-wait"],
+        &stack,
+    );
+    assert_eq!(deploy.code, 0, "{}", deploy.stderr);
+    assert!(account.service("game-server").await.unwrap().task_definition().unwrap().ends_with("shop-game-server:3"));
+    // apply keeps what deploy put there.
+    assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &stack).code, 0);
+
+    let rollback = account.provision(&["rollback", "game-server", "--no-wait"], &stack);
+    assert_eq!(rollback.code, 0, "{}", rollback.stderr);
+    assert!(rollback.stdout.contains("shop-game-server:3 -> shop-game-server:2"), "{}", rollback.stdout);
+    assert!(account.service("game-server").await.unwrap().task_definition().unwrap().ends_with("shop-game-server:2"));
+    // apply leaves a rolled-back service where it is.
+    let plan = account.provision(&["plan", "--detailed-exitcode"], &stack);
+    assert_eq!(plan.code, 0, "{}", plan.stdout);
+
+    let missing = account.provision(
+        &["deploy", "--service", "game-server", "--image", &format!("{repository}:v9"), "--no-wait"],
+        &stack,
+    );
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("is not in ECR repository shop/game-server"), "{}", missing.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_needs_the_infrastructure_and_recreates_a_missing_repository() {
+    let account = Account::new().await;
+    let stack = account.write_stack(&[]);
+    let external = format!("public.ecr.aws/docker/library/busybox@sha256:{}", "ab".repeat(32));
+
+    let early = account.provision(&["deploy", "--service", "ranking", "--image", &external, "--no-wait"], &stack);
+    assert_eq!(early.code, 1);
+    assert!(early.stderr.contains("run `provision apply` first, or deploy with --apply"), "{}", early.stderr);
+    assert!(account.ecr().describe_repositories().send().await.unwrap().repositories().is_empty(), "nothing made");
+
+    let unknown = account.provision(&["deploy", "--service", "nope", "--no-wait"], &stack);
+    assert!(
+        unknown.stderr.contains("--service nope: not in the stack (its services: game-server, ranking)"),
+        "{}",
+        unknown.stderr
+    );
+
+    let with_apply =
+        account.provision(&["deploy", "--apply", "--service", "ranking", "--image", &external, "--no-wait"], &stack);
+    assert_eq!(with_apply.code, 0, "{}", with_apply.stderr);
+    assert_eq!(account.service("ranking").await.unwrap().desired_count(), 2);
+
+    account.ecr().delete_repository().repository_name("shop/ranking").send().await.unwrap();
+    let deploy = account.provision(&["deploy", "--service", "ranking", "--image", &external, "--no-wait"], &stack);
+    assert_eq!(deploy.code, 0, "{}", deploy.stderr);
+    let repository = account.ecr().describe_repositories().repository_names("shop/ranking").send().await.unwrap();
+    let repository = &repository.repositories()[0];
+    assert_eq!(repository.image_tag_mutability().unwrap().as_str(), "IMMUTABLE");
+    assert!(repository.image_scanning_configuration().unwrap().scan_on_push());
+    let lifecycle = account.ecr().get_lifecycle_policy().repository_name("shop/ranking").send().await.unwrap();
+    assert!(lifecycle.lifecycle_policy_text().unwrap().contains("\"countNumber\":20"), "{lifecycle:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_without_docker_fails_at_once_and_says_how_to_deploy_a_prebuilt_image() {
+    let account = Account::new().await;
+    let stack = account.write_stack(&[]);
+    assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
+    let empty = account.dir.join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut command = account.command(&["deploy", "--service", "game-server", "--no-wait"], &stack);
+    command.env("PATH", &empty);
+    let outcome = run(command);
+    assert_eq!(outcome.code, 1);
+    assert!(outcome.stderr.contains("no docker CLI on PATH"), "{}", outcome.stderr);
+    assert!(outcome.stderr.contains("--image URI"), "{}", outcome.stderr);
+    assert!(
+        account.service("game-server").await.unwrap().task_definition().unwrap().ends_with(":1"),
+        "nothing deployed"
+    );
 }

@@ -75,6 +75,13 @@ impl Apply<'_> {
         Ok(rollouts.into_iter().flatten().collect())
     }
 
+    /// Only the ECR repositories (deploy needs them before it can push);
+    /// returns each service's repository URI.
+    pub async fn repositories(&self) -> anyhow::Result<BTreeMap<String, String>> {
+        let uris = try_join_all(self.desired.services.iter().map(|service| self.repository(service))).await?;
+        Ok(uris.into_iter().collect())
+    }
+
     fn action(&self, kind: Kind, name: &str) -> &Action {
         self.plan.step(kind, name).map_or(&Action::Unchanged, |step| &step.action)
     }
@@ -183,6 +190,9 @@ impl Apply<'_> {
         let spec = &self.desired.security_group;
         let ec2 = &self.clients.ec2;
         let (id, live_ingress) = match &self.live.security_group {
+            Some(found) if *self.action(Kind::SecurityGroup, &spec.name) == Action::Unchanged => {
+                return Ok(found.id.clone());
+            }
             Some(found) => (found.id.clone(), found.spec.ingress.clone()),
             None => {
                 let mut tags = TagSpecification::builder().resource_type(ResourceType::SecurityGroup);

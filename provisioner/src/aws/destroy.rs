@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use anyhow::bail;
-use aws_sdk_ecs::types::TaskDefinitionStatus;
 
 use super::{
     apply::wait_operation,
@@ -124,23 +123,7 @@ pub async fn destroy(clients: &Clients, stack: &Stack, live: &Live, delete_logs:
     }
 
     for (family, _) in live.task_definitions.iter().filter(|(_, found)| found.owned) {
-        let mut pages = ecs
-            .list_task_definitions()
-            .family_prefix(family)
-            .status(TaskDefinitionStatus::Active)
-            .into_paginator()
-            .send();
-        let mut revisions = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| explain(e, "ecs:ListTaskDefinitions", &format!("task definition {family}")))?;
-            // family_prefix also matches longer families: keep this one's.
-            revisions.extend(
-                page.task_definition_arns()
-                    .iter()
-                    .filter(|arn| super::plan::revision_of(arn).rsplit_once(':').map(|(f, _)| f) == Some(family))
-                    .cloned(),
-            );
-        }
+        let revisions = super::live::active_revisions(clients, family).await?;
         for arn in &revisions {
             ecs.deregister_task_definition()
                 .task_definition(arn)

@@ -104,6 +104,17 @@ pub async fn read(clients: &Clients, stack: &Stack) -> anyhow::Result<Live> {
         let wanted: Vec<String> = stack.services.iter().map(|service| service.name.clone()).collect();
         live.services = read_services(clients, &names, &stack.aws.cluster, &wanted).await?;
     }
+    // What a service runs is what apply compares with: after a rollback
+    // that is not the family's latest revision.
+    for service in &stack.services {
+        let family = names.family(&service.name);
+        let Some(running) = live.services.get(&service.name).map(|found| found.id.clone()) else { continue };
+        if live.task_definitions.get(&family).is_some_and(|latest| latest.arn != running)
+            && let Some(found) = read_revision(clients, &names, &family, &running).await?
+        {
+            live.task_definitions.insert(family, found);
+        }
+    }
     Ok(live)
 }
 
@@ -515,10 +526,21 @@ pub async fn read_task_definition(
     names: &Names,
     family: &str,
 ) -> anyhow::Result<Option<Found<TaskDefinitionSpec>>> {
+    read_revision(clients, names, family, family).await
+}
+
+/// One revision of `family`: `reference` is the family (its latest active
+/// revision), `family:N` or an ARN.
+async fn read_revision(
+    clients: &Clients,
+    names: &Names,
+    family: &str,
+    reference: &str,
+) -> anyhow::Result<Option<Found<TaskDefinitionSpec>>> {
     let answer = match clients
         .ecs
         .describe_task_definition()
-        .task_definition(family)
+        .task_definition(reference)
         .include(TaskDefinitionField::Tags)
         .send()
         .await
@@ -666,4 +688,27 @@ pub fn service_found(names: &Names, service: &aws_sdk_ecs::types::Service) -> Fo
             deployment_reported: deployment.is_some(),
         },
     }
+}
+
+/// Every active revision ARN of exactly `family` (the API's prefix match
+/// would also take longer family names).
+pub async fn active_revisions(clients: &Clients, family: &str) -> anyhow::Result<Vec<String>> {
+    let mut pages = clients
+        .ecs
+        .list_task_definitions()
+        .family_prefix(family)
+        .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+        .into_paginator()
+        .send();
+    let mut revisions = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| explain(e, "ecs:ListTaskDefinitions", &format!("task definition {family}")))?;
+        revisions.extend(
+            page.task_definition_arns()
+                .iter()
+                .filter(|arn| super::plan::revision_of(arn).rsplit_once(':').map(|(f, _)| f) == Some(family))
+                .cloned(),
+        );
+    }
+    Ok(revisions)
 }

@@ -9,9 +9,13 @@ use clap::{Args, ValueEnum};
 #[cfg(feature = "aws")]
 mod apply;
 #[cfg(feature = "aws")]
+mod deploy;
+#[cfg(feature = "aws")]
 mod desired;
 #[cfg(feature = "aws")]
 mod destroy;
+#[cfg(feature = "aws")]
+mod docker;
 #[cfg(feature = "aws")]
 mod error;
 #[cfg(feature = "aws")]
@@ -105,60 +109,89 @@ pub struct DestroyArgs {
     pub delete_logs: bool,
 }
 
-#[cfg(not(feature = "aws"))]
-mod disabled {
-    use anyhow::bail;
+/// `provision deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// The services to deploy (repeat for several); all by default.
+    #[arg(long = "service", value_name = "NAME")]
+    pub services: Vec<String>,
+    /// The image tag to build and push; default: the git commit (short),
+    /// or CODEBUILD_RESOLVED_SOURCE_VERSION in CodeBuild.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Deploy this existing image instead of building one (with one
+    /// --service); a tag in the service's repository is pinned by digest.
+    #[arg(long, value_name = "URI")]
+    pub image: Option<String>,
+    /// Create or update the infrastructure first (`provision apply`)
+    /// instead of stopping when it is missing.
+    #[arg(long)]
+    pub apply: bool,
+    /// Return once the services are updated, without waiting.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for deployments before failing, in seconds.
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    pub wait_timeout: u64,
+}
 
-    pub fn unavailable() -> anyhow::Result<u8> {
-        bail!(
+/// `provision rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// The service to move back to its previous task definition revision.
+    pub service: String,
+    /// Return once the service is updated, without waiting.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for the deployment before failing, in seconds.
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    pub wait_timeout: u64,
+}
+
+/// The AWS subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum AwsCommand {
+    /// Show what `apply` would change on AWS, resource by resource; makes no
+    /// change.
+    Plan(PlanArgs),
+    /// Create or update the stack on ECS Fargate with Cloud Map, then wait
+    /// for the deployments.
+    Apply(ApplyArgs),
+    /// Show the services' deployments and tasks beside their Cloud Map
+    /// instances; exits 1 when the two disagree.
+    Status(StatusArgs),
+    /// Delete the stack's AWS resources (only those tagged as this app's).
+    Destroy(DestroyArgs),
+    /// Build and push the services' images (or take a prebuilt one), pin
+    /// them by digest in new task definitions and roll the services out.
+    Deploy(DeployArgs),
+    /// Move a service back to its previous task definition revision.
+    Rollback(RollbackArgs),
+}
+
+/// Runs an AWS subcommand; the exit code on success (plan's
+/// `--detailed-exitcode`, status's disagreement).
+pub async fn run(command: AwsCommand) -> anyhow::Result<u8> {
+    #[cfg(feature = "aws")]
+    return match command {
+        AwsCommand::Plan(args) => commands::plan(args).await,
+        AwsCommand::Apply(args) => commands::apply(args).await,
+        AwsCommand::Status(args) => commands::status(args).await,
+        AwsCommand::Destroy(args) => commands::destroy(args).await,
+        AwsCommand::Deploy(args) => commands::deploy(args).await,
+        AwsCommand::Rollback(args) => commands::rollback(args).await,
+    };
+    #[cfg(not(feature = "aws"))]
+    {
+        let _ = command;
+        anyhow::bail!(
             "this provision was built without AWS support: build it with `cargo build --release -p provisioner \
              --features aws` (or `cargo install --path provisioner --features aws`)"
         )
-    }
-}
-
-/// Prints the plan; the exit code is 2 with `--detailed-exitcode` when
-/// there are changes.
-pub async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
-    #[cfg(feature = "aws")]
-    return commands::plan(args).await;
-    #[cfg(not(feature = "aws"))]
-    {
-        let _ = args;
-        disabled::unavailable()
-    }
-}
-
-/// Applies the plan and waits for the deployments.
-pub async fn apply(args: ApplyArgs) -> anyhow::Result<u8> {
-    #[cfg(feature = "aws")]
-    return commands::apply(args).await;
-    #[cfg(not(feature = "aws"))]
-    {
-        let _ = args;
-        disabled::unavailable()
-    }
-}
-
-/// Shows services, tasks and Cloud Map instances.
-pub async fn status(args: StatusArgs) -> anyhow::Result<u8> {
-    #[cfg(feature = "aws")]
-    return commands::status(args).await;
-    #[cfg(not(feature = "aws"))]
-    {
-        let _ = args;
-        disabled::unavailable()
-    }
-}
-
-/// Deletes the stack.
-pub async fn destroy(args: DestroyArgs) -> anyhow::Result<u8> {
-    #[cfg(feature = "aws")]
-    return commands::destroy(args).await;
-    #[cfg(not(feature = "aws"))]
-    {
-        let _ = args;
-        disabled::unavailable()
     }
 }
 
@@ -166,13 +199,14 @@ pub async fn destroy(args: DestroyArgs) -> anyhow::Result<u8> {
 mod commands {
     use std::{
         io::{BufRead, IsTerminal, Write},
+        path::Path,
         time::Duration,
     };
 
     use anyhow::bail;
 
     use super::{
-        ApplyArgs, AwsArgs, DestroyArgs, Output, PlanArgs, StatusArgs,
+        ApplyArgs, AwsArgs, DeployArgs, DestroyArgs, Output, PlanArgs, RollbackArgs, StatusArgs,
         apply::Apply,
         live::{self, Live},
         names::Names,
@@ -225,26 +259,67 @@ mod commands {
 
     pub async fn apply(args: ApplyArgs) -> anyhow::Result<u8> {
         let (stack, clients) = connect(&args.aws).await?;
-        let (live, plan, desired) = read_plan(&stack, &clients).await?;
+        let wait = (!args.no_wait).then(|| wait_options(args.wait_timeout));
+        apply_stack(&stack, &clients, args.yes, wait).await?;
+        Ok(0)
+    }
+
+    fn wait_options(timeout_secs: u64) -> WaitOptions {
+        WaitOptions { timeout: Duration::from_secs(timeout_secs), ..WaitOptions::default() }
+    }
+
+    /// Plan, confirm (unless `yes`), apply, and wait (with `wait`).
+    async fn apply_stack(stack: &Stack, clients: &Clients, yes: bool, wait: Option<WaitOptions>) -> anyhow::Result<()> {
+        let (live, plan, desired) = read_plan(stack, clients).await?;
         print!("{}", plan.render());
         if !plan.has_changes() {
             println!("The stack is up to date.");
-            return Ok(0);
+            return Ok(());
         }
-        if !args.yes {
+        if !yes {
             confirm("Apply these changes?")?;
         }
         println!("\nApplying:");
         let rollouts =
-            Apply { clients: &clients, names: Names::new(&stack.app), desired: &desired, live: &live, plan: &plan }
-                .run()
-                .await?;
+            Apply { clients, names: Names::new(&stack.app), desired: &desired, live: &live, plan: &plan }.run().await?;
         println!("Applied.");
-        if args.no_wait {
-            return Ok(0);
+        if let Some(options) = wait {
+            super::watch::wait_for(clients, &stack.aws.cluster, &rollouts, options).await?;
         }
-        let options = WaitOptions { timeout: Duration::from_secs(args.wait_timeout), ..WaitOptions::default() };
-        super::watch::wait_for(&clients, &stack.aws.cluster, &rollouts, options).await?;
+        Ok(())
+    }
+
+    pub async fn deploy(args: DeployArgs) -> anyhow::Result<u8> {
+        let (stack, clients) = connect(&args.aws).await?;
+        let root = args.aws.stack.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let selected = super::deploy::select(&stack, &args.services)?;
+        let mut live = live::read(&clients, &stack).await?;
+        let missing = super::deploy::missing_infrastructure(&stack, &live, &selected);
+        if !missing.is_empty() {
+            if !args.apply {
+                bail!(
+                    "the infrastructure is not there yet (missing: {}): run `provision apply` first, or deploy \
+                     with --apply",
+                    missing.join(", ")
+                );
+            }
+            apply_stack(&stack, &clients, true, None).await?;
+            live = live::read(&clients, &stack).await?;
+        }
+        let request = super::deploy::DeployRequest { services: args.services, tag: args.tag, image: args.image };
+        let rollouts = super::deploy::deploy(&clients, &stack, root, &live, &request).await?;
+        if !args.no_wait {
+            super::watch::wait_for(&clients, &stack.aws.cluster, &rollouts, wait_options(args.wait_timeout)).await?;
+        }
+        Ok(0)
+    }
+
+    pub async fn rollback(args: RollbackArgs) -> anyhow::Result<u8> {
+        let (stack, clients) = connect(&args.aws).await?;
+        let rollout = super::deploy::rollback(&clients, &stack, &args.service).await?;
+        if !args.no_wait {
+            super::watch::wait_for(&clients, &stack.aws.cluster, &[rollout], wait_options(args.wait_timeout)).await?;
+        }
         Ok(0)
     }
 

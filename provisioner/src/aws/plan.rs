@@ -63,6 +63,14 @@ impl Plan {
         self.steps.iter().any(|step| step.action != Action::Unchanged)
     }
 
+    /// The plan cut down to the steps `keep` accepts; apply leaves every
+    /// other resource as it is.
+    pub fn only(mut self, keep: impl Fn(&Step) -> bool) -> Self {
+        self.steps.retain(|step| keep(step));
+        self.notes.clear();
+        self
+    }
+
     /// The step for one resource.
     pub fn step(&self, kind: Kind, name: &str) -> Option<&Step> {
         self.steps.iter().find(|step| step.kind == kind && step.name == name)

@@ -1,0 +1,289 @@
+//! `provision deploy` and `provision rollback`: build and push a service's
+//! image (or take a prebuilt one), pin it by digest in a new task
+//! definition revision, move the ECS service to it and wait, exactly as
+//! apply does.
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context as _, bail};
+use aws_sdk_ecr::types::ImageIdentifier;
+use base64::Engine as _;
+
+use super::{
+    apply::Apply,
+    docker,
+    error::{classify, explain},
+    live::{self, Live},
+    model::Kind,
+    names::Names,
+    plan::{self, revision_of},
+    sdk::Clients,
+    wait::Rollout,
+};
+use crate::spec::{Service, Stack};
+
+/// What to deploy.
+#[derive(Debug, Clone, Default)]
+pub struct DeployRequest {
+    /// Services by name; empty means all.
+    pub services: Vec<String>,
+    /// The image tag to build and push; default: the git commit.
+    pub tag: Option<String>,
+    /// A prebuilt image to deploy instead of building one.
+    pub image: Option<String>,
+}
+
+/// The services `names` selects (all when empty), or an error listing the
+/// stack's services.
+pub fn select<'a>(stack: &'a Stack, names: &[String]) -> anyhow::Result<Vec<&'a Service>> {
+    if names.is_empty() {
+        return Ok(stack.services.iter().collect());
+    }
+    names
+        .iter()
+        .map(|name| {
+            stack.services.iter().find(|service| &service.name == name).with_context(|| {
+                let known: Vec<&str> = stack.services.iter().map(|service| service.name.as_str()).collect();
+                format!("--service {name}: not in the stack (its services: {})", known.join(", "))
+            })
+        })
+        .collect()
+}
+
+/// What of the infrastructure the selected services need is missing.
+pub fn missing_infrastructure(stack: &Stack, live: &Live, selected: &[&Service]) -> Vec<String> {
+    let mut missing = Vec::new();
+    if live.cluster.is_none() {
+        missing.push(format!("ecs cluster {}", stack.aws.cluster));
+    }
+    if live.namespace.is_none() {
+        missing.push(format!("cloud map namespace {}", stack.namespace));
+    }
+    for service in selected {
+        if !live.services.contains_key(&service.name) {
+            missing.push(format!("ecs service {}", service.name));
+        }
+    }
+    missing
+}
+
+/// The tag of a build: CodeBuild's source version, else the git commit,
+/// marked dirty (and made unique, tags being immutable) when the work tree
+/// has changes.
+pub fn default_tag(root: &Path) -> anyhow::Result<String> {
+    if let Ok(version) = std::env::var("CODEBUILD_RESOLVED_SOURCE_VERSION") {
+        let version: String = version.chars().filter(char::is_ascii_alphanumeric).take(12).collect();
+        if !version.is_empty() {
+            return Ok(version);
+        }
+    }
+    let git = |args: &[&str]| -> anyhow::Result<String> {
+        let output = Command::new("git").args(args).current_dir(root).stdin(Stdio::null()).output();
+        match output {
+            Ok(output) if output.status.success() => Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned()),
+            _ => bail!("cannot read the git commit in {} to tag the image: pass --tag", root.display()),
+        }
+    };
+    let commit = git(&["rev-parse", "--short=12", "HEAD"])?;
+    let dirty = !git(&["status", "--porcelain", "--untracked-files=no"])?.is_empty();
+    if dirty {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        return Ok(format!("{commit}-dirty-{now}"));
+    }
+    Ok(commit)
+}
+
+/// Deploys `request` and returns the rollouts started.
+pub async fn deploy(
+    clients: &Clients,
+    stack: &Stack,
+    root: &Path,
+    live: &Live,
+    request: &DeployRequest,
+) -> anyhow::Result<Vec<Rollout>> {
+    let names = Names::new(&stack.app);
+    let selected = select(stack, &request.services)?;
+    if request.image.is_some() && selected.len() != 1 {
+        bail!("--image names one image: pass exactly one --service with it");
+    }
+
+    // The repositories first: a build needs somewhere to push.
+    let desired = plan::desired(stack, live);
+    let repositories: Vec<String> = selected.iter().map(|service| names.repository(&service.name)).collect();
+    let repository_plan = plan::plan(&stack.app, &desired, live)?
+        .only(|step| step.kind == Kind::Repository && repositories.contains(&step.name));
+    let uris =
+        Apply { clients, names: names.clone(), desired: &desired, live, plan: &repository_plan }.repositories().await?;
+
+    let mut images = BTreeMap::new();
+    match &request.image {
+        Some(image) => {
+            let service = selected[0];
+            let uri = &uris[&service.name];
+            images.insert(service.name.clone(), pin(clients, &names.repository(&service.name), uri, image).await?);
+        }
+        None => {
+            let docker = docker::find()?;
+            docker::check_daemon(&docker)?;
+            let tag = match &request.tag {
+                Some(tag) => tag.clone(),
+                None => default_tag(root)?,
+            };
+            login(clients, &docker).await?;
+            for service in &selected {
+                let uri = &uris[&service.name];
+                let image = format!("{uri}:{tag}");
+                let architecture = desired
+                    .services
+                    .iter()
+                    .find(|candidate| candidate.name == service.name)
+                    .map_or("X86_64", |candidate| candidate.task_definition.architecture.as_str());
+                println!("building {image} ({})", docker::platform(architecture));
+                docker::run(
+                    &docker,
+                    &docker::build_args(root, &service.binary, docker::platform(architecture), &image),
+                    None,
+                )?;
+                docker::run(&docker, &docker::push_args(&image), None)?;
+                images.insert(service.name.clone(), pin(clients, &names.repository(&service.name), uri, &image).await?);
+            }
+        }
+    }
+
+    let mut pinned = stack.clone();
+    for service in &mut pinned.services {
+        if let Some(image) = images.get(&service.name) {
+            service.aws.image = Some(image.clone());
+        }
+    }
+    let live = live::read(clients, &pinned).await?;
+    let desired = plan::desired(&pinned, &live);
+    let families: Vec<String> = selected.iter().map(|service| names.family(&service.name)).collect();
+    let services: Vec<String> = selected.iter().map(|service| service.name.clone()).collect();
+    let plan = plan::plan(&stack.app, &desired, &live)?.only(|step| match step.kind {
+        Kind::TaskDefinition => families.contains(&step.name),
+        Kind::Service => services.contains(&step.name),
+        _ => false,
+    });
+    for (service, image) in &images {
+        println!("{service}: {image}");
+    }
+    if !plan.has_changes() {
+        println!("Nothing to deploy: the services already run these images.");
+        return Ok(Vec::new());
+    }
+    print!("{}", plan.render());
+    println!("\nDeploying:");
+    Apply { clients, names, desired: &desired, live: &live, plan: &plan }.run().await
+}
+
+/// `image` pinned by digest: a tag in our repository is resolved (and must
+/// exist); an image from elsewhere is taken as given.
+async fn pin(clients: &Clients, repository: &str, uri: &str, image: &str) -> anyhow::Result<String> {
+    let Some(reference) = image.strip_prefix(uri) else {
+        if !image.contains("@sha256:") {
+            eprintln!("warning: {image} is not pinned by digest: each task start may pull a different image");
+        }
+        return Ok(image.to_owned());
+    };
+    let id = match (reference.strip_prefix('@'), reference.strip_prefix(':')) {
+        (Some(digest), _) => ImageIdentifier::builder().image_digest(digest).build(),
+        (_, Some(tag)) => ImageIdentifier::builder().image_tag(tag).build(),
+        _ => bail!("image {image}: expected {uri}:TAG or {uri}@sha256:DIGEST"),
+    };
+    let answer = clients.ecr.describe_images().repository_name(repository).image_ids(id).send().await;
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(error) => {
+            let error = classify(error, "ecr:DescribeImages", &format!("ECR repository {repository}"));
+            if error.code.as_deref() == Some("ImageNotFoundException") {
+                bail!(
+                    "image {image} is not in ECR repository {repository}: push it first, or deploy without --image to build it"
+                );
+            }
+            return Err(error.into());
+        }
+    };
+    let digest = answer
+        .image_details()
+        .first()
+        .and_then(|detail| detail.image_digest())
+        .with_context(|| format!("image {image} is not in ECR repository {repository}"))?;
+    Ok(format!("{uri}@{digest}"))
+}
+
+/// Logs docker in to the account's registry with an ECR token.
+async fn login(clients: &Clients, docker: &Path) -> anyhow::Result<()> {
+    let answer = clients
+        .ecr
+        .get_authorization_token()
+        .send()
+        .await
+        .map_err(|error| explain(error, "ecr:GetAuthorizationToken", "the account's registry"))?;
+    let data = answer.authorization_data().first().context("ECR returned no authorization data")?;
+    let token = data.authorization_token().context("ECR returned no token")?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(token).context("the ECR token is not base64")?;
+    let decoded = String::from_utf8(decoded).context("the ECR token is not text")?;
+    let (user, password) = decoded.split_once(':').context("the ECR token is not user:password")?;
+    let registry = data.proxy_endpoint().context("ECR returned no registry endpoint")?;
+    docker::run(docker, &docker::login_args(registry, user), Some(password))
+}
+
+/// Moves `service` back to the task definition revision before the one it
+/// runs; returns the rollout to wait for.
+pub async fn rollback(clients: &Clients, stack: &Stack, service: &str) -> anyhow::Result<Rollout> {
+    let names = Names::new(&stack.app);
+    select(stack, &[service.to_owned()])?;
+    let cluster = &stack.aws.cluster;
+    let resource = format!("ECS service {service}");
+    let described = clients
+        .ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .send()
+        .await
+        .map_err(|error| explain(error, "ecs:DescribeServices", &resource))?;
+    let Some(current) = described.services().iter().find(|s| s.status() == Some("ACTIVE")) else {
+        bail!("{resource} does not exist in cluster {cluster}: run `provision apply` first");
+    };
+    let current_arn = current.task_definition().unwrap_or_default().to_owned();
+    let number = |arn: &str| revision_of(arn).rsplit_once(':').and_then(|(_, n)| n.parse::<u32>().ok());
+    let current_number = number(&current_arn).context("the service's task definition has no revision number")?;
+    let family = names.family(service);
+    let revisions = live::active_revisions(clients, &family).await?;
+    let previous = revisions
+        .iter()
+        .filter_map(|arn| number(arn).map(|n| (n, arn)))
+        .filter(|(n, _)| *n < current_number)
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, arn)| arn.clone())
+        .with_context(|| {
+            format!("{service} runs {}: there is no earlier active revision to go back to", revision_of(&current_arn))
+        })?;
+    println!("rolling {service} back: {} -> {}", revision_of(&current_arn), revision_of(&previous));
+    let answer = clients
+        .ecs
+        .update_service()
+        .cluster(cluster)
+        .service(service)
+        .task_definition(&previous)
+        .send()
+        .await
+        .map_err(|error| explain(error, "ecs:UpdateService", &resource))?;
+    let deployment_id = answer
+        .service()
+        .and_then(|service| service.deployments().iter().find(|d| d.status() == Some("PRIMARY")))
+        .and_then(|deployment| deployment.id())
+        .map(str::to_owned);
+    Ok(Rollout {
+        service: service.to_owned(),
+        deployment_id,
+        task_definition: previous,
+        desired_count: current.desired_count(),
+    })
+}

@@ -7,6 +7,10 @@ use std::{collections::BTreeMap, ops::Range, path::Path, time::Duration};
 use serde::Deserialize;
 use toml::Spanned;
 
+/// Seconds a stopping task keeps serving beyond its DNS TTL: clients that
+/// cached the record re-resolve within the TTL.
+pub const DRAIN_MARGIN_SECS: u64 = 1;
+
 /// A problem with the stack file, located.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}: {message}")]
@@ -383,6 +387,20 @@ pub fn parse(text: &str, file: &str) -> Result<Stack, SpecError> {
             }
         }
         let service_aws = parse_aws_service(raw.aws.as_ref(), &name, &raw.env, spanned.span(), &error)?;
+        // On ECS a stopping task drains for a TTL (clients re-resolve) and
+        // must be gone before stopTimeout ends in SIGKILL.
+        if service_aws.stop_timeout.as_secs() < dns_ttl.as_secs() + DRAIN_MARGIN_SECS + 2 {
+            return Err(error(
+                Some(spanned.span()),
+                format!(
+                    "service {name:?}: aws.stop_timeout_secs ({}) must exceed dns_ttl_secs ({}) by at least {}: a \
+                     stopping task drains for one TTL and needs time to finish its calls",
+                    service_aws.stop_timeout.as_secs(),
+                    dns_ttl.as_secs(),
+                    DRAIN_MARGIN_SECS + 2
+                ),
+            ));
+        }
         services.push((
             Service {
                 name: name.clone(),
@@ -731,6 +749,12 @@ mod tests {
         );
         assert!(parse(&service("cpu = 1024\nmemory = 3072\narchitecture = \"arm64\""), "stack.toml").is_ok());
         assert!(error_of(&service("stop_timeout_secs = 300")).contains("outside 2..=120"));
+        let short = "[[service]]\nname = \"svc\"\ndns_ttl_secs = 60\n[service.aws]\nstop_timeout_secs = 30\n";
+        assert_eq!(
+            error_of(short),
+            "stack.toml:1: service \"svc\": aws.stop_timeout_secs (30) must exceed dns_ttl_secs (60) by at least 3: \
+             a stopping task drains for one TTL and needs time to finish its calls"
+        );
         assert!(
             error_of(&service("secrets = { DB = \"hunter2\" }"))
                 .contains("is not a Secrets Manager or SSM parameter ARN")

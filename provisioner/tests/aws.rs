@@ -413,6 +413,9 @@ async fn plan_on_an_empty_account_then_apply_creates_everything_and_a_second_pla
     let environment: BTreeMap<_, _> =
         container.environment().iter().map(|p| (p.name().unwrap(), p.value().unwrap())).collect();
     assert_eq!(environment.get("RANKING_ADDR"), Some(&"dns:///ranking.shop.internal:5000"));
+    // A stopping task drains past the DNS TTL and exits before stopTimeout.
+    assert_eq!(environment.get("DRAIN_SECS"), Some(&"11"));
+    assert_eq!(environment.get("SHUTDOWN_TIMEOUT_SECS"), Some(&"29"));
     let ranking = account.ecs().describe_task_definition().task_definition("shop-ranking").send().await.unwrap();
     let ranking = ranking.task_definition().unwrap();
     let container = &ranking.container_definitions()[0];

@@ -12,7 +12,7 @@ use super::{
     },
     names::{IMAGE_BINARY, Names},
 };
-use crate::spec::{Architecture, Stack};
+use crate::spec::{Architecture, DRAIN_MARGIN_SECS, Stack};
 
 /// Images an ECR repository keeps before the lifecycle policy expires the
 /// oldest: enough to roll back a few deploys.
@@ -73,6 +73,13 @@ impl Desired {
                 let mut environment = service.env.clone();
                 environment.insert("GRPC_ADDR".into(), format!("0.0.0.0:{}", service.port));
                 environment.entry("LOG_FORMAT".into()).or_insert_with(|| "json".into());
+                // Zero-downtime stop: keep serving (NOT_SERVING) until every
+                // client's DNS cache has expired, then exit before ECS's
+                // SIGKILL at stopTimeout.
+                let drain = service.dns_ttl.as_secs() + DRAIN_MARGIN_SECS;
+                environment.entry("DRAIN_SECS".into()).or_insert_with(|| drain.to_string());
+                let deadline = service.aws.stop_timeout.as_secs().saturating_sub(1);
+                environment.entry("SHUTDOWN_TIMEOUT_SECS".into()).or_insert_with(|| deadline.to_string());
                 for dependency in &service.depends_on {
                     if let Some(target) = stack.services.iter().find(|candidate| &candidate.name == dependency) {
                         environment.insert(

@@ -56,7 +56,9 @@ pub enum Verdict {
     Failed(String),
 }
 
-/// Judges `rollout` against one snapshot of its service.
+/// Judges `rollout` against one snapshot of its service: done when its
+/// deployment is PRIMARY, COMPLETED, sized for the rollout's count and has
+/// every task running; failed when it failed or another revision took over.
 pub fn judge(rollout: &Rollout, state: &ServiceState) -> Verdict {
     let ours = state.deployments.iter().find(|deployment| match &rollout.deployment_id {
         Some(id) => &deployment.id == id,
@@ -70,7 +72,10 @@ pub fn judge(rollout: &Rollout, state: &ServiceState) -> Verdict {
             if deployment.rollout_reason.is_empty() { "no reason given" } else { &deployment.rollout_reason }
         )),
         Some(deployment) if deployment.status == "PRIMARY" => {
-            if deployment.rollout_state == "COMPLETED" && deployment.running == deployment.desired {
+            if deployment.rollout_state == "COMPLETED"
+                && deployment.desired == rollout.desired_count
+                && deployment.running == rollout.desired_count
+            {
                 Verdict::Done
             } else {
                 Verdict::InProgress
@@ -325,12 +330,17 @@ mod tests {
             )),
             // COMPLETED but a task short still is not done.
             Ok(state(vec![deployment("ecs-svc/2", "PRIMARY", "COMPLETED", NEW, 1)], &[])),
+            // Nor is a deployment sized for another count.
+            Ok(state(
+                vec![DeploymentState { desired: 0, ..deployment("ecs-svc/2", "PRIMARY", "COMPLETED", NEW, 0) }],
+                &[],
+            )),
             Ok(state(vec![deployment("ecs-svc/2", "PRIMARY", "COMPLETED", NEW, 2)], &["has reached a steady state"])),
         ]);
         let mut lines = Vec::new();
         let outcomes = wait(&[rollout()], options(), poll, |line| lines.push(line.to_owned())).await;
         assert_eq!(outcomes, vec![Outcome { service: "game".into(), verdict: Verdict::Done }]);
-        assert_eq!(*polls.lock().unwrap(), 4);
+        assert_eq!(*polls.lock().unwrap(), 5);
         assert!(lines.iter().any(|line| line.contains("started 2 tasks")), "{lines:?}");
         assert!(
             lines.last().unwrap().contains("steady state") || lines.iter().any(|l| l.contains("done")),

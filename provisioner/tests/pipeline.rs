@@ -1,0 +1,108 @@
+//! The CodeBuild buildspec parses as YAML and every phase refers to things
+//! that exist here: the test script, the package and its feature, the
+//! binary, its subcommands and flags, the stack file.
+
+use std::path::{Path, PathBuf};
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+const PROVISION: &str = env!("CARGO_BIN_EXE_provision");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn buildspec() -> Yaml {
+    let text = std::fs::read_to_string(repo().join("pipeline/buildspec.yml")).expect("pipeline/buildspec.yml");
+    YamlLoader::load_from_str(&text).expect("buildspec.yml is YAML").remove(0)
+}
+
+fn commands(spec: &Yaml, phase: &str) -> Vec<String> {
+    spec["phases"][phase]["commands"]
+        .as_vec()
+        .unwrap_or_else(|| panic!("phase {phase} has a command list"))
+        .iter()
+        .map(|command| command.as_str().unwrap_or_else(|| panic!("{phase}: {command:?} is not a string")).to_owned())
+        .collect()
+}
+
+#[test]
+fn phases_install_test_and_deploy_in_order() {
+    let spec = buildspec();
+    assert!(matches!(&spec["version"], Yaml::Real(version) if version == "0.2"), "{:?}", spec["version"]);
+    let phases: Vec<&str> = spec["phases"].as_hash().unwrap().keys().map(|key| key.as_str().unwrap()).collect();
+    assert_eq!(phases, ["install", "pre_build", "build", "post_build"]);
+    assert!(commands(&spec, "install").iter().any(|c| c.contains("rustup") && c.contains("RUST_TOOLCHAIN")));
+    // The toolchain is the one the workspace asks for.
+    let manifest: toml::Table = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap().parse().unwrap();
+    let rust_version = manifest["workspace"]["package"]["rust-version"].as_str().unwrap();
+    let toolchain = spec["env"]["variables"]["RUST_TOOLCHAIN"].as_str().unwrap();
+    assert!(toolchain.starts_with(rust_version), "{toolchain} vs rust-version {rust_version}");
+}
+
+#[test]
+fn the_tests_run_through_the_readme_command() {
+    let spec = buildspec();
+    let tests = commands(&spec, "pre_build");
+    assert!(tests.iter().any(|c| c == "bash .ci/run"), "{tests:?}");
+    assert!(repo().join(".ci/run").is_file());
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    assert!(readme.contains("bash .ci/run"), "the README's test command is the one CodeBuild runs");
+}
+
+#[test]
+fn the_build_makes_provision_with_the_aws_feature() {
+    let spec = buildspec();
+    let build = commands(&spec, "build");
+    let cargo = build.iter().find(|c| c.starts_with("cargo build")).expect("a cargo build command");
+    let words: Vec<&str> = cargo.split_whitespace().collect();
+    let after = |flag: &str| {
+        words.iter().position(|w| *w == flag).map(|i| words[i + 1]).unwrap_or_else(|| panic!("{flag} in {cargo}"))
+    };
+    let manifest: toml::Table =
+        std::fs::read_to_string(repo().join(after("--package")).join("Cargo.toml")).unwrap().parse().unwrap();
+    assert_eq!(manifest["package"]["name"].as_str(), Some(after("--package")));
+    assert!(manifest["features"].as_table().unwrap().contains_key(after("--features")));
+    let bins = manifest["bin"].as_array().unwrap();
+    assert!(bins.iter().any(|bin| bin["name"].as_str() == Some("provision")));
+    assert!(words.contains(&"--release") && words.contains(&"--locked"));
+}
+
+#[test]
+fn every_provision_command_is_accepted_by_the_binary() {
+    let spec = buildspec();
+    let target_dir = spec["env"]["variables"]["CARGO_TARGET_DIR"].as_str().unwrap();
+    let mut checked = 0;
+    for phase in ["build", "post_build"] {
+        for command in commands(&spec, phase) {
+            let Some((program, rest)) = command.split_once(' ') else { continue };
+            if !program.ends_with("/release/provision") {
+                continue;
+            }
+            assert_eq!(program, "$CARGO_TARGET_DIR/release/provision", "the binary cargo built");
+            let args: Vec<String> = rest
+                .split("||")
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .map(|word| word.trim_matches('"').to_owned())
+                .collect();
+            if let Some(at) = args.iter().position(|arg| arg == "--stack") {
+                assert!(repo().join(&args[at + 1]).is_file(), "{} does not exist", args[at + 1]);
+            }
+            // clap rejects an unknown subcommand or flag before it prints help.
+            let output = std::process::Command::new(PROVISION).args(&args).arg("--help").output().unwrap();
+            assert!(output.status.success(), "{command}: {}", String::from_utf8_lossy(&output.stderr));
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2, "deploy and status");
+    let deploy = commands(&spec, "build").into_iter().find(|c| c.contains("provision deploy")).unwrap();
+    assert!(deploy.contains("$CODEBUILD_RESOLVED_SOURCE_VERSION"), "the image is tagged with the source version");
+    let cache: Vec<&str> = spec["cache"]["paths"].as_vec().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(
+        cache.iter().any(|path| target_dir.starts_with(path.trim_end_matches("/**/*"))),
+        "the target dir is cached: {cache:?}"
+    );
+    assert!(cache.iter().any(|path| path.contains(".cargo/registry")), "{cache:?}");
+}

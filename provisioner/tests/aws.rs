@@ -964,3 +964,37 @@ async fn deploy_without_docker_fails_at_once_and_says_how_to_deploy_a_prebuilt_i
         "nothing deployed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stack_image_that_does_not_exist_is_never_applied() {
+    let account = Account::new().await;
+    let missing = format!("{REGISTRY}/shop/game-server:v7");
+    let with_image = |image: &str| {
+        account.write_stack(&[("stop_timeout_secs = 30", &format!("stop_timeout_secs = 30\nimage = \"{image}\""))])
+    };
+
+    let early = account.provision(&["apply", "--yes", "--no-wait"], &with_image(&missing));
+    assert_eq!(early.code, 1);
+    assert!(early.stderr.contains("which does not exist yet"), "{}", early.stderr);
+
+    assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &account.write_stack(&[])).code, 0);
+    let refused = account.provision(&["apply", "--yes", "--no-wait"], &with_image(&missing));
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("image 123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/game-server:v7 is not in ECR repository shop/game-server"), "{}", refused.stderr);
+    assert_eq!(account.service("game-server").await.unwrap().desired_count(), 0);
+
+    let digest = account.push_image("shop/game-server", "v7").await;
+    let applied = account.provision(&["apply", "--yes", "--no-wait"], &with_image(&missing));
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    let service = account.service("game-server").await.unwrap();
+    assert_eq!(service.desired_count(), 3);
+    let definition = account
+        .ecs()
+        .describe_task_definition()
+        .task_definition(service.task_definition().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let image = definition.task_definition().unwrap().container_definitions()[0].image().unwrap().to_owned();
+    assert_eq!(image, format!("{REGISTRY}/shop/game-server@{digest}"), "the tag is pinned by digest");
+}

@@ -71,11 +71,11 @@ pub fn missing_infrastructure(stack: &Stack, live: &Live, selected: &[&Service])
     missing
 }
 
-/// The tag of a build: CodeBuild's source version, else the git commit,
-/// marked dirty (and made unique, tags being immutable) when the work tree
-/// has changes.
-pub fn default_tag(root: &Path) -> anyhow::Result<String> {
-    if let Ok(version) = std::env::var("CODEBUILD_RESOLVED_SOURCE_VERSION") {
+/// The tag of a build: CodeBuild's source version (`source_version`, from
+/// CODEBUILD_RESOLVED_SOURCE_VERSION), else the git commit, marked dirty
+/// (and made unique, tags being immutable) when the work tree has changes.
+pub fn default_tag(root: &Path, source_version: Option<String>) -> anyhow::Result<String> {
+    if let Some(version) = source_version {
         let version: String = version.chars().filter(char::is_ascii_alphanumeric).take(12).collect();
         if !version.is_empty() {
             return Ok(version);
@@ -131,7 +131,7 @@ pub async fn deploy(
             docker::check_daemon(&docker)?;
             let tag = match &request.tag {
                 Some(tag) => tag.clone(),
-                None => default_tag(root)?,
+                None => default_tag(root, std::env::var("CODEBUILD_RESOLVED_SOURCE_VERSION").ok())?,
             };
             login(clients, &docker).await?;
             for service in &selected {
@@ -183,7 +183,7 @@ pub async fn deploy(
 
 /// `image` pinned by digest: a tag in our repository is resolved (and must
 /// exist); an image from elsewhere is taken as given.
-async fn pin(clients: &Clients, repository: &str, uri: &str, image: &str) -> anyhow::Result<String> {
+pub async fn pin(clients: &Clients, repository: &str, uri: &str, image: &str) -> anyhow::Result<String> {
     let Some(reference) = image.strip_prefix(uri) else {
         if !image.contains("@sha256:") {
             eprintln!("warning: {image} is not pinned by digest: each task start may pull a different image");
@@ -214,6 +214,31 @@ async fn pin(clients: &Clients, repository: &str, uri: &str, image: &str) -> any
         .and_then(|detail| detail.image_digest())
         .with_context(|| format!("image {image} is not in ECR repository {repository}"))?;
     Ok(format!("{uri}@{digest}"))
+}
+
+/// The stack with each image that names one of the app's repositories
+/// pinned by digest; an image that is not there is an error, so that
+/// nothing points a service at an image that does not exist.
+pub async fn pin_stack_images(clients: &Clients, stack: &Stack, live: &Live) -> anyhow::Result<Stack> {
+    let names = Names::new(&stack.app);
+    let mut pinned = stack.clone();
+    for service in &mut pinned.services {
+        let Some(image) = service.aws.image.clone() else { continue };
+        let repository = names.repository(&service.name);
+        let uri = format!("{}.dkr.ecr.{}.amazonaws.com/{repository}", live.account, live.region);
+        if !image.starts_with(&format!("{uri}:")) && !image.starts_with(&format!("{uri}@")) {
+            continue;
+        }
+        if !live.repositories.contains_key(&repository) {
+            bail!(
+                "service {}: image {image} is in ECR repository {repository}, which does not exist yet: leave \
+                 `image` out of the stack file, apply, then `provision deploy`",
+                service.name
+            );
+        }
+        service.aws.image = Some(pin(clients, &repository, &uri, &image).await?);
+    }
+    Ok(pinned)
 }
 
 /// Logs docker in to the account's registry with an ECR token.
@@ -286,4 +311,44 @@ pub async fn rollback(clients: &Clients, stack: &Stack, service: &str) -> anyhow
         task_definition: previous,
         desired_count: current.desired_count(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codebuild_source_version_is_the_tag() {
+        let tag = default_tag(Path::new("/nonexistent"), Some("0123456789abcdef0123".into())).unwrap();
+        assert_eq!(tag, "0123456789ab");
+    }
+
+    #[test]
+    fn the_git_commit_is_the_tag_and_a_dirty_tree_says_so() {
+        let dir = std::env::temp_dir().join(format!("provision-tag-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let git = |args: &[&str]| {
+            let status = Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"])
+                .args(args)
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        std::fs::write(dir.join("file"), "one").unwrap();
+        git(&["add", "file"]);
+        git(&["commit", "-q", "-m", "one"]);
+        let head = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).current_dir(&dir).output().unwrap();
+        let head = String::from_utf8(head.stdout).unwrap().trim().to_owned();
+        assert_eq!(default_tag(&dir, None).unwrap(), head);
+        std::fs::write(dir.join("file"), "two").unwrap();
+        let dirty = default_tag(&dir, None).unwrap();
+        assert!(dirty.starts_with(&format!("{head}-dirty-")), "{dirty}");
+        let _ = std::fs::remove_dir_all(&dir);
+        let outside = default_tag(Path::new("/"), None).unwrap_err().to_string();
+        assert!(outside.contains("pass --tag"), "{outside}");
+    }
 }

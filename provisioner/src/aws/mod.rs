@@ -232,7 +232,8 @@ mod commands {
         clients: &Clients,
     ) -> anyhow::Result<(Live, plan::Plan, super::desired::Desired)> {
         let live = live::read(clients, stack).await?;
-        let desired = plan::desired(stack, &live);
+        let stack = super::deploy::pin_stack_images(clients, stack, &live).await?;
+        let desired = plan::desired(&stack, &live);
         let plan = plan::plan(&stack.app, &desired, &live)?;
         Ok((live, plan, desired))
     }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context as _, bail};
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_ecs::types::{ClusterField, ServiceField, TaskDefinitionField};
+use futures_util::future::try_join_all;
 
 use super::{
     error::{classify, explain},
@@ -64,41 +65,54 @@ pub async fn read(clients: &Clients, stack: &Stack) -> anyhow::Result<Live> {
     let subnets = find_subnets(clients, &vpc_id, &stack.aws.subnets).await?;
     let mut live = Live { account, region: clients.region.clone(), vpc_id, subnets, ..Live::default() };
 
-    let (cluster, namespace, security_group) = tokio::try_join!(
+    // Everything below is independent: read it all at once.
+    let mut role_names = vec![names.execution_role()];
+    role_names.extend(stack.services.iter().map(|service| names.task_role(&service.name)));
+    let per_service = |service: &crate::spec::Service| {
+        let (log_group, repository, family) =
+            (names.log_group(&service.name), names.repository(&service.name), names.family(&service.name));
+        let names = &names;
+        async move {
+            let (log, repo, definition) = tokio::try_join!(
+                read_log_group(clients, names, &log_group),
+                read_repository(clients, names, &repository),
+                read_task_definition(clients, names, &family),
+            )?;
+            anyhow::Ok((log_group, log, repository, repo, family, definition))
+        }
+    };
+    let namespace_and_services = async {
+        let Some(namespace) = read_namespace(clients, &names, &stack.namespace).await? else {
+            return anyhow::Ok((None, BTreeMap::new()));
+        };
+        let discovery = read_discovery_services(clients, &names, &namespace.id).await?;
+        Ok((Some(namespace), discovery))
+    };
+    let (cluster, (namespace, discovery), security_group, roles, services) = tokio::try_join!(
         read_cluster(clients, &names, &stack.aws.cluster),
-        read_namespace(clients, &names, &stack.namespace),
+        namespace_and_services,
         read_security_group(clients, &names, &live.vpc_id),
+        try_join_all(role_names.iter().map(|role| read_role(clients, &names, role))),
+        try_join_all(stack.services.iter().map(per_service)),
     )?;
     live.cluster = cluster;
     live.namespace = namespace;
+    live.discovery = discovery;
     live.security_group = security_group;
-
-    let mut role_names = vec![names.execution_role()];
-    role_names.extend(stack.services.iter().map(|service| names.task_role(&service.name)));
-    for role in role_names {
-        if let Some(found) = read_role(clients, &names, &role).await? {
-            live.roles.insert(role, found);
-        }
-    }
-    for service in &stack.services {
-        let log_group = names.log_group(&service.name);
-        if let Some(found) = read_log_group(clients, &names, &log_group).await? {
+    live.roles = role_names.into_iter().zip(roles).filter_map(|(name, found)| Some((name, found?))).collect();
+    for (log_group, log, repository, repo, family, definition) in services {
+        if let Some(found) = log {
             live.log_groups.insert(log_group, found);
         }
-        let repository = names.repository(&service.name);
-        if let Some((found, newest)) = read_repository(clients, &names, &repository).await? {
+        if let Some((found, newest)) = repo {
             if let Some(newest) = newest {
                 live.newest_images.insert(repository.clone(), newest);
             }
             live.repositories.insert(repository, found);
         }
-        let family = names.family(&service.name);
-        if let Some(found) = read_task_definition(clients, &names, &family).await? {
+        if let Some(found) = definition {
             live.task_definitions.insert(family, found);
         }
-    }
-    if let Some(namespace) = &live.namespace {
-        live.discovery = read_discovery_services(clients, &names, &namespace.id).await?;
     }
     if live.cluster.is_some() {
         let wanted: Vec<String> = stack.services.iter().map(|service| service.name.clone()).collect();

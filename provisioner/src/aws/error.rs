@@ -4,7 +4,7 @@
 use std::error::Error as StdError;
 
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::{display::DisplayErrorContext, metadata::ProvideErrorMetadata};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// A failed AWS call, explained.
 #[derive(Debug, thiserror::Error)]
@@ -45,8 +45,8 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     let code = error.code().map(str::to_owned);
-    let detail = error.message().map_or_else(|| one_line(&DisplayErrorContext(&error).to_string()), str::to_owned);
-    let context = DisplayErrorContext(&error).to_string();
+    let detail = error.message().map_or_else(|| causes(&error), str::to_owned);
+    let context = causes(&error);
     let message = match &error {
         SdkError::ConstructionFailure(_) | SdkError::DispatchFailure(_) if context.contains("no credentials found") => {
             format!(
@@ -55,8 +55,7 @@ where
             )
         }
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => format!(
-            "{action} on {resource}: cannot reach the AWS endpoint (network, region or --endpoint-url?): {}",
-            one_line(&context)
+            "{action} on {resource}: cannot reach the AWS endpoint (network, region or --endpoint-url?): {context}"
         ),
         _ => match code.as_deref() {
             Some(
@@ -86,9 +85,19 @@ where
     AwsError { code, message }
 }
 
-/// The SDK's error chains span lines; the CLI prints one.
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+/// The error and its causes on one line, each said once (the SDK's own
+/// rendering ends in a debug dump).
+fn causes(error: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(current) = next {
+        let text = current.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        if !text.is_empty() && !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        next = current.source();
+    }
+    parts.join(": ")
 }
 
 #[cfg(test)]

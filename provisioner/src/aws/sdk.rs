@@ -42,7 +42,7 @@ impl Clients {
             .http_client(http_client)
             // Adaptive retries back off on throttling and slow the client
             // down, on top of retrying transient errors.
-            .retry_config(RetryConfig::adaptive().with_max_attempts(8).with_max_backoff(Duration::from_secs(20)))
+            .retry_config(RetryConfig::adaptive().with_max_attempts(5).with_max_backoff(Duration::from_secs(10)))
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
@@ -85,7 +85,7 @@ impl Clients {
             .get_caller_identity()
             .send()
             .await
-            .map_err(|error| super::error::explain(error, "sts:GetCallerIdentity", "your credentials"))?;
+            .map_err(|error| super::error::explain(error, "sts:GetCallerIdentity", "the caller's identity"))?;
         identity.account().map(str::to_owned).context("STS GetCallerIdentity returned no account")
     }
 }

@@ -150,7 +150,9 @@ where
 {
     let started = Instant::now();
     let mut outcomes: BTreeMap<String, Verdict> = BTreeMap::new();
-    let mut last_lines: BTreeMap<String, String> = BTreeMap::new();
+    // What was last shown per service, and when: a line is shown when the
+    // state changes, and at least every HEARTBEAT while it does not.
+    let mut last_lines: BTreeMap<String, (String, Instant)> = BTreeMap::new();
     let mut seen_events: BTreeMap<String, String> = BTreeMap::new();
     let mut interval = options.interval;
     loop {
@@ -164,10 +166,13 @@ where
                 for rollout in &pending {
                     let Some(state) = states.iter().find(|state| state.name == rollout.service) else { continue };
                     let verdict = judge(rollout, state);
-                    let line = progress_line(rollout, state, &verdict, started.elapsed());
-                    if last_lines.get(&rollout.service) != Some(&line) {
-                        report(&line);
-                        last_lines.insert(rollout.service.clone(), line);
+                    let line = progress_line(rollout, state, &verdict);
+                    let stale = last_lines
+                        .get(&rollout.service)
+                        .is_none_or(|(shown, at)| shown != &line || at.elapsed() >= HEARTBEAT);
+                    if stale {
+                        report(&format!("{line}  ({}s)", started.elapsed().as_secs()));
+                        last_lines.insert(rollout.service.clone(), (line, Instant::now()));
                     }
                     let newest = state.events.first().cloned().unwrap_or_default();
                     if seen_events.get(&rollout.service) != Some(&newest) && !newest.is_empty() {
@@ -224,7 +229,11 @@ where
         .collect()
 }
 
-fn progress_line(rollout: &Rollout, state: &ServiceState, verdict: &Verdict, elapsed: Duration) -> String {
+/// How often an unchanged rollout is shown again, so a long wait is seen
+/// to be alive.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
+fn progress_line(rollout: &Rollout, state: &ServiceState, verdict: &Verdict) -> String {
     let deployment = state
         .deployments
         .iter()
@@ -238,9 +247,8 @@ fn progress_line(rollout: &Rollout, state: &ServiceState, verdict: &Verdict, ela
         Verdict::InProgress => rollout_state,
     };
     format!(
-        "  {:<16} {state_word:<12} desired {desired} running {running} pending {pending} failed {failed}  ({}s)",
-        rollout.service,
-        elapsed.as_secs()
+        "  {:<16} {state_word:<12} desired {desired} running {running} pending {pending} failed {failed}",
+        rollout.service
     )
 }
 
@@ -392,9 +400,13 @@ mod tests {
         let (poll, polls) =
             scripted(vec![Ok(state(vec![deployment("ecs-svc/2", "PRIMARY", "IN_PROGRESS", NEW, 1)], &[]))]);
         let started = Instant::now();
-        let outcomes = wait(&[rollout()], options(), poll, |_| {}).await;
+        let mut lines = Vec::new();
+        let outcomes = wait(&[rollout()], options(), poll, |line| lines.push(line.to_owned())).await;
         let Verdict::Failed(reason) = &outcomes[0].verdict else { panic!("{outcomes:?}") };
         assert!(reason.contains("not finished after 600s"), "{reason}");
+        // An unchanged state is shown every 30 s (0 s to 600 s), not at every 5 s poll.
+        assert_eq!(lines.len(), 21, "{lines:#?}");
+        assert!(lines[1].ends_with("(30s)"), "{lines:#?}");
         assert!(started.elapsed() <= Duration::from_secs(600));
         assert!(*polls.lock().unwrap() >= 100, "polled every 5 s until the deadline");
     }

@@ -618,11 +618,20 @@ async fn a_bad_stack_file_fails_before_any_call() {
     // Point at a port nobody listens on: a call would fail differently.
     let mut command = account.command(&["plan"], &stack);
     command.env("AWS_ENDPOINT_URL", format!("http://{}", test_support::free_addr()));
-    let run = run(command);
-    assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("stack.toml:"), "{}", run.stderr);
-    assert!(run.stderr.contains("memory"), "{}", run.stderr);
-    assert!(!run.stderr.contains("endpoint"), "no call was made: {}", run.stderr);
+    let outcome = run(command);
+    assert_eq!(outcome.code, 1);
+    assert!(outcome.stderr.contains("stack.toml:"), "{}", outcome.stderr);
+    assert!(outcome.stderr.contains("memory"), "{}", outcome.stderr);
+    assert!(!outcome.stderr.contains("endpoint"), "no call was made: {}", outcome.stderr);
+
+    // Valid locally, refused by ECS: also caught before any call.
+    let stack =
+        account.write_stack(&[("interval_secs = 5\ntimeout_secs = 2", "interval_secs = 0.5\ntimeout_secs = 0.5")]);
+    let mut command = account.command(&["apply", "--yes"], &stack);
+    command.env("AWS_ENDPOINT_URL", format!("http://{}", test_support::free_addr()));
+    let outcome = run(command);
+    assert_eq!(outcome.code, 1);
+    assert!(outcome.stderr.contains("health_check.interval_secs 0.5 is not what ECS accepts"), "{}", outcome.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -997,4 +1006,51 @@ async fn a_stack_image_that_does_not_exist_is_never_applied() {
         .unwrap();
     let image = definition.task_definition().unwrap().container_definitions()[0].image().unwrap().to_owned();
     assert_eq!(image, format!("{REGISTRY}/shop/game-server@{digest}"), "the tag is pinned by digest");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_subnets_are_those_without_a_route_to_an_internet_gateway() {
+    let account = Account::new().await;
+    let ec2 = account.ec2();
+    let gateway = ec2.create_internet_gateway().send().await.unwrap();
+    let gateway = gateway.internet_gateway().unwrap().internet_gateway_id().unwrap().to_owned();
+    ec2.attach_internet_gateway().internet_gateway_id(&gateway).vpc_id(&account.vpc).send().await.unwrap();
+    let table = ec2.create_route_table().vpc_id(&account.vpc).send().await.unwrap();
+    let table = table.route_table().unwrap().route_table_id().unwrap().to_owned();
+    ec2.create_route()
+        .route_table_id(&table)
+        .destination_cidr_block("0.0.0.0/0")
+        .gateway_id(&gateway)
+        .send()
+        .await
+        .unwrap();
+    ec2.associate_route_table().route_table_id(&table).subnet_id(&account.subnets[0]).send().await.unwrap();
+
+    let subnets = format!("{:?}", account.subnets);
+    let stack = account.write_stack(&[(&subnets, "\"private\"")]);
+    let apply = account.provision(&["apply", "--yes", "--no-wait"], &stack);
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    let service = account.service("game-server").await.unwrap();
+    let network = service.network_configuration().unwrap().awsvpc_configuration().unwrap();
+    assert_eq!(network.subnets(), [account.subnets[1].as_str()], "the public subnet is left out");
+
+    // With the main route table public too, no subnet is private: say so.
+    let main = ec2
+        .describe_route_tables()
+        .filters(Filter::builder().name("vpc-id").values(&account.vpc).build())
+        .filters(Filter::builder().name("association.main").values("true").build())
+        .send()
+        .await
+        .unwrap();
+    let main = main.route_tables()[0].route_table_id().unwrap().to_owned();
+    ec2.create_route()
+        .route_table_id(&main)
+        .destination_cidr_block("0.0.0.0/0")
+        .gateway_id(&gateway)
+        .send()
+        .await
+        .unwrap();
+    let plan = account.provision(&["plan"], &stack);
+    assert_eq!(plan.code, 1);
+    assert!(plan.stderr.contains("has no private subnets (without a route to an internet gateway)"), "{}", plan.stderr);
 }

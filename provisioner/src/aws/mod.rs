@@ -19,6 +19,8 @@ mod docker;
 #[cfg(feature = "aws")]
 mod error;
 #[cfg(feature = "aws")]
+mod limits;
+#[cfg(feature = "aws")]
 mod live;
 #[cfg(feature = "aws")]
 mod model;
@@ -219,6 +221,7 @@ mod commands {
     /// Loads and checks the stack file (before any call), then connects.
     async fn connect(args: &AwsArgs) -> anyhow::Result<(Stack, Clients)> {
         let stack = spec::load(&args.stack)?;
+        super::limits::check(&stack, &args.stack)?;
         let target = Target {
             endpoint_url: args.endpoint_url.clone().filter(|url| !url.is_empty()),
             region: args.region.clone().or_else(|| stack.aws.region.clone()),

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, fmt::Write as _};
 
 use aws_sdk_ecs::types::DesiredStatus;
 
-use super::{error::explain, live::Live, names::Names, plan::revision_of, sdk::Clients};
+use super::{error::explain, live::Live, plan::revision_of, sdk::Clients};
 use crate::spec::Stack;
 
 /// A task as status shows it.
@@ -22,7 +22,6 @@ struct TaskView {
 
 /// Prints the state of every service in the stack.
 pub async fn show(clients: &Clients, stack: &Stack, live: &Live) -> anyhow::Result<bool> {
-    let names = Names::new(&stack.app);
     let cluster = &stack.aws.cluster;
     let mut out = String::new();
     let mut consistent = true;
@@ -77,6 +76,10 @@ pub async fn show(clients: &Clients, stack: &Stack, live: &Live) -> anyhow::Resu
                 BTreeMap::new()
             }
         };
+        if tasks.is_empty() && instances.is_empty() {
+            let _ = writeln!(out, "  no tasks, no Cloud Map instances");
+            continue;
+        }
         let _ = writeln!(
             out,
             "  {:<34} {:<15} {:<10} {:<10} {:<10} cloud map",
@@ -101,10 +104,6 @@ pub async fn show(clients: &Clients, stack: &Stack, live: &Live) -> anyhow::Resu
                 let _ = writeln!(out, "  warning: Cloud Map instance {id} ({ip}, {health}) has no running task");
             }
         }
-        if tasks.is_empty() && instances.is_empty() {
-            let _ = writeln!(out, "  no tasks, no Cloud Map instances");
-        }
-        let _ = names.family(&service.name);
     }
     print!("{out}");
     Ok(consistent)

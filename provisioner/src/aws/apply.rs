@@ -21,10 +21,15 @@ use super::{
 
 /// What apply needs beyond the plan.
 pub struct Apply<'a> {
+    /// The clients every call goes through.
     pub clients: &'a Clients,
+    /// Names and tags of the app's resources.
     pub names: Names,
+    /// What the resources should look like.
     pub desired: &'a Desired,
+    /// What they looked like when the plan was made (ids come from here).
     pub live: &'a Live,
+    /// What to do; a resource without a step is left alone.
     pub plan: &'a Plan,
 }
 

@@ -21,9 +21,13 @@ pub const KEEP_IMAGES: u32 = 20;
 /// What only the account can tell.
 #[derive(Debug, Clone)]
 pub struct Context {
+    /// The account id, for ARNs in policies.
     pub account: String,
+    /// The region, for ARNs and the awslogs driver.
     pub region: String,
+    /// The VPC the namespace and security group belong to.
     pub vpc_id: String,
+    /// The subnets tasks run in.
     pub subnets: BTreeSet<String>,
     /// The image each service runs, by service name; `None` when there is
     /// none yet.
@@ -33,23 +37,36 @@ pub struct Context {
 /// Everything apply makes.
 #[derive(Debug, Clone)]
 pub struct Desired {
+    /// The ECS cluster.
     pub cluster: ClusterSpec,
+    /// The Cloud Map private DNS namespace.
     pub namespace: NamespaceSpec,
+    /// The tasks' security group.
     pub security_group: SecurityGroupSpec,
+    /// The role ECS starts every task with.
     pub execution_role: RoleSpec,
+    /// One entry per service, in stack order.
     pub services: Vec<ServiceDesired>,
 }
 
 /// Everything one service needs.
 #[derive(Debug, Clone)]
 pub struct ServiceDesired {
+    /// The service's name (its DNS label and ECS service name).
     pub name: String,
+    /// The gRPC port (also the SRV records' port).
     pub port: u16,
+    /// The role the service's code runs as.
     pub task_role: RoleSpec,
+    /// Where its logs go.
     pub log_group: LogGroupSpec,
+    /// Where its images live.
     pub repository: RepositorySpec,
+    /// Its DNS name in Cloud Map.
     pub discovery: DiscoverySpec,
+    /// What one task runs.
     pub task_definition: TaskDefinitionSpec,
+    /// How many tasks run, and how they are replaced.
     pub service: ServiceSpec,
     /// Why the service runs fewer tasks than the stack asks, if it does.
     pub held_back: Option<String>,

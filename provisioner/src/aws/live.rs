@@ -35,15 +35,25 @@ pub struct Found<T> {
 /// The live state of everything the stack describes.
 #[derive(Debug, Clone, Default)]
 pub struct Live {
+    /// The account the credentials belong to.
     pub account: String,
+    /// The region the clients call.
     pub region: String,
+    /// The stack's VPC, resolved (`default` becomes an id).
     pub vpc_id: String,
+    /// The stack's subnets, resolved.
     pub subnets: BTreeSet<String>,
+    /// The ECS cluster, if it is active.
     pub cluster: Option<Found<ClusterSpec>>,
+    /// The private DNS namespace; `id` is its Cloud Map id.
     pub namespace: Option<Found<NamespaceSpec>>,
+    /// The tasks' security group; `id` is its `sg-` id.
     pub security_group: Option<Found<SecurityGroupSpec>>,
+    /// IAM roles by name.
     pub roles: BTreeMap<String, Found<RoleSpec>>,
+    /// Log groups by name.
     pub log_groups: BTreeMap<String, Found<LogGroupSpec>>,
+    /// ECR repositories by name; `id` is the repository URI.
     pub repositories: BTreeMap<String, Found<RepositorySpec>>,
     /// The newest image of each repository, by repository name, pinned by
     /// digest.

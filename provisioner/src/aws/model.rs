@@ -54,7 +54,9 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterSpec {
     pub name: String,
+    /// Whether Container Insights collects metrics.
     pub container_insights: bool,
+    /// FARGATE and FARGATE_SPOT.
     pub capacity_providers: BTreeSet<String>,
 }
 
@@ -81,6 +83,7 @@ pub const FROM_SELF: &str = "self";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecurityGroupSpec {
     pub name: String,
+    /// The VPC it belongs to.
     pub vpc_id: String,
     /// (TCP port, source group id or [`FROM_SELF`]).
     pub ingress: BTreeSet<(u16, String)>,
@@ -129,6 +132,7 @@ impl RoleSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogGroupSpec {
     pub name: String,
+    /// Days CloudWatch keeps the logs.
     pub retention_days: u32,
 }
 
@@ -142,7 +146,9 @@ impl LogGroupSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositorySpec {
     pub name: String,
+    /// Whether ECR scans each pushed image for vulnerabilities.
     pub scan_on_push: bool,
+    /// Whether a tag, once pushed, always names the same image.
     pub immutable_tags: bool,
     /// The lifecycle policy keeps this many images.
     pub keep_images: u32,
@@ -184,9 +190,13 @@ impl RepositorySpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscoverySpec {
     pub name: String,
+    /// TTL of the A and SRV records.
     pub ttl_secs: i64,
+    /// A and SRV.
     pub record_types: BTreeSet<String>,
+    /// MULTIVALUE: up to 8 healthy records per answer.
     pub routing_policy: String,
+    /// Whether ECS reports task health (HealthCheckCustomConfig).
     pub custom_health_check: bool,
 }
 

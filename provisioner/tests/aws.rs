@@ -561,6 +561,13 @@ async fn destroy_leaves_nothing_tagged() {
     let again = account.provision(&["destroy", "--yes"], &stack);
     assert_eq!(again.code, 0);
     assert!(again.stdout.contains("Nothing of app shop exists"), "{}", again.stdout);
+
+    // The same stack comes back after a destroy.
+    let apply = account.provision(&["apply", "--yes", "--no-wait"], &stack);
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    assert!(apply.stdout.contains("16 to create"), "{}", apply.stdout);
+    assert_eq!(account.namespaces_named("shop.internal").await.len(), 1);
+    assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &stack).code, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

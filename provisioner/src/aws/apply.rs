@@ -153,8 +153,10 @@ impl Apply<'_> {
             .name(name)
             .vpc(&self.live.vpc_id)
             .description(format!("service discovery for {}", self.names.app()))
-            // The same request id makes a retried create the same create.
-            .creator_request_id(format!("{}-{name}-{}", self.names.app(), self.live.vpc_id));
+            // The SDK's retries of this request share the id, so a retry is
+            // the same create; a later apply (after a destroy) gets a new one,
+            // as Cloud Map refuses an id it has seen.
+            .creator_request_id(request_id(self.names.app()));
         for (key, value) in self.names.tags() {
             request = request.tags(Tag::builder().key(key).value(value).build()?);
         }
@@ -667,8 +669,7 @@ impl Apply<'_> {
                 .network_configuration(network)
                 .service_registries(registry)
                 .enable_ecs_managed_tags(true)
-                .propagate_tags(PropagateTags::Service)
-                .client_token(format!("{}-{}", self.names.app(), spec.name));
+                .propagate_tags(PropagateTags::Service);
             for (key, value) in self.names.tags() {
                 request = request.tags(Tag::builder().key(key).value(value).build());
             }
@@ -703,6 +704,14 @@ impl Apply<'_> {
             desired_count: spec.desired_count,
         }))
     }
+}
+
+/// An id for one create request: unique per attempt of this process.
+fn request_id(app: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let mut id = format!("{app}-{}-{nanos}", std::process::id());
+    id.truncate(64);
+    id
 }
 
 /// Polls a Cloud Map operation until it succeeds; a failure is reported

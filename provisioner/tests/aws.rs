@@ -365,7 +365,8 @@ async fn plan_on_an_empty_account_then_apply_creates_everything_and_a_second_pla
         account.iam().get_role_policy().role_name("shop-execution").policy_name("provision").send().await.unwrap();
     let policy = percent_decode(policy.policy_document());
     assert!(policy.contains("secret:ranking-store"), "{policy}");
-    assert!(policy.contains("arn:aws:logs:us-east-1:123456789012:log-group:/ecs/shop/*"), "{policy}");
+    assert!(policy.contains("arn:aws:logs:*:123456789012:log-group:/ecs/shop/*"), "{policy}");
+    assert!(policy.contains("arn:aws:ecr:*:123456789012:repository/shop/*"), "{policy}");
     for role in ["shop-game-server-task", "shop-ranking-task"] {
         let attached = account.iam().list_attached_role_policies().role_name(role).send().await.unwrap();
         assert!(attached.attached_policies().is_empty(), "a task role has no policy unless the stack grants one");

@@ -23,8 +23,6 @@ pub const KEEP_IMAGES: u32 = 20;
 pub struct Context {
     /// The account id, for ARNs in policies.
     pub account: String,
-    /// The region, for ARNs and the awslogs driver.
-    pub region: String,
     /// The VPC the namespace and security group belong to.
     pub vpc_id: String,
     /// The subnets tasks run in.
@@ -217,21 +215,24 @@ impl Desired {
 
 /// What ECS needs to start the app's tasks, and nothing more: pull from
 /// the app's repositories, write to its log groups, read the named secrets.
+/// IAM roles are global while the stack is regional, so the policy holds
+/// for the app in any region: applying it in a second region does not take
+/// the first one's permissions away.
 fn execution_policy(names: &Names, context: &Context, secrets: &BTreeSet<String>) -> Value {
-    let (region, account, app) = (&context.region, &context.account, names.app());
+    let (account, app) = (&context.account, names.app());
     let mut statements = vec![
         json!({ "Sid": "EcrLogin", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": ["*"] }),
         json!({
             "Sid": "PullImages",
             "Effect": "Allow",
             "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-            "Resource": [format!("arn:aws:ecr:{region}:{account}:repository/{app}/*")]
+            "Resource": [format!("arn:aws:ecr:*:{account}:repository/{app}/*")]
         }),
         json!({
             "Sid": "WriteLogs",
             "Effect": "Allow",
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": [format!("arn:aws:logs:{region}:{account}:log-group:/ecs/{app}/*")]
+            "Resource": [format!("arn:aws:logs:*:{account}:log-group:/ecs/{app}/*")]
         }),
     ];
     let secrets_manager: Vec<&String> = secrets.iter().filter(|arn| arn.contains(":secretsmanager:")).collect();

@@ -162,7 +162,6 @@ pub fn desired(stack: &Stack, live: &Live) -> Desired {
         stack,
         &Context {
             account: live.account.clone(),
-            region: live.region.clone(),
             vpc_id: live.vpc_id.clone(),
             subnets: live.subnets.clone(),
             images: images(stack, live),

@@ -1062,3 +1062,17 @@ async fn private_subnets_are_those_without_a_route_to_an_internet_gateway() {
     assert_eq!(plan.code, 1);
     assert!(plan.stderr.contains("has no private subnets (without a route to an internet gateway)"), "{}", plan.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn moving_the_stack_to_another_vpc_is_refused_while_the_namespace_is_in_the_old_one() {
+    let account = Account::new().await;
+    let stack = account.write_stack(&[]);
+    assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
+    let subnets = format!("{:?}", account.subnets);
+    let vpc = account.vpc.clone();
+    let moved = account.write_stack(&[(&format!("vpc = \"{vpc}\""), "vpc = \"default\""), (&subnets, "\"default\"")]);
+    let plan = account.provision(&["plan"], &moved);
+    assert_eq!(plan.code, 1);
+    assert!(plan.stderr.contains(&format!("cloud map namespace shop.internal answers in {vpc}")), "{}", plan.stderr);
+    assert!(plan.stderr.contains("provision destroy"), "{}", plan.stderr);
+}

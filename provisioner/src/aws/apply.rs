@@ -12,7 +12,7 @@ use super::{
     desired::{Desired, ServiceDesired},
     error::{classify, explain},
     live::{Live, read_namespace},
-    model::{FROM_SELF, Kind, NO_IMAGE_TAG, RoleSpec},
+    model::{FROM_SELF, Kind, NO_IMAGE_TAG, RoleSpec, VPC_TAG},
     names::{CONTAINER, INLINE_POLICY, Names},
     plan::{Action, Plan},
     sdk::Clients,
@@ -160,6 +160,7 @@ impl Apply<'_> {
         for (key, value) in self.names.tags() {
             request = request.tags(Tag::builder().key(key).value(value).build()?);
         }
+        request = request.tags(Tag::builder().key(VPC_TAG).value(&self.live.vpc_id).build()?);
         match request.send().await {
             Ok(answer) => {
                 let operation = answer.operation_id().context("CreatePrivateDnsNamespace returned no operation")?;
@@ -180,7 +181,7 @@ impl Apply<'_> {
         let mut delay = Duration::from_millis(500);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
         loop {
-            if let Some(found) = read_namespace(self.clients, &self.names, name).await? {
+            if let Some(found) = read_namespace(self.clients, &self.names, name, &self.live.vpc_id).await? {
                 self.done(Kind::Namespace, name, "created");
                 return Ok(found.id);
             }

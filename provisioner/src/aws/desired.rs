@@ -189,7 +189,7 @@ impl Desired {
                 container_insights: true,
                 capacity_providers: BTreeSet::from(["FARGATE".to_owned(), "FARGATE_SPOT".to_owned()]),
             },
-            namespace: NamespaceSpec { name: stack.namespace.clone() },
+            namespace: NamespaceSpec { name: stack.namespace.clone(), vpc: Some(context.vpc_id.clone()) },
             security_group: SecurityGroupSpec {
                 name: names.security_group(),
                 vpc_id: context.vpc_id.clone(),

@@ -12,7 +12,7 @@ use super::{
     error::{classify, explain},
     model::{
         ClusterSpec, DiscoverySpec, FROM_SELF, HealthCheckSpec, LogGroupSpec, NO_IMAGE_TAG, NamespaceSpec,
-        RepositorySpec, RoleSpec, SecurityGroupSpec, ServiceSpec, TaskDefinitionSpec,
+        RepositorySpec, RoleSpec, SecurityGroupSpec, ServiceSpec, TaskDefinitionSpec, VPC_TAG,
     },
     names::{CONTAINER, INLINE_POLICY, Names},
     sdk::Clients,
@@ -92,7 +92,7 @@ pub async fn read(clients: &Clients, stack: &Stack) -> anyhow::Result<Live> {
         }
     };
     let namespace_and_services = async {
-        let Some(namespace) = read_namespace(clients, &names, &stack.namespace).await? else {
+        let Some(namespace) = read_namespace(clients, &names, &stack.namespace, &live.vpc_id).await? else {
             return anyhow::Ok((None, BTreeMap::new()));
         };
         let discovery = read_discovery_services(clients, &names, &namespace.id).await?;
@@ -272,7 +272,10 @@ pub async fn read_namespace(
     clients: &Clients,
     names: &Names,
     name: &str,
+    vpc_id: &str,
 ) -> anyhow::Result<Option<Found<NamespaceSpec>>> {
+    // The same name may exist once per VPC: prefer ours in this VPC.
+    let mut candidates = Vec::new();
     let mut pages = clients.cloud_map.list_namespaces().into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|error| explain(error, "servicediscovery:ListNamespaces", "namespaces"))?;
@@ -280,20 +283,23 @@ pub async fn read_namespace(
             let private = namespace.r#type().map(|kind| kind.as_str()) == Some("DNS_PRIVATE");
             if namespace.name() == Some(name) && private {
                 let arn = namespace.arn().unwrap_or_default().to_owned();
-                let owned = cloud_map_owned(clients, names, &arn).await?;
-                return Ok(Some(Found {
+                let tags = cloud_map_tags(clients, &arn).await?;
+                let owned = names.owns(tags.iter().map(|(key, value)| (key.as_str(), value.as_str())));
+                let vpc = tags.iter().find(|(key, _)| key == VPC_TAG).map(|(_, value)| value.clone());
+                candidates.push(Found {
                     id: namespace.id().unwrap_or_default().to_owned(),
                     arn,
                     owned,
-                    spec: NamespaceSpec { name: name.to_owned() },
-                }));
+                    spec: NamespaceSpec { name: name.to_owned(), vpc },
+                });
             }
         }
     }
-    Ok(None)
+    let rank = |found: &Found<NamespaceSpec>| (found.owned, found.spec.vpc.as_deref() == Some(vpc_id));
+    Ok(candidates.into_iter().max_by_key(rank))
 }
 
-async fn cloud_map_owned(clients: &Clients, names: &Names, arn: &str) -> anyhow::Result<bool> {
+async fn cloud_map_tags(clients: &Clients, arn: &str) -> anyhow::Result<Vec<(String, String)>> {
     let tags = clients
         .cloud_map
         .list_tags_for_resource()
@@ -301,7 +307,12 @@ async fn cloud_map_owned(clients: &Clients, names: &Names, arn: &str) -> anyhow:
         .send()
         .await
         .map_err(|error| explain(error, "servicediscovery:ListTagsForResource", arn))?;
-    Ok(names.owns(tags.tags().iter().map(|tag| (tag.key(), tag.value()))))
+    Ok(tags.tags().iter().map(|tag| (tag.key().to_owned(), tag.value().to_owned())).collect())
+}
+
+async fn cloud_map_owned(clients: &Clients, names: &Names, arn: &str) -> anyhow::Result<bool> {
+    let tags = cloud_map_tags(clients, arn).await?;
+    Ok(names.owns(tags.iter().map(|(key, value)| (key.as_str(), value.as_str()))))
 }
 
 async fn read_discovery_services(

@@ -72,8 +72,16 @@ impl ClusterSpec {
 /// The Cloud Map private DNS namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamespaceSpec {
+    /// The DNS domain, e.g. `local`.
     pub name: String,
+    /// The VPC it answers in, from the tag apply puts on it ([`VPC_TAG`]);
+    /// a namespace cannot move to another VPC.
+    pub vpc: Option<String>,
 }
+
+/// The tag recording a namespace's VPC (Cloud Map itself only tells it
+/// through Route 53).
+pub const VPC_TAG: &str = "vpc";
 
 /// The source of an ingress rule meaning the group itself.
 pub const FROM_SELF: &str = "self";

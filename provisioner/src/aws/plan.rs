@@ -173,6 +173,16 @@ pub fn desired(stack: &Stack, live: &Live) -> Desired {
 /// reported by the API and is not compared. Fails when a resource with one of the
 /// stack's names exists but is not this app's: apply must not take it over.
 pub fn plan(app: &str, desired: &Desired, live: &Live) -> anyhow::Result<Plan> {
+    if let Some(namespace) = live.namespace.as_ref().filter(|found| found.owned)
+        && let Some(vpc) = namespace.spec.vpc.as_ref().filter(|vpc| **vpc != live.vpc_id)
+    {
+        bail!(
+            "cloud map namespace {} answers in {vpc}, but the stack's VPC is {}: a namespace cannot move; run \
+             `provision destroy` with the stack as it was, then apply",
+            namespace.spec.name,
+            live.vpc_id
+        );
+    }
     let mut steps = Steps::default();
     fn view<T>(found: Option<&Found<T>>, fields: impl Fn(&T) -> Fields) -> Option<(&str, bool, Fields)> {
         found.map(|found| (found.id.as_str(), found.owned, fields(&found.spec)))

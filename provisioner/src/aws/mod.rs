@@ -29,6 +29,8 @@ mod names;
 #[cfg(feature = "aws")]
 mod plan;
 #[cfg(feature = "aws")]
+mod progress;
+#[cfg(feature = "aws")]
 mod sdk;
 #[cfg(feature = "aws")]
 mod status;

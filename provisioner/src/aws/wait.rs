@@ -7,6 +7,8 @@ use std::{collections::BTreeMap, future::Future, time::Duration};
 
 use tokio::time::Instant;
 
+use super::progress::Progress;
+
 /// A deployment apply or deploy started and must see through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rollout {
@@ -136,13 +138,14 @@ impl Default for WaitOptions {
 }
 
 /// Polls until every rollout is done or failed, or the deadline passes.
-/// `poll` answers the current state of the named services; `report` gets a
-/// line whenever a service's progress changes.
+/// `poll` answers the current state of the named services; `report` gets
+/// each service's state at every poll and each new event, for a
+/// [`super::progress::View`] to show.
 pub async fn wait<P, F>(
     rollouts: &[Rollout],
     options: WaitOptions,
     mut poll: P,
-    mut report: impl FnMut(&str),
+    mut report: impl FnMut(Progress),
 ) -> Vec<Outcome>
 where
     P: FnMut(Vec<String>) -> F,
@@ -150,9 +153,6 @@ where
 {
     let started = Instant::now();
     let mut outcomes: BTreeMap<String, Verdict> = BTreeMap::new();
-    // What was last shown per service, and when: a line is shown when the
-    // state changes, and at least every HEARTBEAT while it does not.
-    let mut last_lines: BTreeMap<String, (String, Instant)> = BTreeMap::new();
     let mut seen_events: BTreeMap<String, String> = BTreeMap::new();
     let mut interval = options.interval;
     loop {
@@ -166,14 +166,11 @@ where
                 for rollout in &pending {
                     let Some(state) = states.iter().find(|state| state.name == rollout.service) else { continue };
                     let verdict = judge(rollout, state);
-                    let line = progress_line(rollout, state, &verdict);
-                    let stale = last_lines
-                        .get(&rollout.service)
-                        .is_none_or(|(shown, at)| shown != &line || at.elapsed() >= HEARTBEAT);
-                    if stale {
-                        report(&format!("{line}  ({}s)", started.elapsed().as_secs()));
-                        last_lines.insert(rollout.service.clone(), (line, Instant::now()));
-                    }
+                    report(Progress::Status {
+                        service: rollout.service.clone(),
+                        line: progress_line(rollout, state, &verdict),
+                        elapsed: started.elapsed(),
+                    });
                     let newest = state.events.first().cloned().unwrap_or_default();
                     if seen_events.get(&rollout.service) != Some(&newest) && !newest.is_empty() {
                         // Events newer than the last one shown, oldest first.
@@ -181,7 +178,7 @@ where
                         let fresh: Vec<&String> =
                             state.events.iter().take_while(|event| Some(*event) != shown).collect();
                         for event in fresh.into_iter().rev().take(3) {
-                            report(&format!("    {}: {event}", rollout.service));
+                            report(Progress::Event(format!("    {}: {event}", rollout.service)));
                         }
                         seen_events.insert(rollout.service.clone(), newest);
                     }
@@ -192,7 +189,7 @@ where
             }
             Err(PollError::Throttled) => {
                 interval = (interval * 2).min(options.max_interval);
-                report(&format!("  throttled by ECS: polling every {}s", interval.as_secs()));
+                report(Progress::Event(format!("  throttled by ECS: polling every {}s", interval.as_secs())));
             }
             Err(PollError::Fatal(error)) => {
                 for rollout in &pending {
@@ -229,10 +226,6 @@ where
         .collect()
 }
 
-/// How often an unchanged rollout is shown again, so a long wait is seen
-/// to be alive.
-const HEARTBEAT: Duration = Duration::from_secs(30);
-
 fn progress_line(rollout: &Rollout, state: &ServiceState, verdict: &Verdict) -> String {
     let deployment = state
         .deployments
@@ -259,7 +252,10 @@ mod tests {
         sync::{Arc, Mutex},
     };
 
-    use super::*;
+    use super::{
+        super::progress::{LogView, View},
+        *,
+    };
 
     const NEW: &str = "arn:aws:ecs:r:1:task-definition/app-game:2";
     const OLD: &str = "arn:aws:ecs:r:1:task-definition/app-game:1";
@@ -345,8 +341,11 @@ mod tests {
             )),
             Ok(state(vec![deployment("ecs-svc/2", "PRIMARY", "COMPLETED", NEW, 2)], &["has reached a steady state"])),
         ]);
-        let mut lines = Vec::new();
-        let outcomes = wait(&[rollout()], options(), poll, |line| lines.push(line.to_owned())).await;
+        let (mut lines, mut view) = (Vec::new(), LogView::default());
+        let outcomes = wait(&[rollout()], options(), poll, |progress| {
+            lines.extend(view.show(progress).lines().map(str::to_owned))
+        })
+        .await;
         assert_eq!(outcomes, vec![Outcome { service: "game".into(), verdict: Verdict::Done }]);
         assert_eq!(*polls.lock().unwrap(), 5);
         assert!(lines.iter().any(|line| line.contains("started 2 tasks")), "{lines:?}");
@@ -398,8 +397,11 @@ mod tests {
         let (poll, polls) =
             scripted(vec![Ok(state(vec![deployment("ecs-svc/2", "PRIMARY", "IN_PROGRESS", NEW, 1)], &[]))]);
         let started = Instant::now();
-        let mut lines = Vec::new();
-        let outcomes = wait(&[rollout()], options(), poll, |line| lines.push(line.to_owned())).await;
+        let (mut lines, mut view) = (Vec::new(), LogView::default());
+        let outcomes = wait(&[rollout()], options(), poll, |progress| {
+            lines.extend(view.show(progress).lines().map(str::to_owned))
+        })
+        .await;
         let Verdict::Failed(reason) = &outcomes[0].verdict else { panic!("{outcomes:?}") };
         assert!(reason.contains("not finished after 600s"), "{reason}");
         // An unchanged state is shown every 30 s (0 s to 600 s), not at every 5 s poll.
@@ -418,8 +420,11 @@ mod tests {
             Ok(state(vec![deployment("ecs-svc/2", "PRIMARY", "COMPLETED", NEW, 2)], &[])),
         ]);
         let started = Instant::now();
-        let mut lines = Vec::new();
-        let outcomes = wait(&[rollout()], options(), poll, |line| lines.push(line.to_owned())).await;
+        let (mut lines, mut view) = (Vec::new(), LogView::default());
+        let outcomes = wait(&[rollout()], options(), poll, |progress| {
+            lines.extend(view.show(progress).lines().map(str::to_owned))
+        })
+        .await;
         assert_eq!(outcomes[0].verdict, Verdict::Done);
         assert_eq!(*polls.lock().unwrap(), 4);
         // 10 + 20 + 40 s: the delay doubled after each throttled answer.

@@ -1,12 +1,15 @@
 //! Feeds the deployment wait from DescribeServices, and explains a failed
 //! rollout with the stopped tasks' reasons.
 
+use std::io::{IsTerminal, Write};
+
 use anyhow::bail;
 use aws_sdk_ecs::types::DesiredStatus;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::{
     error::explain,
+    progress::{LogView, TerminalView, View},
     sdk::Clients,
     wait::{self, DeploymentState, Outcome, PollError, Rollout, ServiceState, Verdict, WaitOptions},
 };
@@ -24,7 +27,14 @@ pub async fn wait_for(
     }
     println!("\nWaiting for {} deployment(s) (--no-wait to skip, --wait-timeout to bound):", rollouts.len());
     let poll = |names: Vec<String>| describe(clients, cluster, names);
-    let outcomes = wait::wait(rollouts, options, poll, |line| println!("{line}")).await;
+    let mut view: Box<dyn View> =
+        if std::io::stdout().is_terminal() { Box::new(TerminalView::default()) } else { Box::new(LogView::default()) };
+    let show = |progress| {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(view.show(progress).as_bytes());
+        let _ = stdout.flush();
+    };
+    let outcomes = wait::wait(rollouts, options, poll, show).await;
     report(clients, cluster, &outcomes).await
 }
 

@@ -9,6 +9,7 @@ use anyhow::{Context as _, bail};
 use futures_util::future::try_join_all;
 
 use super::{
+    backoff::poll_until,
     desired::{Desired, ServiceDesired},
     error::{classify, explain},
     live::{Live, read_namespace},
@@ -178,19 +179,15 @@ impl Apply<'_> {
                 }
             }
         }
-        let mut delay = Duration::from_millis(500);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-        loop {
-            if let Some(found) = read_namespace(self.clients, &self.names, name, &self.live.vpc_id).await? {
-                self.done(Kind::Namespace, name, "created");
-                return Ok(found.id);
-            }
-            if tokio::time::Instant::now() > deadline {
-                bail!("namespace {name}: Cloud Map accepted the create but it did not appear within 5 minutes");
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(10));
-        }
+        let appeared = poll_until(Duration::from_secs(300), Duration::from_secs(10), || async {
+            Ok(read_namespace(self.clients, &self.names, name, &self.live.vpc_id).await?.map(|found| found.id))
+        })
+        .await?;
+        let Some(id) = appeared else {
+            bail!("namespace {name}: Cloud Map accepted the create but it did not appear within 5 minutes");
+        };
+        self.done(Kind::Namespace, name, "created");
+        Ok(id)
     }
 
     async fn security_group(&self) -> anyhow::Result<String> {
@@ -718,9 +715,7 @@ fn request_id(app: &str) -> String {
 /// Polls a Cloud Map operation until it succeeds; a failure is reported
 /// with Cloud Map's reason.
 pub async fn wait_operation(clients: &Clients, operation: &str, what: &str) -> anyhow::Result<()> {
-    let mut delay = Duration::from_millis(500);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-    loop {
+    let finished = poll_until(Duration::from_secs(300), Duration::from_secs(10), || async {
         let answer = clients
             .cloud_map
             .get_operation()
@@ -728,21 +723,20 @@ pub async fn wait_operation(clients: &Clients, operation: &str, what: &str) -> a
             .send()
             .await
             .map_err(|e| explain(e, "servicediscovery:GetOperation", what))?;
-        let operation = answer.operation().context("GetOperation returned no operation")?;
-        match operation.status().map(|status| status.as_str()) {
-            Some("SUCCESS") => return Ok(()),
+        let state = answer.operation().context("GetOperation returned no operation")?;
+        match state.status().map(|status| status.as_str()) {
+            Some("SUCCESS") => Ok(Some(())),
             Some("FAIL") => bail!(
                 "{what}: Cloud Map operation failed: {} ({})",
-                operation.error_message().unwrap_or("no reason given"),
-                operation.error_code().unwrap_or("no code")
+                state.error_message().unwrap_or("no reason given"),
+                state.error_code().unwrap_or("no code")
             ),
-            _ if tokio::time::Instant::now() > deadline => {
-                bail!("{what}: Cloud Map operation {operation:?} did not finish within 5 minutes")
-            }
-            _ => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
+            _ => Ok(None),
         }
+    })
+    .await?;
+    if finished.is_none() {
+        bail!("{what}: Cloud Map operation {operation} did not finish within 5 minutes");
     }
+    Ok(())
 }

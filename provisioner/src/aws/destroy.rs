@@ -8,9 +8,10 @@ use anyhow::bail;
 
 use super::{
     apply::wait_operation,
+    backoff::poll_until,
     error::{AwsError, classify, explain},
     live::Live,
-    names::{INLINE_POLICY, Names},
+    names::INLINE_POLICY,
     sdk::Clients,
 };
 use crate::spec::Stack;
@@ -55,7 +56,6 @@ pub fn targets(stack: &Stack, live: &Live, delete_logs: bool) -> Vec<String> {
 
 /// Deletes the stack's resources.
 pub async fn destroy(clients: &Clients, stack: &Stack, live: &Live, delete_logs: bool) -> anyhow::Result<()> {
-    let names = Names::new(&stack.app);
     let cluster = &stack.aws.cluster;
     let ecs = &clients.ecs;
 
@@ -213,7 +213,6 @@ pub async fn destroy(clients: &Clients, stack: &Stack, live: &Live, delete_logs:
             .map_err(|e| explain(e, "ecs:DeleteCluster", &format!("cluster {cluster}")))?;
         println!("  deleted ecs cluster {cluster}");
     }
-    let _ = names;
     Ok(())
 }
 
@@ -223,16 +222,13 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<bool>>,
 {
-    let deadline = tokio::time::Instant::now() + limit;
-    let mut delay = Duration::from_millis(500);
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() + delay > deadline {
-            bail!("gave up waiting for {what} after {}s; run destroy again later", limit.as_secs());
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(15));
+    let done = poll_until(limit, Duration::from_secs(15), || {
+        let check = check();
+        async move { Ok(check.await?.then_some(())) }
+    })
+    .await?;
+    if done.is_none() {
+        bail!("gave up waiting for {what} after {}s; run destroy again later", limit.as_secs());
     }
+    Ok(())
 }

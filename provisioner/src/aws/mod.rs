@@ -9,6 +9,8 @@ use clap::{Args, ValueEnum};
 #[cfg(feature = "aws")]
 mod apply;
 #[cfg(feature = "aws")]
+mod backoff;
+#[cfg(feature = "aws")]
 mod deploy;
 #[cfg(feature = "aws")]
 mod desired;

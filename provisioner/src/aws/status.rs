@@ -7,7 +7,12 @@ use std::{collections::BTreeMap, fmt::Write as _};
 
 use aws_sdk_ecs::types::DesiredStatus;
 
-use super::{error::explain, live::Live, plan::revision_of, sdk::Clients};
+use super::{
+    error::explain,
+    live::{Live, service_tasks, task_id},
+    plan::revision_of,
+    sdk::Clients,
+};
 use crate::spec::Stack;
 
 /// A task as status shows it.
@@ -110,31 +115,12 @@ pub async fn show(clients: &Clients, stack: &Stack, live: &Live) -> anyhow::Resu
 }
 
 async fn tasks(clients: &Clients, cluster: &str, service: &str) -> anyhow::Result<Vec<TaskView>> {
-    let listed = clients
-        .ecs
-        .list_tasks()
-        .cluster(cluster)
-        .service_name(service)
-        .desired_status(DesiredStatus::Running)
-        .send()
-        .await
-        .map_err(|error| explain(error, "ecs:ListTasks", &format!("ECS service {service}")))?;
-    if listed.task_arns().is_empty() {
-        return Ok(Vec::new());
-    }
-    let described = clients
-        .ecs
-        .describe_tasks()
-        .cluster(cluster)
-        .set_tasks(Some(listed.task_arns().to_vec()))
-        .send()
-        .await
-        .map_err(|error| explain(error, "ecs:DescribeTasks", &format!("ECS service {service}")))?;
-    Ok(described
-        .tasks()
+    // A service has at most its desired count running: one page of 100.
+    let tasks = service_tasks(clients, cluster, service, DesiredStatus::Running, 100).await?;
+    Ok(tasks
         .iter()
         .map(|task| TaskView {
-            id: task.task_arn().and_then(|arn| arn.rsplit('/').next()).unwrap_or_default().to_owned(),
+            id: task_id(task).to_owned(),
             ip: task
                 .attachments()
                 .iter()

@@ -9,6 +9,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::{
     error::explain,
+    live::{service_tasks, task_id},
     progress::{LogView, TerminalView, View},
     sdk::Clients,
     wait::{self, DeploymentState, Outcome, PollError, Rollout, ServiceState, Verdict, WaitOptions},
@@ -101,32 +102,11 @@ async fn describe(clients: &Clients, cluster: &str, names: Vec<String>) -> Resul
 
 /// `id: reason` of the service's most recently stopped tasks.
 async fn stopped_reasons(clients: &Clients, cluster: &str, service: &str) -> anyhow::Result<Vec<String>> {
-    let tasks = clients
-        .ecs
-        .list_tasks()
-        .cluster(cluster)
-        .service_name(service)
-        .desired_status(DesiredStatus::Stopped)
-        .max_results(5)
-        .send()
-        .await
-        .map_err(|error| explain(error, "ecs:ListTasks", &format!("ECS service {service}")))?;
-    if tasks.task_arns().is_empty() {
-        return Ok(Vec::new());
-    }
-    let described = clients
-        .ecs
-        .describe_tasks()
-        .cluster(cluster)
-        .set_tasks(Some(tasks.task_arns().to_vec()))
-        .send()
-        .await
-        .map_err(|error| explain(error, "ecs:DescribeTasks", &format!("ECS service {service}")))?;
-    Ok(described
-        .tasks()
+    let tasks = service_tasks(clients, cluster, service, DesiredStatus::Stopped, 5).await?;
+    Ok(tasks
         .iter()
         .map(|task| {
-            let id = task.task_arn().and_then(|arn| arn.rsplit('/').next()).unwrap_or_default();
+            let id = task_id(task);
             let containers: Vec<String> = task
                 .containers()
                 .iter()

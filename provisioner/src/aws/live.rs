@@ -65,6 +65,9 @@ pub struct Live {
     pub task_definitions: BTreeMap<String, Found<TaskDefinitionSpec>>,
     /// ECS services by name; `id` is the task definition ARN they run.
     pub services: BTreeMap<String, Found<ServiceSpec>>,
+    /// The same services as DescribeServices answered (counts,
+    /// deployments), for status to show without asking again.
+    pub described_services: BTreeMap<String, aws_sdk_ecs::types::Service>,
 }
 
 /// Reads the account for `stack`.
@@ -126,7 +129,12 @@ pub async fn read(clients: &Clients, stack: &Stack) -> anyhow::Result<Live> {
     }
     if live.cluster.is_some() {
         let wanted: Vec<String> = stack.services.iter().map(|service| service.name.clone()).collect();
-        live.services = read_services(clients, &names, &stack.aws.cluster, &wanted).await?;
+        live.described_services = read_services(clients, &stack.aws.cluster, &wanted).await?;
+        live.services = live
+            .described_services
+            .iter()
+            .map(|(name, service)| (name.clone(), service_found(&names, service)))
+            .collect();
     }
     // What a service runs is what apply compares with: after a rollback
     // that is not the family's latest revision.
@@ -667,10 +675,9 @@ pub fn task_definition_spec(family: &str, definition: &aws_sdk_ecs::types::TaskD
 
 async fn read_services(
     clients: &Clients,
-    names: &Names,
     cluster: &str,
     wanted: &[String],
-) -> anyhow::Result<BTreeMap<String, Found<ServiceSpec>>> {
+) -> anyhow::Result<BTreeMap<String, aws_sdk_ecs::types::Service>> {
     let mut found = BTreeMap::new();
     // DescribeServices takes at most ten names per call.
     for chunk in wanted.chunks(10) {
@@ -688,7 +695,7 @@ async fn read_services(
                 continue;
             }
             let Some(name) = service.service_name() else { continue };
-            found.insert(name.to_owned(), service_found(names, service));
+            found.insert(name.to_owned(), service.clone());
         }
     }
     Ok(found)

@@ -42,15 +42,7 @@ pub async fn show(clients: &Clients, stack: &Stack, live: &Live) -> anyhow::Resu
             let _ = writeln!(out, "  not created: `provision apply` creates it");
             continue;
         };
-        let described = clients
-            .ecs
-            .describe_services()
-            .cluster(cluster)
-            .services(&service.name)
-            .send()
-            .await
-            .map_err(|error| explain(error, "ecs:DescribeServices", &format!("ECS service {}", service.name)))?;
-        let Some(ecs_service) = described.services().first() else { continue };
+        let Some(ecs_service) = live.described_services.get(&service.name) else { continue };
         let _ = writeln!(
             out,
             "  desired {} running {} pending {}  task definition {}",

@@ -125,10 +125,14 @@ fn build(stack: &Stack, root: &Path) -> anyhow::Result<PathBuf> {
         command.args(["--package", package]);
     }
     println!("provision | building {} (cargo build --release)", packages.join(", "));
+    let started = std::time::Instant::now();
     let status = command.status().context("cannot run cargo: is it installed and on PATH?")?;
     if !status.success() {
         bail!("cargo build failed ({status}); fix the build or run with --no-build");
     }
+    // After `cargo run --release -p provisioner` this only links: the
+    // workspace-hack crate gives both builds one feature set (README, "Building").
+    println!("provision | built in {:.1} s", started.elapsed().as_secs_f64());
     let metadata = Command::new(&cargo)
         .current_dir(root)
         .args(["metadata", "--format-version", "1", "--no-deps"])

@@ -14,14 +14,21 @@ use aws_sdk_ecr::types::ImageIdentifier;
 use base64::Engine as _;
 
 use super::{
-    apply::Apply,
-    docker,
+    account, docker,
     error::{classify, explain},
-    live::{self, Live},
-    model::Kind,
+    graph,
+    kinds::{
+        cluster::Cluster,
+        ecs_service::{EcsService, primary_deployment},
+        namespace::Namespace,
+        repository::Repository,
+        task_definition::{TaskDefinition, active_revisions},
+    },
     names::Names,
-    plan::{self, revision_of},
+    plan,
+    resource::{Cx, Kind as _, render::revision_of},
     sdk::Clients,
+    state::Live,
     wait::Rollout,
 };
 use crate::spec::{Service, Stack};
@@ -57,14 +64,14 @@ pub fn select<'a>(stack: &'a Stack, names: &[String]) -> anyhow::Result<Vec<&'a 
 /// What of the infrastructure the selected services need is missing.
 pub fn missing_infrastructure(stack: &Stack, live: &Live, selected: &[&Service]) -> Vec<String> {
     let mut missing = Vec::new();
-    if live.cluster.is_none() {
+    if live.get::<Cluster>(&stack.aws.cluster).is_none() {
         missing.push(format!("ecs cluster {}", stack.aws.cluster));
     }
-    if live.namespace.is_none() {
+    if live.get::<Namespace>(&stack.namespace).is_none() {
         missing.push(format!("cloud map namespace {}", stack.namespace));
     }
     for service in selected {
-        if !live.services.contains_key(&service.name) {
+        if live.get::<EcsService>(&service.name).is_none() {
             missing.push(format!("ecs service {}", service.name));
         }
     }
@@ -112,12 +119,17 @@ pub async fn deploy(
     }
 
     // The repositories first: a build needs somewhere to push.
-    let desired = plan::desired(stack, live);
+    let cx = Cx { clients, names: &names, stack };
+    let desired = graph::desired(stack, live);
     let repositories: Vec<String> = selected.iter().map(|service| names.repository(&service.name)).collect();
     let repository_plan = plan::plan(&stack.app, &desired, live)?
-        .only(|step| step.kind == Kind::Repository && repositories.contains(&step.name));
-    let uris =
-        Apply { clients, names: names.clone(), desired: &desired, live, plan: &repository_plan }.repositories().await?;
+        .only(|step| step.kind == Repository::KEY && repositories.contains(&step.name));
+    let made = super::apply::apply(cx, &desired, live, &repository_plan, |kind| kind == Repository::KEY).await?;
+    let uris: BTreeMap<String, String> = stack
+        .services
+        .iter()
+        .map(|service| (service.name.clone(), made.id::<Repository>(&names.repository(&service.name))))
+        .collect();
 
     let mut images = BTreeMap::new();
     match &request.image {
@@ -138,10 +150,8 @@ pub async fn deploy(
                 let uri = &uris[&service.name];
                 let image = format!("{uri}:{tag}");
                 let architecture = desired
-                    .services
-                    .iter()
-                    .find(|candidate| candidate.name == service.name)
-                    .map_or("X86_64", |candidate| candidate.task_definition.architecture.as_str());
+                    .get::<TaskDefinition>(&names.family(&service.name))
+                    .map_or("X86_64", |definition| definition.architecture.as_str());
                 println!("building {image} ({})", docker::platform(architecture));
                 docker::run(
                     &docker,
@@ -160,13 +170,13 @@ pub async fn deploy(
             service.aws.image = Some(image.clone());
         }
     }
-    let live = live::read(clients, &pinned).await?;
-    let desired = plan::desired(&pinned, &live);
+    let live = account::read(clients, &pinned).await?;
+    let desired = graph::desired(&pinned, &live);
     let families: Vec<String> = selected.iter().map(|service| names.family(&service.name)).collect();
     let services: Vec<String> = selected.iter().map(|service| service.name.clone()).collect();
     let plan = plan::plan(&stack.app, &desired, &live)?.only(|step| match step.kind {
-        Kind::TaskDefinition => families.contains(&step.name),
-        Kind::Service => services.contains(&step.name),
+        TaskDefinition::KEY => families.contains(&step.name),
+        EcsService::KEY => services.contains(&step.name),
         _ => false,
     });
     for (service, image) in &images {
@@ -178,7 +188,8 @@ pub async fn deploy(
     }
     print!("{}", plan.render());
     println!("\nDeploying:");
-    Apply { clients, names, desired: &desired, live: &live, plan: &plan }.run().await
+    let cx = Cx { clients, names: &names, stack: &pinned };
+    Ok(super::apply::apply(cx, &desired, &live, &plan, |_| true).await?.rollouts())
 }
 
 /// `image` pinned by digest: a tag in our repository is resolved (and must
@@ -229,7 +240,7 @@ pub async fn pin_stack_images(clients: &Clients, stack: &Stack, live: &Live) -> 
         if !image.starts_with(&format!("{uri}:")) && !image.starts_with(&format!("{uri}@")) {
             continue;
         }
-        if !live.repositories.contains_key(&repository) {
+        if live.get::<Repository>(&repository).is_none() {
             bail!(
                 "service {}: image {image} is in ECR repository {repository}, which does not exist yet: leave \
                  `image` out of the stack file, apply, then `provision deploy`",
@@ -280,7 +291,7 @@ pub async fn rollback(clients: &Clients, stack: &Stack, service: &str) -> anyhow
     let number = |arn: &str| revision_of(arn).rsplit_once(':').and_then(|(_, n)| n.parse::<u32>().ok());
     let current_number = number(&current_arn).context("the service's task definition has no revision number")?;
     let family = names.family(service);
-    let revisions = live::active_revisions(clients, &family).await?;
+    let revisions = active_revisions(clients, &family).await?;
     let previous = revisions
         .iter()
         .filter_map(|arn| number(arn).map(|n| (n, arn)))
@@ -300,11 +311,7 @@ pub async fn rollback(clients: &Clients, stack: &Stack, service: &str) -> anyhow
         .send()
         .await
         .map_err(|error| explain(error, "ecs:UpdateService", &resource))?;
-    let deployment_id = answer
-        .service()
-        .and_then(|service| service.deployments().iter().find(|d| d.status() == Some("PRIMARY")))
-        .and_then(|deployment| deployment.id())
-        .map(str::to_owned);
+    let deployment_id = primary_deployment(answer.service());
     Ok(Rollout {
         service: service.to_owned(),
         deployment_id,

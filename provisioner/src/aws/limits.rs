@@ -1,32 +1,16 @@
-//! What ECS accepts that the local run does not need: the stack file may
-//! health-check every 100 ms locally, but a task definition cannot. Checked
-//! before any AWS call.
+//! What AWS accepts that the local run does not need (each kind says what
+//! it refuses, see [`super::resource::Kind::check`]): checked before any
+//! AWS call, every problem in one message.
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
 use anyhow::bail;
 
 use crate::spec::Stack;
 
-/// Fails with every setting of `stack` that ECS would refuse.
+/// Fails with every setting of `stack` that AWS would refuse.
 pub fn check(stack: &Stack, file: &Path) -> anyhow::Result<()> {
-    let mut problems = Vec::new();
-    for service in &stack.services {
-        let check = &service.health_check;
-        let mut within = |field: &str, value: Duration, min: u64, max: u64| {
-            let whole = value.subsec_nanos() == 0;
-            if !whole || value.as_secs() < min || value.as_secs() > max {
-                problems.push(format!(
-                    "service {:?}: health_check.{field} {} is not what ECS accepts (whole seconds, {min} to {max})",
-                    service.name,
-                    value.as_secs_f64()
-                ));
-            }
-        };
-        within("interval_secs", check.interval, 5, 300);
-        within("timeout_secs", check.timeout, 2, 60);
-        within("start_period_secs", check.start_period, 0, 300);
-    }
+    let problems = super::graph::check(stack);
     if !problems.is_empty() {
         bail!("{}: for AWS: {}", file.display(), problems.join("; "));
     }

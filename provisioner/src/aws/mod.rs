@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 #[cfg(feature = "aws")]
+mod account;
+#[cfg(feature = "aws")]
 mod apply;
 #[cfg(feature = "aws")]
 mod backoff;
 #[cfg(feature = "aws")]
 mod deploy;
-#[cfg(feature = "aws")]
-mod desired;
 #[cfg(feature = "aws")]
 mod destroy;
 #[cfg(feature = "aws")]
@@ -21,11 +21,11 @@ mod docker;
 #[cfg(feature = "aws")]
 mod error;
 #[cfg(feature = "aws")]
+mod graph;
+#[cfg(feature = "aws")]
+mod kinds;
+#[cfg(feature = "aws")]
 mod limits;
-#[cfg(feature = "aws")]
-mod live;
-#[cfg(feature = "aws")]
-mod model;
 #[cfg(feature = "aws")]
 mod names;
 #[cfg(feature = "aws")]
@@ -33,7 +33,11 @@ mod plan;
 #[cfg(feature = "aws")]
 mod progress;
 #[cfg(feature = "aws")]
+mod resource;
+#[cfg(feature = "aws")]
 mod sdk;
+#[cfg(feature = "aws")]
+mod state;
 #[cfg(feature = "aws")]
 mod status;
 #[cfg(feature = "aws")]
@@ -212,12 +216,12 @@ mod commands {
     use anyhow::bail;
 
     use super::{
-        ApplyArgs, AwsArgs, DeployArgs, DestroyArgs, Output, PlanArgs, RollbackArgs, StatusArgs,
-        apply::Apply,
-        live::{self, Live},
+        ApplyArgs, AwsArgs, DeployArgs, DestroyArgs, Output, PlanArgs, RollbackArgs, StatusArgs, account, graph,
         names::Names,
         plan::{self, Plan},
+        resource::{Cx, DestroyOptions},
         sdk::{Clients, Target},
+        state::{Desired, Live},
         wait::WaitOptions,
     };
     use crate::spec::{self, Stack};
@@ -234,13 +238,10 @@ mod commands {
         Ok((stack, clients))
     }
 
-    async fn read_plan(
-        stack: &Stack,
-        clients: &Clients,
-    ) -> anyhow::Result<(Live, plan::Plan, super::desired::Desired)> {
-        let live = live::read(clients, stack).await?;
+    async fn read_plan(stack: &Stack, clients: &Clients) -> anyhow::Result<(Live, Plan, Desired)> {
+        let live = account::read(clients, stack).await?;
         let stack = super::deploy::pin_stack_images(clients, stack, &live).await?;
-        let desired = plan::desired(&stack, &live);
+        let desired = graph::desired(&stack, &live);
         let plan = plan::plan(&stack.app, &desired, &live)?;
         Ok((live, plan, desired))
     }
@@ -288,11 +289,12 @@ mod commands {
             confirm("Apply these changes?")?;
         }
         println!("\nApplying:");
-        let rollouts =
-            Apply { clients, names: Names::new(&stack.app), desired: &desired, live: &live, plan: &plan }.run().await?;
+        let names = Names::new(&stack.app);
+        let cx = Cx { clients, names: &names, stack };
+        let made = super::apply::apply(cx, &desired, &live, &plan, |_| true).await?;
         println!("Applied.");
         if let Some(options) = wait {
-            super::watch::wait_for(clients, &stack.aws.cluster, &rollouts, options).await?;
+            super::watch::wait_for(clients, &stack.aws.cluster, &made.rollouts(), options).await?;
         }
         Ok(())
     }
@@ -301,7 +303,7 @@ mod commands {
         let (stack, clients) = connect(&args.aws).await?;
         let root = args.aws.stack.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let selected = super::deploy::select(&stack, &args.services)?;
-        let mut live = live::read(&clients, &stack).await?;
+        let mut live = account::read(&clients, &stack).await?;
         let missing = super::deploy::missing_infrastructure(&stack, &live, &selected);
         if !missing.is_empty() {
             if !args.apply {
@@ -312,7 +314,7 @@ mod commands {
                 );
             }
             apply_stack(&stack, &clients, true, None).await?;
-            live = live::read(&clients, &stack).await?;
+            live = account::read(&clients, &stack).await?;
         }
         let request = super::deploy::DeployRequest { services: args.services, tag: args.tag, image: args.image };
         let rollouts = super::deploy::deploy(&clients, &stack, root, &live, &request).await?;
@@ -333,15 +335,17 @@ mod commands {
 
     pub async fn status(args: StatusArgs) -> anyhow::Result<u8> {
         let (stack, clients) = connect(&args.aws).await?;
-        let live = live::read(&clients, &stack).await?;
-        let consistent = super::status::show(&clients, &stack, &live).await?;
+        let live = account::read(&clients, &stack).await?;
+        let names = Names::new(&stack.app);
+        let consistent = super::status::show(Cx { clients: &clients, names: &names, stack: &stack }, &live).await?;
         Ok(if consistent { 0 } else { 1 })
     }
 
     pub async fn destroy(args: DestroyArgs) -> anyhow::Result<u8> {
         let (stack, clients) = connect(&args.aws).await?;
-        let live = live::read(&clients, &stack).await?;
-        let targets = super::destroy::targets(&stack, &live, args.delete_logs);
+        let live = account::read(&clients, &stack).await?;
+        let options = DestroyOptions { delete_logs: args.delete_logs };
+        let targets = super::destroy::targets(&live, options);
         if targets.is_empty() {
             println!("Nothing of app {} exists in account {}, region {}.", stack.app, live.account, live.region);
             return Ok(0);
@@ -353,7 +357,8 @@ mod commands {
         if !args.yes {
             confirm("Delete these?")?;
         }
-        super::destroy::destroy(&clients, &stack, &live, args.delete_logs).await?;
+        let names = Names::new(&stack.app);
+        super::destroy::destroy(Cx { clients: &clients, names: &names, stack: &stack }, &live, options).await?;
         println!("Destroyed.");
         Ok(0)
     }

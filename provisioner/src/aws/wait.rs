@@ -88,7 +88,7 @@ pub fn judge(rollout: &Rollout, state: &ServiceState) -> Verdict {
         _ => match primary {
             Some(primary) if primary.task_definition != rollout.task_definition => Verdict::Failed(format!(
                 "rolled back to {}: {}",
-                super::plan::revision_of(&primary.task_definition),
+                super::resource::render::revision_of(&primary.task_definition),
                 if primary.rollout_reason.is_empty() {
                     "the circuit breaker stopped the deployment"
                 } else {

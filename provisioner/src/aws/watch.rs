@@ -9,7 +9,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::{
     error::explain,
-    live::{service_tasks, task_id},
+    kinds::ecs_service::{service_tasks, task_id},
     progress::{LogView, TerminalView, View},
     sdk::Clients,
     wait::{self, DeploymentState, Outcome, PollError, Rollout, ServiceState, Verdict, WaitOptions},

@@ -1,0 +1,570 @@
+//! Each ECS service: Fargate tasks of its task definition in the stack's
+//! subnets and security group, registered in its Cloud Map service (the
+//! port for SRV), replaced with the deployment circuit breaker and
+//! rollback. With no image yet it runs no task, and plan says why.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt::Write as _,
+    time::Duration,
+};
+
+use aws_sdk_ecs::types::{DesiredStatus, ServiceField};
+
+use super::{
+    cloud_map_service::CloudMapService, cluster::Cluster, security_group::SecurityGroup,
+    task_definition::TaskDefinition,
+};
+use crate::{
+    aws::{
+        destroy::wait_until,
+        error::explain,
+        names::Names,
+        plan::{Action, Steps},
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
+        sdk::Clients,
+        state::Live,
+        wait::Rollout,
+    },
+    spec::Stack,
+};
+
+/// An ECS service.
+pub struct EcsService;
+
+/// An ECS service's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub desired_count: i32,
+    pub minimum_healthy_percent: i32,
+    pub maximum_percent: i32,
+    pub circuit_breaker: bool,
+    pub rollback: bool,
+    pub subnets: BTreeSet<String>,
+    pub assign_public_ip: bool,
+    /// The Cloud Map service id (`srv-...`) it registers tasks in; known
+    /// only for a live service (plan compares it).
+    pub registry: Option<String>,
+    /// Whether the API reported the deployment configuration (AWS always
+    /// does; an emulator may not, and what was not reported is not compared).
+    pub deployment_reported: bool,
+    /// The gRPC port its tasks register in Cloud Map (SRV); not compared.
+    pub port: u16,
+    /// Its task definition family; not compared.
+    pub family: String,
+    /// Why it runs fewer tasks than the stack asks, if it does.
+    pub held_back: Option<String>,
+    /// The service as DescribeServices answered (counts, deployments), for
+    /// status to show without asking again; live only.
+    pub described: Option<Box<aws_sdk_ecs::types::Service>>,
+}
+
+impl Kind for EcsService {
+    const LABEL: &'static str = "ecs service";
+    const KEY: &'static str = "service";
+    type Spec = ServiceSpec;
+
+    fn desired(stack: &Stack, live: &Live) -> Vec<ServiceSpec> {
+        let names = Names::new(&stack.app);
+        stack
+            .services
+            .iter()
+            .map(|service| {
+                let held_back = super::task_definition::image(stack, live, &service.name).is_none().then(|| {
+                    format!(
+                        "no image in ECR repository {} yet: runs 0 tasks until `provision deploy` pushes one",
+                        names.repository(&service.name)
+                    )
+                });
+                let deployment = &service.aws.deployment;
+                ServiceSpec {
+                    name: service.name.clone(),
+                    desired_count: if held_back.is_some() {
+                        0
+                    } else {
+                        i32::try_from(service.count).unwrap_or(i32::MAX)
+                    },
+                    minimum_healthy_percent: to_i32(deployment.minimum_healthy_percent),
+                    maximum_percent: to_i32(deployment.maximum_percent),
+                    circuit_breaker: deployment.circuit_breaker,
+                    rollback: deployment.rollback,
+                    subnets: live.subnets.clone(),
+                    assign_public_ip: stack.aws.assign_public_ip,
+                    registry: None,
+                    deployment_reported: true,
+                    port: service.port,
+                    family: names.family(&service.name),
+                    held_back,
+                    described: None,
+                }
+            })
+            .collect()
+    }
+
+    fn name(spec: &ServiceSpec) -> &str {
+        &spec.name
+    }
+
+    fn fields(spec: &ServiceSpec) -> Fields {
+        let mut fields = Fields::from([
+            ("desired_count", spec.desired_count.to_string()),
+            (
+                "deployment",
+                format!(
+                    "min {}% max {}%, circuit breaker {}, rollback {}",
+                    spec.minimum_healthy_percent,
+                    spec.maximum_percent,
+                    render::on_off(spec.circuit_breaker),
+                    render::on_off(spec.rollback)
+                ),
+            ),
+            ("subnets", render::join(&spec.subnets)),
+            ("public_ip", render::on_off(spec.assign_public_ip)),
+        ]);
+        if !spec.deployment_reported {
+            fields.remove("deployment");
+        }
+        fields
+    }
+
+    /// The stack's services, if the cluster exists.
+    async fn read(cx: Cx<'_>, live: &Live) -> anyhow::Result<BTreeMap<String, Found<ServiceSpec>>> {
+        let cluster = &cx.stack.aws.cluster;
+        if live.get::<Cluster>(cluster).is_none() {
+            return Ok(BTreeMap::new());
+        }
+        let wanted: Vec<String> = cx.stack.services.iter().map(|service| service.name.clone()).collect();
+        let mut found = BTreeMap::new();
+        // DescribeServices takes at most ten names per call.
+        for chunk in wanted.chunks(10) {
+            let answer = cx
+                .clients
+                .ecs
+                .describe_services()
+                .cluster(cluster)
+                .set_services(Some(chunk.to_vec()))
+                .include(ServiceField::Tags)
+                .send()
+                .await
+                .map_err(|error| explain(error, "ecs:DescribeServices", &format!("services of cluster {cluster}")))?;
+            for service in answer.services() {
+                if service.status() == Some("INACTIVE") {
+                    continue;
+                }
+                let Some(name) = service.service_name() else { continue };
+                found.insert(name.to_owned(), service_found(cx.names, service));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Beside its own fields, the revision the service runs and the Cloud
+    /// Map service it registers in, as they will be after the steps before.
+    fn compared(
+        want: &ServiceSpec,
+        have: Option<&Found<ServiceSpec>>,
+        steps: &Steps,
+        live: &Live,
+    ) -> (Fields, Option<Fields>) {
+        let mut wanted = Self::fields(want);
+        let revision = if steps.changes(TaskDefinition::KEY, &want.family) {
+            format!("{}:(new revision)", want.family)
+        } else {
+            live.get::<TaskDefinition>(&want.family).map(|found| render::revision_of(&found.arn)).unwrap_or_default()
+        };
+        wanted.insert("task_definition", revision);
+        let registry = if steps.changes(CloudMapService::KEY, &want.name) {
+            format!("{} (new)", want.name)
+        } else {
+            live.get::<CloudMapService>(&want.name).map(|found| found.id.clone()).unwrap_or_default()
+        };
+        wanted.insert("cloud_map_service", registry);
+        let current = have.map(|found| {
+            let mut fields = Self::fields(&found.spec);
+            fields.insert("task_definition", render::revision_of(&found.id));
+            fields.insert("cloud_map_service", found.spec.registry.clone().unwrap_or_else(|| "none".to_owned()));
+            fields
+        });
+        (wanted, current)
+    }
+
+    fn note(want: &ServiceSpec) -> Option<String> {
+        want.held_back.as_ref().map(|reason| format!("{}: {reason}", want.name))
+    }
+
+    /// Creates or updates the ECS service; passes on the rollout to wait
+    /// for, if a deployment started.
+    async fn apply(
+        cx: ApplyCx<'_>,
+        spec: &ServiceSpec,
+        _have: Option<&Found<ServiceSpec>>,
+        action: &Action,
+    ) -> anyhow::Result<Output> {
+        use aws_sdk_ecs::types::{
+            AssignPublicIp, AwsVpcConfiguration, DeploymentCircuitBreaker, DeploymentConfiguration, LaunchType,
+            NetworkConfiguration, PropagateTags, ServiceRegistry, Tag,
+        };
+        let (made, names) = (cx.made, cx.cx.names);
+        let cluster = &cx.cx.stack.aws.cluster;
+        let resource = format!("ECS service {}", spec.name);
+        if *action == Action::Unchanged {
+            return Ok(Output::id(&spec.name));
+        }
+        let definition = made.id::<TaskDefinition>(&spec.family);
+        let deployment = DeploymentConfiguration::builder()
+            .minimum_healthy_percent(spec.minimum_healthy_percent)
+            .maximum_percent(spec.maximum_percent)
+            .deployment_circuit_breaker(
+                DeploymentCircuitBreaker::builder().enable(spec.circuit_breaker).rollback(spec.rollback).build(),
+            )
+            .build();
+        let network = NetworkConfiguration::builder()
+            .awsvpc_configuration(
+                AwsVpcConfiguration::builder()
+                    .set_subnets(Some(spec.subnets.iter().cloned().collect()))
+                    .security_groups(made.id::<SecurityGroup>(&names.security_group()))
+                    .assign_public_ip(if spec.assign_public_ip {
+                        AssignPublicIp::Enabled
+                    } else {
+                        AssignPublicIp::Disabled
+                    })
+                    .build()?,
+            )
+            .build();
+        let registry = ServiceRegistry::builder()
+            .registry_arn(made.id::<CloudMapService>(&spec.name))
+            .port(i32::from(spec.port))
+            .build();
+        let ecs = &cx.cx.clients.ecs;
+        let answer = if *action == Action::Create {
+            let mut request = ecs
+                .create_service()
+                .cluster(cluster)
+                .service_name(&spec.name)
+                .task_definition(&definition)
+                .desired_count(spec.desired_count)
+                .launch_type(LaunchType::Fargate)
+                .deployment_configuration(deployment)
+                .network_configuration(network)
+                .service_registries(registry)
+                .enable_ecs_managed_tags(true)
+                .propagate_tags(PropagateTags::Service);
+            for (key, value) in names.tags() {
+                request = request.tags(Tag::builder().key(key).value(value).build());
+            }
+            let answer = request.send().await.map_err(|e| explain(e, "ecs:CreateService", &resource))?;
+            Self::done("created", &spec.name);
+            answer.service
+        } else {
+            let answer = ecs
+                .update_service()
+                .cluster(cluster)
+                .service(&spec.name)
+                .task_definition(&definition)
+                .desired_count(spec.desired_count)
+                .deployment_configuration(deployment)
+                .network_configuration(network)
+                .service_registries(registry)
+                .send()
+                .await
+                .map_err(|e| explain(e, "ecs:UpdateService", &resource))?;
+            Self::done("updated", &spec.name);
+            answer.service
+        };
+        let deployment_id = primary_deployment(answer.as_ref());
+        Ok(Output {
+            id: spec.name.clone(),
+            rollout: Some(Rollout {
+                service: spec.name.clone(),
+                deployment_id,
+                task_definition: definition,
+                desired_count: spec.desired_count,
+            }),
+        })
+    }
+
+    fn teardown_line(found: &Found<ServiceSpec>, _options: DestroyOptions) -> Option<String> {
+        Some(format!("ecs service {} (scaled to 0 first)", found.spec.name))
+    }
+
+    /// Scales every service to 0, waits for their tasks to stop, then
+    /// deletes them: Cloud Map then has no instance left.
+    async fn destroy(cx: Cx<'_>, owned: Vec<&Found<ServiceSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {
+        let cluster = &cx.stack.aws.cluster;
+        let ecs = &cx.clients.ecs;
+        for found in &owned {
+            let name = &found.spec.name;
+            ecs.update_service()
+                .cluster(cluster)
+                .service(name)
+                .desired_count(0)
+                .send()
+                .await
+                .map_err(|e| explain(e, "ecs:UpdateService", &format!("ECS service {name}")))?;
+            println!("  scaled ecs service {name} to 0");
+        }
+        for found in &owned {
+            let name = &found.spec.name;
+            wait_until(&format!("ECS service {name} to stop its tasks"), Duration::from_secs(600), || async {
+                let answer = ecs
+                    .describe_services()
+                    .cluster(cluster)
+                    .services(name)
+                    .send()
+                    .await
+                    .map_err(|e| explain(e, "ecs:DescribeServices", &format!("ECS service {name}")))?;
+                Ok(answer.services().iter().all(|service| service.running_count() == 0 && service.pending_count() == 0))
+            })
+            .await?;
+            ecs.delete_service()
+                .cluster(cluster)
+                .service(name)
+                .force(true)
+                .send()
+                .await
+                .map_err(|e| explain(e, "ecs:DeleteService", &format!("ECS service {name}")))?;
+            println!("  deleted ecs service {name}");
+        }
+        Ok(())
+    }
+
+    /// Each service's deployments and tasks beside the Cloud Map instances
+    /// that answer its DNS name, with a warning wherever the two disagree (a
+    /// running task missing from DNS, or DNS naming a task that is gone).
+    async fn status(cx: Cx<'_>, live: &Live, out: &mut String) -> anyhow::Result<bool> {
+        let (stack, clients) = (cx.stack, cx.clients);
+        let cluster = &stack.aws.cluster;
+        if live.get::<Cluster>(cluster).is_none() {
+            return Ok(true);
+        }
+        let mut consistent = true;
+        for service in &stack.services {
+            let _ = writeln!(out, "\nservice {}  ({}.{})", service.name, service.name, stack.namespace);
+            let Some(found) = live.get::<EcsService>(&service.name) else {
+                let _ = writeln!(out, "  not created: `provision apply` creates it");
+                continue;
+            };
+            let Some(ecs_service) = found.spec.described.as_deref() else { continue };
+            let _ = writeln!(
+                out,
+                "  desired {} running {} pending {}  task definition {}",
+                ecs_service.desired_count(),
+                ecs_service.running_count(),
+                ecs_service.pending_count(),
+                render::revision_of(&found.id)
+            );
+            for deployment in ecs_service.deployments() {
+                let _ = writeln!(
+                    out,
+                    "  deployment {:<8} {:<12} {}  desired {} running {} pending {} failed {}{}",
+                    deployment.status().unwrap_or_default(),
+                    deployment.rollout_state().map(|state| state.as_str()).unwrap_or_default(),
+                    render::revision_of(deployment.task_definition().unwrap_or_default()),
+                    deployment.desired_count(),
+                    deployment.running_count(),
+                    deployment.pending_count(),
+                    deployment.failed_tasks(),
+                    deployment.rollout_state_reason().map(|reason| format!("  ({reason})")).unwrap_or_default()
+                );
+            }
+            let tasks = task_views(clients, cluster, &service.name).await?;
+            let instances = match live.get::<CloudMapService>(&service.name) {
+                Some(registry) => instances(clients, &registry.id).await?,
+                None => {
+                    let _ = writeln!(out, "  Cloud Map service {} does not exist", service.name);
+                    BTreeMap::new()
+                }
+            };
+            if tasks.is_empty() && instances.is_empty() {
+                let _ = writeln!(out, "  no tasks, no Cloud Map instances");
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "  {:<34} {:<15} {:<10} {:<10} {:<10} cloud map",
+                "task", "ip", "status", "health", "revision"
+            );
+            for task in &tasks {
+                let registered = instances.get(&task.id).map_or("-", |(_, health)| health.as_str());
+                let _ = writeln!(
+                    out,
+                    "  {:<34} {:<15} {:<10} {:<10} {:<10} {registered}",
+                    task.id, task.ip, task.last_status, task.health, task.revision
+                );
+                if task.last_status == "RUNNING" && !instances.contains_key(&task.id) {
+                    consistent = false;
+                    let _ = writeln!(
+                        out,
+                        "  warning: running task {} ({}) is not registered in Cloud Map",
+                        task.id, task.ip
+                    );
+                }
+            }
+            for (id, (ip, health)) in &instances {
+                if !tasks.iter().any(|task| &task.id == id) {
+                    consistent = false;
+                    let _ = writeln!(out, "  warning: Cloud Map instance {id} ({ip}, {health}) has no running task");
+                }
+            }
+        }
+        Ok(consistent)
+    }
+}
+
+/// An ECS service as a spec; `id` is the task definition it runs.
+fn service_found(names: &Names, service: &aws_sdk_ecs::types::Service) -> Found<ServiceSpec> {
+    let deployment = service.deployment_configuration();
+    let breaker = deployment.and_then(|deployment| deployment.deployment_circuit_breaker());
+    let network = service.network_configuration().and_then(|network| network.awsvpc_configuration());
+    let name = service.service_name().unwrap_or_default().to_owned();
+    Found {
+        id: service.task_definition().unwrap_or_default().to_owned(),
+        arn: service.service_arn().unwrap_or_default().to_owned(),
+        owned: names.owns(service.tags().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or("")))),
+        spec: ServiceSpec {
+            desired_count: service.desired_count(),
+            minimum_healthy_percent: deployment.and_then(|d| d.minimum_healthy_percent()).unwrap_or(100),
+            maximum_percent: deployment.and_then(|d| d.maximum_percent()).unwrap_or(200),
+            circuit_breaker: breaker.is_some_and(|breaker| breaker.enable()),
+            rollback: breaker.is_some_and(|breaker| breaker.rollback()),
+            subnets: network.map(|network| network.subnets().iter().cloned().collect()).unwrap_or_default(),
+            assign_public_ip: network
+                .and_then(|network| network.assign_public_ip())
+                .is_some_and(|assign| assign.as_str() == "ENABLED"),
+            registry: service
+                .service_registries()
+                .first()
+                .and_then(|registry| registry.registry_arn())
+                .and_then(|arn| arn.rsplit('/').next())
+                .map(str::to_owned),
+            deployment_reported: deployment.is_some(),
+            port: service
+                .service_registries()
+                .first()
+                .and_then(|registry| registry.port())
+                .map_or(0, |port| u16::try_from(port).unwrap_or(0)),
+            family: String::new(),
+            held_back: None,
+            described: Some(Box::new(service.clone())),
+            name,
+        },
+    }
+}
+
+/// The id of the PRIMARY deployment in an answer of CreateService or
+/// UpdateService.
+pub fn primary_deployment(service: Option<&aws_sdk_ecs::types::Service>) -> Option<String> {
+    service
+        .and_then(|service| service.deployments().iter().find(|d| d.status() == Some("PRIMARY")))
+        .and_then(|deployment| deployment.id())
+        .map(str::to_owned)
+}
+
+/// The tasks of an ECS service with `status` (RUNNING, or STOPPED for the
+/// latest failures), at most `limit` of them (ECS's page: up to 100).
+pub async fn service_tasks(
+    clients: &Clients,
+    cluster: &str,
+    service: &str,
+    status: DesiredStatus,
+    limit: i32,
+) -> anyhow::Result<Vec<aws_sdk_ecs::types::Task>> {
+    let resource = format!("ECS service {service}");
+    let listed = clients
+        .ecs
+        .list_tasks()
+        .cluster(cluster)
+        .service_name(service)
+        .desired_status(status)
+        .max_results(limit)
+        .send()
+        .await
+        .map_err(|error| explain(error, "ecs:ListTasks", &resource))?;
+    if listed.task_arns().is_empty() {
+        return Ok(Vec::new());
+    }
+    let described = clients
+        .ecs
+        .describe_tasks()
+        .cluster(cluster)
+        .set_tasks(Some(listed.task_arns().to_vec()))
+        .send()
+        .await
+        .map_err(|error| explain(error, "ecs:DescribeTasks", &resource))?;
+    Ok(described.tasks().to_vec())
+}
+
+/// A task's id: the last part of its ARN (what Cloud Map names its
+/// instance after).
+pub fn task_id(task: &aws_sdk_ecs::types::Task) -> &str {
+    task.task_arn().and_then(|arn| arn.rsplit('/').next()).unwrap_or_default()
+}
+
+/// A task as status shows it.
+#[derive(Debug, Clone)]
+struct TaskView {
+    id: String,
+    ip: String,
+    last_status: String,
+    health: String,
+    revision: String,
+}
+
+async fn task_views(clients: &Clients, cluster: &str, service: &str) -> anyhow::Result<Vec<TaskView>> {
+    // A service has at most its desired count running: one page of 100.
+    let tasks = service_tasks(clients, cluster, service, DesiredStatus::Running, 100).await?;
+    Ok(tasks
+        .iter()
+        .map(|task| TaskView {
+            id: task_id(task).to_owned(),
+            ip: task
+                .attachments()
+                .iter()
+                .flat_map(|attachment| attachment.details())
+                .find(|detail| detail.name() == Some("privateIPv4Address"))
+                .and_then(|detail| detail.value())
+                .unwrap_or("-")
+                .to_owned(),
+            last_status: task.last_status().unwrap_or("-").to_owned(),
+            health: task.health_status().map_or_else(|| "-".to_owned(), |health| health.as_str().to_owned()),
+            revision: render::revision_of(task.task_definition_arn().unwrap_or_default()),
+        })
+        .collect())
+}
+
+/// Instance id -> (IP, health) of a Cloud Map service.
+async fn instances(clients: &Clients, service_id: &str) -> anyhow::Result<BTreeMap<String, (String, String)>> {
+    let listed = clients
+        .cloud_map
+        .list_instances()
+        .service_id(service_id)
+        .send()
+        .await
+        .map_err(|error| explain(error, "servicediscovery:ListInstances", service_id))?;
+    let mut instances = BTreeMap::new();
+    for instance in listed.instances() {
+        let Some(id) = instance.id() else { continue };
+        let ip = instance.attributes().and_then(|a| a.get("AWS_INSTANCE_IPV4")).cloned().unwrap_or_else(|| "-".into());
+        instances.insert(id.to_owned(), (ip, "UNKNOWN".to_owned()));
+    }
+    if !instances.is_empty() {
+        let health = clients
+            .cloud_map
+            .get_instances_health_status()
+            .service_id(service_id)
+            .send()
+            .await
+            .map_err(|error| explain(error, "servicediscovery:GetInstancesHealthStatus", service_id))?;
+        for (id, status) in health.status().into_iter().flatten() {
+            if let Some(entry) = instances.get_mut(id) {
+                entry.1 = status.as_str().to_owned();
+            }
+        }
+    }
+    Ok(instances)
+}
+
+fn to_i32(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}

@@ -1,0 +1,12 @@
+//! The resource kinds provision manages on AWS, one module each; the graph
+//! of how they depend on each other is [`super::graph::KINDS`].
+
+pub mod cloud_map_service;
+pub mod cluster;
+pub mod ecs_service;
+pub mod log_group;
+pub mod namespace;
+pub mod repository;
+pub mod role;
+pub mod security_group;
+pub mod task_definition;

@@ -1,0 +1,209 @@
+//! The tasks' security group: the service ports open only to members of the
+//! group (or the sources the stack names in `allow_from`), all egress (image
+//! pulls, logs, AWS APIs). A rule found that the stack does not ask for is
+//! revoked.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use aws_sdk_ec2::types::Filter;
+
+use crate::{
+    aws::{
+        destroy::wait_until,
+        error::{AwsError, classify, explain},
+        plan::Action,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
+        state::Live,
+    },
+    spec::Stack,
+};
+
+/// The tasks' security group.
+pub struct SecurityGroup;
+
+/// The source of an ingress rule meaning the group itself.
+pub const FROM_SELF: &str = "self";
+
+/// The group as plan sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityGroupSpec {
+    pub name: String,
+    /// The VPC it belongs to.
+    pub vpc_id: String,
+    /// (TCP port, source group id or [`FROM_SELF`]).
+    pub ingress: BTreeSet<(u16, String)>,
+}
+
+impl Kind for SecurityGroup {
+    const LABEL: &'static str = "security group";
+    const KEY: &'static str = "security-group";
+    type Spec = SecurityGroupSpec;
+
+    fn desired(stack: &Stack, live: &Live) -> Vec<SecurityGroupSpec> {
+        let ingress = stack
+            .services
+            .iter()
+            .flat_map(|service| {
+                std::iter::once(FROM_SELF.to_owned())
+                    .chain(stack.aws.allow_from.iter().cloned())
+                    .map(move |source| (service.port, source))
+            })
+            .collect();
+        let name = crate::aws::names::Names::new(&stack.app).security_group();
+        vec![SecurityGroupSpec { name, vpc_id: live.vpc_id.clone(), ingress }]
+    }
+
+    fn name(spec: &SecurityGroupSpec) -> &str {
+        &spec.name
+    }
+
+    fn fields(spec: &SecurityGroupSpec) -> Fields {
+        let rules: Vec<String> =
+            spec.ingress.iter().map(|(port, source)| format!("tcp/{port} from {source}")).collect();
+        Fields::from([("vpc", spec.vpc_id.clone()), ("ingress", rules.join(", "))])
+    }
+
+    async fn read(cx: Cx<'_>, live: &Live) -> anyhow::Result<BTreeMap<String, Found<SecurityGroupSpec>>> {
+        let name = cx.names.security_group();
+        let vpc_id = &live.vpc_id;
+        let answer = cx
+            .clients
+            .ec2
+            .describe_security_groups()
+            .filters(Filter::builder().name("group-name").values(&name).build())
+            .filters(Filter::builder().name("vpc-id").values(vpc_id).build())
+            .send()
+            .await
+            .map_err(|error| explain(error, "ec2:DescribeSecurityGroups", &format!("security group {name}")))?;
+        let Some(group) = answer.security_groups().first() else { return Ok(BTreeMap::new()) };
+        let id = group.group_id().unwrap_or_default().to_owned();
+        let mut ingress = BTreeSet::new();
+        for permission in group.ip_permissions() {
+            let (Some("tcp"), Some(from), Some(to)) =
+                (permission.ip_protocol(), permission.from_port(), permission.to_port())
+            else {
+                continue;
+            };
+            let ports = || (from..=to).filter_map(|port| u16::try_from(port).ok());
+            for pair in permission.user_id_group_pairs() {
+                let Some(source) = pair.group_id() else { continue };
+                let source = if source == id { FROM_SELF.to_owned() } else { source.to_owned() };
+                ingress.extend(ports().map(|port| (port, source.clone())));
+            }
+            // A CIDR rule is not ours: show it so plan revokes it.
+            for range in permission.ip_ranges() {
+                let source = range.cidr_ip().unwrap_or("?").to_owned();
+                ingress.extend(ports().map(|port| (port, source.clone())));
+            }
+        }
+        let found = Found {
+            arn: id.clone(),
+            owned: cx.names.owns(group.tags().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or("")))),
+            spec: SecurityGroupSpec { name: name.clone(), vpc_id: vpc_id.to_owned(), ingress },
+            id,
+        };
+        Ok(BTreeMap::from([(name, found)]))
+    }
+
+    /// Creates the group if missing and brings its rules to the stack's;
+    /// passes on its `sg-` id.
+    async fn apply(
+        cx: ApplyCx<'_>,
+        spec: &SecurityGroupSpec,
+        have: Option<&Found<SecurityGroupSpec>>,
+        action: &Action,
+    ) -> anyhow::Result<Output> {
+        use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType, Tag, TagSpecification, UserIdGroupPair};
+        let (ec2, names) = (&cx.cx.clients.ec2, cx.cx.names);
+        let (id, live_ingress) = match have {
+            Some(found) if *action == Action::Unchanged => return Ok(Output::id(&found.id)),
+            Some(found) => (found.id.clone(), found.spec.ingress.clone()),
+            None => {
+                let mut tags = TagSpecification::builder().resource_type(ResourceType::SecurityGroup);
+                for (key, value) in names.tags() {
+                    tags = tags.tags(Tag::builder().key(key).value(value).build());
+                }
+                tags = tags.tags(Tag::builder().key("Name").value(&spec.name).build());
+                let answer = ec2
+                    .create_security_group()
+                    .group_name(&spec.name)
+                    .description(format!("tasks of {}: service ports from the group only", names.app()))
+                    .vpc_id(&spec.vpc_id)
+                    .tag_specifications(tags.build())
+                    .send()
+                    .await
+                    .map_err(|e| explain(e, "ec2:CreateSecurityGroup", &format!("security group {}", spec.name)))?;
+                Self::done("created", &spec.name);
+                (answer.group_id().context("CreateSecurityGroup returned no id")?.to_owned(), Default::default())
+            }
+        };
+        let permission = |(port, source): &(u16, String)| {
+            let builder =
+                IpPermission::builder().ip_protocol("tcp").from_port(i32::from(*port)).to_port(i32::from(*port));
+            match source.as_str() {
+                FROM_SELF => builder.user_id_group_pairs(
+                    UserIdGroupPair::builder().group_id(&id).description("tasks of the same app").build(),
+                ),
+                group if group.starts_with("sg-") => builder.user_id_group_pairs(
+                    UserIdGroupPair::builder().group_id(group).description("named in the stack's allow_from").build(),
+                ),
+                cidr => builder.ip_ranges(IpRange::builder().cidr_ip(cidr).build()),
+            }
+            .build()
+        };
+        let missing: Vec<_> = spec.ingress.difference(&live_ingress).map(permission).collect();
+        if !missing.is_empty() {
+            ec2.authorize_security_group_ingress()
+                .group_id(&id)
+                .set_ip_permissions(Some(missing))
+                .send()
+                .await
+                .map_err(|e| {
+                    explain(e, "ec2:AuthorizeSecurityGroupIngress", &format!("security group {}", spec.name))
+                })?;
+        }
+        let extra: Vec<_> = live_ingress.difference(&spec.ingress).map(permission).collect();
+        if !extra.is_empty() {
+            ec2.revoke_security_group_ingress()
+                .group_id(&id)
+                .set_ip_permissions(Some(extra))
+                .send()
+                .await
+                .map_err(|e| explain(e, "ec2:RevokeSecurityGroupIngress", &format!("security group {}", spec.name)))?;
+        }
+        if have.is_some() && matches!(action, Action::Update { .. }) {
+            Self::done("updated", &spec.name);
+        }
+        Ok(Output::id(id))
+    }
+
+    fn teardown_line(found: &Found<SecurityGroupSpec>, _options: DestroyOptions) -> Option<String> {
+        Some(format!("security group {} ({})", found.spec.name, found.id))
+    }
+
+    async fn destroy(
+        cx: Cx<'_>,
+        owned: Vec<&Found<SecurityGroupSpec>>,
+        _options: DestroyOptions,
+    ) -> anyhow::Result<()> {
+        for group in owned {
+            // The tasks' network interfaces linger a little after they stop.
+            wait_until(&format!("security group {} to be free", group.id), Duration::from_secs(300), || async {
+                match cx.clients.ec2.delete_security_group().group_id(&group.id).send().await {
+                    Ok(_) => Ok(true),
+                    Err(error) => {
+                        let error: AwsError = classify(error, "ec2:DeleteSecurityGroup", &group.id);
+                        if error.code.as_deref() == Some("DependencyViolation") { Ok(false) } else { Err(error.into()) }
+                    }
+                }
+            })
+            .await?;
+            println!("  deleted security group {} ({})", group.spec.name, group.id);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,402 @@
+//! `stack.toml`: one description of the stack for the local run and for
+//! AWS. Everything is checked before anything starts, and every problem is
+//! reported as `file:line: what`, naming the field.
+
+use std::{collections::BTreeMap, ops::Range, path::Path, time::Duration};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub mod aws;
+pub mod health;
+
+use aws::{AwsService, AwsStack, RawAws, RawAwsService, parse_aws, parse_aws_service};
+use health::{HealthCheck, RawHealthCheck};
+
+/// Seconds a stopping task keeps serving beyond its DNS TTL: clients that
+/// cached the record re-resolve within the TTL.
+pub const DRAIN_MARGIN_SECS: u64 = 1;
+
+/// A problem with the stack file, located.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct SpecError {
+    /// The file.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// What is wrong, naming the field and the value.
+    pub message: String,
+}
+
+/// The validated stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stack {
+    /// The application's name: tags and resource names on AWS.
+    pub app: String,
+    /// The private DNS namespace: services are `<name>.<namespace>`.
+    pub namespace: String,
+    /// Where and how the stack runs on AWS.
+    pub aws: AwsStack,
+    /// Services in file order.
+    pub services: Vec<Service>,
+}
+
+/// One service: a binary run as `count` replicas behind one DNS name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// DNS label and log prefix, e.g. `game-server`.
+    pub name: String,
+    /// The workspace binary to run.
+    pub binary: String,
+    /// The cargo package that builds it.
+    pub package: String,
+    /// The gRPC port every replica listens on (each on its own address).
+    pub port: u16,
+    /// How many replicas to keep healthy.
+    pub count: u32,
+    /// Extra environment, as a task definition would set it.
+    pub env: BTreeMap<String, String>,
+    /// Services whose discovery target this one gets as `<NAME>_ADDR`.
+    pub depends_on: Vec<String>,
+    /// How the runner (and ECS) checks a replica.
+    pub health_check: HealthCheck,
+    /// TTL of the service's DNS records.
+    pub dns_ttl: Duration,
+    /// How it runs on Fargate.
+    pub aws: AwsService,
+}
+
+impl Service {
+    /// `<name>.<namespace>`.
+    pub fn dns_name(&self, namespace: &str) -> String {
+        format!("{}.{namespace}", self.name)
+    }
+
+    /// The environment variable a dependant gets this service's target in:
+    /// `ranking` -> `RANKING_ADDR`.
+    pub fn addr_variable(&self) -> String {
+        format!("{}_ADDR", self.name.to_ascii_uppercase().replace('-', "_"))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStack {
+    app: Option<Spanned<String>>,
+    namespace: Option<Spanned<String>>,
+    aws: Option<Spanned<RawAws>>,
+    #[serde(default, rename = "service")]
+    services: Vec<Spanned<RawService>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    name: Spanned<String>,
+    binary: Option<Spanned<String>>,
+    package: Option<String>,
+    port: Option<Spanned<i64>>,
+    count: Option<Spanned<i64>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    depends_on: Vec<Spanned<String>>,
+    health_check: Option<RawHealthCheck>,
+    dns_ttl_secs: Option<Spanned<i64>>,
+    aws: Option<RawAwsService>,
+}
+
+/// Reads and validates the stack file at `path`.
+pub fn load(path: &Path) -> Result<Stack, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|error| SpecError {
+        file: path.display().to_string(),
+        line: 1,
+        message: format!("cannot read the stack file: {error}"),
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// Parses and validates `text`; `file` is what errors call it.
+pub fn parse(text: &str, file: &str) -> Result<Stack, SpecError> {
+    let error = |span: Option<Range<usize>>, message: String| SpecError {
+        file: file.to_owned(),
+        line: span.map_or(1, |span| text[..span.start.min(text.len())].matches('\n').count() + 1),
+        message,
+    };
+    let raw: RawStack = toml::from_str(text).map_err(|e| error(e.span(), e.message().trim().to_owned()))?;
+
+    let app = match raw.app {
+        Some(app) if is_dns_label(app.get_ref()) => app.into_inner(),
+        Some(app) => {
+            return Err(error(
+                Some(app.span()),
+                format!("app: {:?} must be lowercase letters, digits and '-'", app.get_ref()),
+            ));
+        }
+        None => "grpc-fargate".to_owned(),
+    };
+    let namespace = match raw.namespace {
+        Some(namespace) if namespace.get_ref().split('.').all(is_dns_label) => namespace.into_inner(),
+        Some(namespace) => {
+            return Err(error(
+                Some(namespace.span()),
+                format!("namespace: {:?} is not a DNS name", namespace.get_ref()),
+            ));
+        }
+        None => "local".to_owned(),
+    };
+    let aws = parse_aws(raw.aws.as_ref(), &app, &error)?;
+    if raw.services.is_empty() {
+        return Err(error(None, "no [[service]]: the stack needs at least one".into()));
+    }
+
+    let mut services: Vec<(Service, Range<usize>)> = Vec::new();
+    for spanned in &raw.services {
+        let raw = spanned.get_ref();
+        let name = raw.name.get_ref().clone();
+        let at = |span: Range<usize>, message: String| error(Some(span), format!("service {name:?}: {message}"));
+        if !is_dns_label(&name) {
+            return Err(error(
+                Some(raw.name.span()),
+                format!("service name {name:?} must be a DNS label (a-z, 0-9, '-')"),
+            ));
+        }
+        if services.iter().any(|(service, _)| service.name == name) {
+            return Err(error(Some(raw.name.span()), format!("service name {name:?} is used twice")));
+        }
+        let port = match &raw.port {
+            None => 5000,
+            Some(port) => match u16::try_from(*port.get_ref()) {
+                Ok(port) if port > 0 => port,
+                _ => return Err(at(port.span(), format!("port {} is outside 1..=65535", port.get_ref()))),
+            },
+        };
+        let count = match &raw.count {
+            None => 1,
+            Some(count) => match u32::try_from(*count.get_ref()) {
+                Ok(count) if count <= 250 => count,
+                _ => return Err(at(count.span(), format!("count {} is outside 0..=250", count.get_ref()))),
+            },
+        };
+        let binary = raw.binary.as_ref().map_or_else(|| name.clone(), |binary| binary.get_ref().clone());
+        let health_check = health::parse(raw.health_check.as_ref(), &binary, &name, spanned.span(), &error)?;
+        let dns_ttl = match &raw.dns_ttl_secs {
+            None => Duration::from_secs(10),
+            Some(ttl) => match u64::try_from(*ttl.get_ref()) {
+                Ok(ttl) if ttl <= 86_400 => Duration::from_secs(ttl),
+                _ => return Err(at(ttl.span(), format!("dns_ttl_secs {} is outside 0..=86400", ttl.get_ref()))),
+            },
+        };
+        for key in raw.env.keys() {
+            if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(error(
+                    Some(spanned.span()),
+                    format!("service {name:?}: env name {key:?} is not a variable name"),
+                ));
+            }
+        }
+        let service_aws = parse_aws_service(raw.aws.as_ref(), &name, &raw.env, spanned.span(), &error)?;
+        // On ECS a stopping task drains for a TTL (clients re-resolve) and
+        // must be gone before stopTimeout ends in SIGKILL.
+        if service_aws.stop_timeout.as_secs() < dns_ttl.as_secs() + DRAIN_MARGIN_SECS + 2 {
+            return Err(error(
+                Some(spanned.span()),
+                format!(
+                    "service {name:?}: aws.stop_timeout_secs ({}) must exceed dns_ttl_secs ({}) by at least {}: a \
+                     stopping task drains for one TTL and needs time to finish its calls",
+                    service_aws.stop_timeout.as_secs(),
+                    dns_ttl.as_secs(),
+                    DRAIN_MARGIN_SECS + 2
+                ),
+            ));
+        }
+        services.push((
+            Service {
+                name: name.clone(),
+                package: raw.package.clone().unwrap_or_else(|| binary.clone()),
+                binary,
+                port,
+                count,
+                env: raw.env.clone(),
+                depends_on: raw.depends_on.iter().map(|dependency| dependency.get_ref().clone()).collect(),
+                health_check,
+                dns_ttl,
+                aws: service_aws,
+            },
+            spanned.span(),
+        ));
+    }
+
+    // Dependencies must exist, and have replicas to answer.
+    for spanned in &raw.services {
+        let raw = spanned.get_ref();
+        for dependency in &raw.depends_on {
+            let target = services.iter().find(|(service, _)| &service.name == dependency.get_ref());
+            match target {
+                None => {
+                    return Err(error(
+                        Some(dependency.span()),
+                        format!(
+                            "service {:?}: depends_on names {:?}, which is not in the stack",
+                            raw.name.get_ref(),
+                            dependency.get_ref()
+                        ),
+                    ));
+                }
+                Some((target, span)) if target.count == 0 => {
+                    return Err(error(
+                        Some(span.clone()),
+                        format!("service {:?}: count is 0 but {:?} depends on it", target.name, raw.name.get_ref()),
+                    ));
+                }
+                Some((target, _)) if &target.name == raw.name.get_ref() => {
+                    return Err(error(Some(dependency.span()), format!("service {:?} depends on itself", target.name)));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    Ok(Stack { app, namespace, aws, services: services.into_iter().map(|(service, _)| service).collect() })
+}
+
+/// What `error` in [`parse`] is: a located error from a span and a message.
+pub(crate) type Locate<'a> = dyn Fn(Option<Range<usize>>, String) -> SpecError + 'a;
+
+#[cfg(test)]
+mod tests {
+    use super::{
+        aws::{Architecture, Deployment, Subnets},
+        *,
+    };
+
+    fn error_of(text: &str) -> String {
+        parse(text, "stack.toml").expect_err("rejected").to_string()
+    }
+
+    #[test]
+    fn the_committed_stack_file_is_valid() {
+        let stack = load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../stack.toml"))).unwrap();
+        let counts: Vec<_> = stack.services.iter().map(|service| (service.name.as_str(), service.count)).collect();
+        assert_eq!(counts, [("game-server", 3), ("ranking", 2)]);
+        assert_eq!(stack.namespace, "local");
+        assert_eq!(stack.services[0].depends_on, ["ranking"]);
+        assert_eq!(stack.services[1].addr_variable(), "RANKING_ADDR");
+        assert_eq!(stack.services[0].dns_name(&stack.namespace), "game-server.local");
+    }
+
+    #[test]
+    fn the_aws_side_defaults_to_a_default_vpc_and_small_fargate_tasks() {
+        let stack = parse("[[service]]\nname = \"svc\"\n", "stack.toml").unwrap();
+        assert_eq!(stack.aws.vpc, "default");
+        assert_eq!(stack.aws.subnets, Subnets::Private);
+        assert_eq!(stack.aws.cluster, "grpc-fargate");
+        assert!(!stack.aws.assign_public_ip);
+        let aws = &stack.services[0].aws;
+        assert_eq!((aws.cpu, aws.memory, aws.architecture), (256, 512, Architecture::X86_64));
+        assert_eq!(aws.stop_timeout, Duration::from_secs(30));
+        assert_eq!(
+            aws.deployment,
+            Deployment { minimum_healthy_percent: 100, maximum_percent: 200, circuit_breaker: true, rollback: true }
+        );
+    }
+
+    #[test]
+    fn aws_settings_are_checked_against_what_aws_accepts() {
+        let service = |aws: &str| format!("[[service]]\nname = \"svc\"\n[service.aws]\n{aws}\n");
+        assert!(
+            error_of(&service("cpu = 300"))
+                .starts_with("stack.toml:4: service \"svc\": aws.cpu 300 is not a Fargate size")
+        );
+        assert!(
+            error_of(&service("cpu = 256\nmemory = 4096"))
+                .contains("aws.memory 4096 MiB is not offered with aws.cpu 256")
+        );
+        assert!(parse(&service("cpu = 1024\nmemory = 3072\narchitecture = \"arm64\""), "stack.toml").is_ok());
+        assert!(error_of(&service("stop_timeout_secs = 300")).contains("outside 2..=120"));
+        let short = "[[service]]\nname = \"svc\"\ndns_ttl_secs = 60\n[service.aws]\nstop_timeout_secs = 30\n";
+        assert_eq!(
+            error_of(short),
+            "stack.toml:1: service \"svc\": aws.stop_timeout_secs (30) must exceed dns_ttl_secs (60) by at least 3: \
+             a stopping task drains for one TTL and needs time to finish its calls"
+        );
+        assert!(
+            error_of(&service("secrets = { DB = \"hunter2\" }"))
+                .contains("is not a Secrets Manager or SSM parameter ARN")
+        );
+        let clash = "[[service]]\nname = \"svc\"\n[service.env]\nDB = \"x\"\n[service.aws]\nsecrets = { DB = \"arn:aws:ssm:us-east-1:1:parameter/db\" }\n";
+        assert!(error_of(clash).contains("also set in env"));
+        assert!(
+            error_of(&service("[service.aws.deployment]\nmaximum_percent = 100")).contains("could never start a task")
+        );
+        assert!(
+            error_of("[aws]\nvpc = \"my-vpc\"\n[[service]]\nname = \"svc\"\n").starts_with("stack.toml:2: aws.vpc")
+        );
+        assert!(error_of("[aws]\nregion = \"mars\"\n[[service]]\nname = \"svc\"\n").contains("not a region name"));
+        assert!(
+            error_of("[aws]\nlog_retention_days = 10\n[[service]]\nname = \"svc\"\n")
+                .contains("is not one CloudWatch allows")
+        );
+        let ids = "[aws]\nvpc = \"vpc-0a1b\"\nsubnets = [\"subnet-01\", \"subnet-02\"]\n[[service]]\nname = \"svc\"\n";
+        assert_eq!(
+            parse(ids, "stack.toml").unwrap().aws.subnets,
+            Subnets::Ids(vec!["subnet-01".into(), "subnet-02".into()])
+        );
+        assert!(
+            error_of("[aws]\nallow_from = [\"0.0.0.0/0\"]\n[[service]]\nname = \"svc\"\n")
+                .starts_with("stack.toml:2: aws.allow_from: \"0.0.0.0/0\" is not a security group id")
+        );
+        assert!(
+            error_of(&service("task_role_policies = [\"AmazonS3ReadOnlyAccess\"]"))
+                .starts_with("stack.toml:4: service \"svc\": aws.task_role_policies: \"AmazonS3ReadOnlyAccess\"")
+        );
+        let granted = service("task_role_policies = [\"arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess\"]");
+        assert_eq!(
+            parse(&granted, "stack.toml").unwrap().services[0].aws.task_role_policies,
+            ["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"]
+        );
+    }
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let stack = parse("[[service]]\nname = \"svc\"\n", "stack.toml").unwrap();
+        let service = &stack.services[0];
+        assert_eq!((service.binary.as_str(), service.port, service.count), ("svc", 5000, 1));
+        assert_eq!(service.health_check.command, ["svc", "health"]);
+        assert_eq!(service.dns_ttl, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_name_the_line() {
+        assert!(
+            error_of("[[service]]\nname = \"svc\"\ncolour = 1\n").starts_with("stack.toml:3: unknown field `colour`")
+        );
+        assert!(error_of("[[service]]\nname = \"svc\"\nport = \"http\"\n").starts_with("stack.toml:3:"));
+    }
+
+    #[test]
+    fn impossible_values_are_rejected_with_the_field() {
+        assert_eq!(
+            error_of("[[service]]\nname = \"svc\"\nport = 70000\n"),
+            "stack.toml:3: service \"svc\": port 70000 is outside 1..=65535"
+        );
+        assert_eq!(
+            error_of("[[service]]\nname = \"svc\"\n[[service]]\nname = \"svc\"\n"),
+            "stack.toml:4: service name \"svc\" is used twice"
+        );
+        let text = "[[service]]\nname = \"game\"\ndepends_on = [\"rank\"]\n[[service]]\nname = \"rank\"\ncount = 0\n";
+        assert_eq!(error_of(text), "stack.toml:4: service \"rank\": count is 0 but \"game\" depends on it");
+        assert!(error_of("[[service]]\nname = \"game\"\ndepends_on = [\"nope\"]\n").contains("not in the stack"));
+        assert!(error_of("[[service]]\nname = \"Game_Server\"\n").contains("must be a DNS label"));
+        assert!(error_of("").contains("no [[service]]"));
+    }
+}

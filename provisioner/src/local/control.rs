@@ -83,7 +83,11 @@ pub fn table(statuses: &[ReplicaStatus]) -> String {
             status.replica,
             status.addr.to_string(),
             status.state,
-            if status.in_dns { "yes" } else { "no" },
+            match status.in_dns {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            },
             status.pid,
             status.uptime_secs
         ));

@@ -6,6 +6,7 @@
 pub mod control;
 mod health;
 mod replica;
+mod store;
 mod supervisor;
 
 use std::{
@@ -25,6 +26,7 @@ use tokio::{
 
 use self::{
     health::HealthCommand,
+    store::StorePlan,
     supervisor::{Plan, Request, Supervisor},
 };
 use crate::spec::{self, Stack};
@@ -70,6 +72,16 @@ pub struct RunArgs {
     /// Where to take `status`, `restart` and `kill` requests.
     #[arg(long, env = "PROVISION_CONTROL_ADDR", default_value = DEFAULT_CONTROL_ADDR)]
     pub control_addr: SocketAddr,
+
+    /// Where the stores keep their data between runs (a directory per app
+    /// and store). Default: $XDG_DATA_HOME/provision, else
+    /// ~/.local/share/provision.
+    #[arg(long, env = "PROVISION_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Start the stores empty: delete their data first.
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 /// Requests to a running `provision local`.
@@ -145,10 +157,20 @@ fn build(stack: &Stack, root: &Path) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(target).join("release"))
 }
 
-/// The environment every replica of `service` gets: the stack's, plus a
-/// discovery target for each dependency.
-fn environment(stack: &Stack, service: &spec::Service, dns_addr: SocketAddr) -> Vec<(String, String)> {
+/// The environment every replica of `service` gets: the stack's, a
+/// discovery target for each dependency, and each store's URL.
+fn environment(
+    stack: &Stack,
+    service: &spec::Service,
+    dns_addr: SocketAddr,
+    stores: &[StorePlan],
+) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = service.env.iter().map(|(key, value)| (key.clone(), value.clone())).collect();
+    for (variable, name) in &service.stores {
+        if let Some(store) = stores.iter().find(|store| &store.name == name) {
+            env.push((variable.clone(), store.url()));
+        }
+    }
     for dependency in &service.depends_on {
         let Some(target) = stack.services.iter().find(|candidate| &candidate.name == dependency) else { continue };
         let value = format!("dns://{dns_addr}/{}:{}", target.dns_name(&stack.namespace), target.port);
@@ -165,6 +187,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         (None, false) => build(&stack, root)?,
         (None, true) => std::env::current_exe()?.parent().context("provision has no directory")?.to_path_buf(),
     };
+    let stores = store_plans(&stack, &args)?;
     let mut plans = Vec::new();
     for (index, service) in stack.services.iter().enumerate() {
         let program = bin_dir.join(&service.binary);
@@ -185,12 +208,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             args: words.cloned().collect(),
             timeout: service.health_check.timeout,
         };
+        let mut service = service.clone();
+        if !service.stores.is_empty() && stores.is_empty() && service.count > 1 {
+            println!(
+                "provision | {}: runs as 1 replica instead of {}: without its store each replica would keep a \
+                 board of its own",
+                service.name, service.count
+            );
+            service.count = 1;
+        }
         plans.push(Plan {
-            service: service.clone(),
+            env: environment(&stack, &service, args.dns_addr, &stores),
             dns_name: service.dns_name(&stack.namespace),
+            service,
             program,
             health,
-            env: environment(&stack, service, args.dns_addr),
             subnet: u8::try_from(index + 1).context("at most 254 services")?,
         });
     }
@@ -203,15 +235,22 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
 
-    // Dependencies start first, so that dependants find them in DNS; status
-    // lists services in the stack file's order.
+    // Stores first (their clients connect at start), then dependencies
+    // before their dependants, so that these find them in DNS.
+    let mut members = Vec::new();
+    for plan in &stores {
+        let member = store::spawn(plan.clone());
+        store::wait_healthy(&plan.name, &member).await;
+        members.push((plan.name.clone(), member));
+    }
     let mut supervisors = Vec::new();
     for plan in order_by_dependencies(plans) {
         let name = plan.service.name.clone();
         supervisors.push((name, Supervisor::spawn(plan, registry.clone())));
     }
+    // Status lists services in the stack file's order, then the stores.
     supervisors.sort_by_key(|(name, _)| stack.services.iter().position(|service| &service.name == name));
-    let control_task = tokio::spawn(control::serve(control, supervisors.clone()));
+    let control_task = tokio::spawn(control::serve(control, supervisors.iter().chain(&members).cloned().collect()));
     println!(
         "provision | stack {:?} running: DNS on {} (try: dig @{} -p {} {}), control on {}; Ctrl-C stops it",
         stack.app,
@@ -241,8 +280,56 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let _ = stopped.await;
         println!("provision | {name} stopped");
     }
+    // The stores last: every client has stopped.
+    for (name, member) in &members {
+        store::stop(member).await;
+        println!("provision | {name} stopped");
+    }
     drop(dns);
     Ok(())
+}
+
+/// Where each store runs: `redis-server` from PATH on its own address
+/// (127.0.<after the services>.2), its data under the data directory.
+/// Without `redis-server`, none: one line says so, and the services that
+/// use a store run as one replica on their memory store.
+fn store_plans(stack: &Stack, args: &RunArgs) -> anyhow::Result<Vec<StorePlan>> {
+    if stack.stores.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(program) = store::find_redis_server() else {
+        let users: Vec<&str> = stack
+            .services
+            .iter()
+            .filter(|service| !service.stores.is_empty())
+            .map(|service| service.name.as_str())
+            .collect();
+        println!(
+            "provision | redis-server is not on PATH (install it: `apt-get install redis-server`, `brew install \
+             redis`), so the stack has no store: {} run(s) on the memory store, one replica each (one board, lost \
+             when it stops)",
+            users.join(", ")
+        );
+        return Ok(Vec::new());
+    };
+    let root = args.data_dir.clone().unwrap_or_else(store::default_data_root).join(&stack.app);
+    let mut plans = Vec::new();
+    for (index, spec) in stack.stores.iter().enumerate() {
+        let subnet = u8::try_from(stack.services.len() + 1 + index).context("at most 254 services and stores")?;
+        let data_dir = root.join(&spec.name);
+        if args.fresh && data_dir.exists() {
+            std::fs::remove_dir_all(&data_dir)
+                .with_context(|| format!("--fresh: cannot delete {}", data_dir.display()))?;
+            println!("provision | {}: --fresh: deleted {}", spec.name, data_dir.display());
+        }
+        plans.push(StorePlan {
+            name: spec.name.clone(),
+            addr: SocketAddr::new(std::net::Ipv4Addr::new(127, 0, subnet, 2).into(), spec.port),
+            program: program.clone(),
+            data_dir,
+        });
+    }
+    Ok(plans)
 }
 
 fn order_by_dependencies(mut plans: Vec<Plan>) -> Vec<Plan> {

@@ -52,9 +52,8 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// Starts `program` for `service` as replica `seq` on `addr` with `env`
-    /// (plus `GRPC_ADDR`). The child dies with this process, so a crashed
-    /// runner leaves no orphans.
+    /// Starts `program serve` for `service` as replica `seq` on `addr` with
+    /// `env` (plus `GRPC_ADDR`).
     pub fn start(
         service: &str,
         seq: u32,
@@ -62,9 +61,24 @@ impl Replica {
         program: &Path,
         env: &[(String, String)],
     ) -> std::io::Result<Self> {
+        Self::start_process(service, &format!("replica-{seq}"), seq, addr, program, &["serve".to_owned()], env)
+    }
+
+    /// Starts `program` with `args` as `member` of `service`, its output
+    /// prefixed `service/member`. The child dies with this process, so a
+    /// crashed runner leaves no orphans.
+    pub fn start_process(
+        service: &str,
+        member: &str,
+        seq: u32,
+        addr: SocketAddr,
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> std::io::Result<Self> {
         let mut command = Command::new(program);
         command
-            .arg("serve")
+            .args(args)
             .env_remove("GRPC_ADDR")
             .env_remove("RUST_LOG")
             .envs(env.iter().map(|(key, value)| (key, value)))
@@ -88,7 +102,7 @@ impl Replica {
         }
         let mut child = command.spawn()?;
         let pid = child.id().unwrap_or_default();
-        let name = format!("replica-{seq}");
+        let name = member.to_owned();
         let prefix = format!("{service}/{name}");
         if let Some(stdout) = child.stdout.take() {
             tokio::spawn(forward(prefix.clone(), stdout));

@@ -37,8 +37,9 @@ pub struct ReplicaStatus {
     pub addr: SocketAddr,
     /// Its state.
     pub state: String,
-    /// Whether DNS names it now.
-    pub in_dns: bool,
+    /// Whether DNS names it now (`None`: a member that is not in DNS, such
+    /// as a store, which its clients reach by address).
+    pub in_dns: Option<bool>,
     /// Its process id.
     pub pid: u32,
     /// Seconds since it started.
@@ -390,7 +391,7 @@ impl Supervisor {
                 replica: replica.name.clone(),
                 addr: replica.addr,
                 state: replica.state.to_string(),
-                in_dns: in_dns.iter().any(|instance| instance.id == replica.name),
+                in_dns: Some(in_dns.iter().any(|instance| instance.id == replica.name)),
                 pid: replica.pid,
                 uptime_secs: replica.started.elapsed().as_secs(),
                 restarts: self.restarts,

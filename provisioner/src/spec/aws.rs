@@ -121,6 +121,13 @@ pub(super) struct RawAwsService {
     task_role_policies: Vec<Spanned<String>>,
 }
 
+impl RawAwsService {
+    /// The variables `secrets` sets.
+    pub(super) fn secret_names(&self) -> std::collections::BTreeSet<String> {
+        self.secrets.keys().cloned().collect()
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDeployment {

@@ -9,9 +9,11 @@ use toml::Spanned;
 
 pub mod aws;
 pub mod health;
+pub mod store;
 
 use aws::{AwsService, AwsStack, RawAws, RawAwsService, parse_aws, parse_aws_service};
 use health::{HealthCheck, RawHealthCheck};
+use store::{RawStore, Store};
 
 /// Seconds a stopping task keeps serving beyond its DNS TTL: clients that
 /// cached the record re-resolve within the TTL.
@@ -40,6 +42,8 @@ pub struct Stack {
     pub aws: AwsStack,
     /// Services in file order.
     pub services: Vec<Service>,
+    /// Redis stores in file order.
+    pub stores: Vec<Store>,
 }
 
 /// One service: a binary run as `count` replicas behind one DNS name.
@@ -65,6 +69,9 @@ pub struct Service {
     pub dns_ttl: Duration,
     /// How it runs on Fargate.
     pub aws: AwsService,
+    /// The stores it uses: the variable that receives a store's URL, and
+    /// the store's name.
+    pub stores: BTreeMap<String, String>,
 }
 
 impl Service {
@@ -88,6 +95,8 @@ struct RawStack {
     aws: Option<Spanned<RawAws>>,
     #[serde(default, rename = "service")]
     services: Vec<Spanned<RawService>>,
+    #[serde(default, rename = "store")]
+    stores: Vec<Spanned<RawStore>>,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +114,8 @@ struct RawService {
     health_check: Option<RawHealthCheck>,
     dns_ttl_secs: Option<Spanned<i64>>,
     aws: Option<RawAwsService>,
+    #[serde(default)]
+    stores: BTreeMap<String, Spanned<String>>,
 }
 
 /// Reads and validates the stack file at `path`.
@@ -117,7 +128,7 @@ pub fn load(path: &Path) -> Result<Stack, SpecError> {
     parse(&text, &path.display().to_string())
 }
 
-fn is_dns_label(name: &str) -> bool {
+pub(crate) fn is_dns_label(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -134,7 +145,7 @@ pub fn parse(text: &str, file: &str) -> Result<Stack, SpecError> {
     };
     let raw: RawStack = toml::from_str(text).map_err(|e| error(e.span(), e.message().trim().to_owned()))?;
 
-    let app = match raw.app {
+    let app = match raw.app.clone() {
         Some(app) if is_dns_label(app.get_ref()) => app.into_inner(),
         Some(app) => {
             return Err(error(
@@ -144,7 +155,7 @@ pub fn parse(text: &str, file: &str) -> Result<Stack, SpecError> {
         }
         None => "grpc-fargate".to_owned(),
     };
-    let namespace = match raw.namespace {
+    let namespace = match raw.namespace.clone() {
         Some(namespace) if namespace.get_ref().split('.').all(is_dns_label) => namespace.into_inner(),
         Some(namespace) => {
             return Err(error(
@@ -231,6 +242,11 @@ pub fn parse(text: &str, file: &str) -> Result<Stack, SpecError> {
                 health_check,
                 dns_ttl,
                 aws: service_aws,
+                stores: raw
+                    .stores
+                    .iter()
+                    .map(|(variable, store)| (variable.clone(), store.get_ref().clone()))
+                    .collect(),
             },
             spanned.span(),
         ));
@@ -266,7 +282,67 @@ pub fn parse(text: &str, file: &str) -> Result<Stack, SpecError> {
         }
     }
 
-    Ok(Stack { app, namespace, aws, services: services.into_iter().map(|(service, _)| service).collect() })
+    let stores = parse_stores(&raw, &services, &error)?;
+    Ok(Stack { app, namespace, aws, services: services.into_iter().map(|(service, _)| service).collect(), stores })
+}
+
+/// The stores, each used by some service, and every service's stores
+/// naming one of them through a variable of its own.
+fn parse_stores(
+    raw: &RawStack,
+    services: &[(Service, Range<usize>)],
+    error: &Locate<'_>,
+) -> Result<Vec<Store>, SpecError> {
+    let mut stores: Vec<Store> = Vec::new();
+    for spanned in &raw.stores {
+        let store = store::parse(spanned.get_ref(), error)?;
+        let name_span = spanned.get_ref().name().span();
+        if stores.iter().any(|other| other.name == store.name) {
+            return Err(error(Some(name_span), format!("store name {:?} is used twice", store.name)));
+        }
+        if services.iter().any(|(service, _)| service.name == store.name) {
+            return Err(error(Some(name_span), format!("store name {:?} is also a service's name", store.name)));
+        }
+        stores.push(store);
+    }
+    for spanned in &raw.services {
+        let raw_service = spanned.get_ref();
+        let name = raw_service.name.get_ref();
+        let aws_secrets = raw_service.aws.as_ref().map(|aws| aws.secret_names()).unwrap_or_default();
+        for (variable, store) in &raw_service.stores {
+            let at = |message: String| error(Some(store.span()), format!("service {name:?}: {message}"));
+            if variable.is_empty() || !variable.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(at(format!("stores: {variable:?} is not a variable name")));
+            }
+            if raw_service.env.contains_key(variable) || aws_secrets.contains(variable) {
+                return Err(at(format!(
+                    "stores.{variable} also stands in env or aws.secrets: the store's URL is the variable's value"
+                )));
+            }
+            if !stores.iter().any(|candidate| &candidate.name == store.get_ref()) {
+                let known: Vec<&str> = stores.iter().map(|store| store.name.as_str()).collect();
+                return Err(at(format!(
+                    "stores.{variable} names store {:?}, which is not in the stack (its stores: {})",
+                    store.get_ref(),
+                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                )));
+            }
+        }
+    }
+    for (store, spanned) in stores.iter().zip(&raw.stores) {
+        let used = services.iter().any(|(service, _)| service.stores.values().any(|name| name == &store.name));
+        if !used {
+            return Err(error(
+                Some(spanned.get_ref().name().span()),
+                format!(
+                    "store {:?} is used by no service: name it in a service's [service.stores], e.g. \
+                     RANKING_STORE = {:?}",
+                    store.name, store.name
+                ),
+            ));
+        }
+    }
+    Ok(stores)
 }
 
 /// What `error` in [`parse`] is: a located error from a span and a message.
@@ -398,5 +474,44 @@ mod tests {
         assert!(error_of("[[service]]\nname = \"game\"\ndepends_on = [\"nope\"]\n").contains("not in the stack"));
         assert!(error_of("[[service]]\nname = \"Game_Server\"\n").contains("must be a DNS label"));
         assert!(error_of("").contains("no [[service]]"));
+    }
+
+    #[test]
+    fn a_store_is_named_by_the_services_that_use_it_and_used_by_one() {
+        let text = "[[service]]\nname = \"ranking\"\n[service.stores]\nRANKING_STORE = \"board\"\n\
+                    [[store]]\nname = \"board\"\n[store.aws]\nengine = \"redis\"\nreplicas = 0\n";
+        let stack = parse(text, "stack.toml").unwrap();
+        assert_eq!(stack.services[0].stores, BTreeMap::from([("RANKING_STORE".to_owned(), "board".to_owned())]));
+        let store = &stack.stores[0];
+        assert_eq!((store.name.as_str(), store.port), ("board", 6379));
+        assert_eq!((store.aws.engine, store.aws.replicas), (store::Engine::Redis, 0));
+        assert_eq!(store.aws.node_type, "cache.t4g.micro");
+
+        let committed = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../stack.toml")).unwrap();
+        assert_eq!(committed.stores[0].aws.engine, store::Engine::Valkey);
+
+        let unknown = "[[service]]\nname = \"ranking\"\n[service.stores]\nRANKING_STORE = \"nope\"\n";
+        assert_eq!(
+            error_of(unknown),
+            "stack.toml:4: service \"ranking\": stores.RANKING_STORE names store \"nope\", which is not in the \
+             stack (its stores: none)"
+        );
+        let unused = "[[service]]\nname = \"ranking\"\n\n[[store]]\nname = \"board\"\n";
+        assert_eq!(
+            error_of(unused),
+            "stack.toml:5: store \"board\" is used by no service: name it in a service's [service.stores], e.g. \
+             RANKING_STORE = \"board\""
+        );
+        let both = "[[service]]\nname = \"ranking\"\n[service.env]\nRANKING_STORE = \"memory\"\n\
+                    [service.stores]\nRANKING_STORE = \"board\"\n[[store]]\nname = \"board\"\n";
+        assert!(error_of(both).contains("stores.RANKING_STORE also stands in env"), "{}", error_of(both));
+        let engine = "[[service]]\nname = \"r\"\n[service.stores]\nS = \"b\"\n[[store]]\nname = \"b\"\n\
+                      [store.aws]\nengine = \"memcached\"\n";
+        assert_eq!(
+            error_of(engine),
+            "stack.toml:8: store \"b\": aws.engine \"memcached\" is not one of \"valkey\", \"redis\""
+        );
+        let replicas = engine.replace("engine = \"memcached\"", "replicas = 6");
+        assert!(error_of(&replicas).starts_with("stack.toml:8: store \"b\": aws.replicas 6 is outside 0..=5"));
     }
 }

@@ -30,6 +30,13 @@ pub struct LocalStack {
 
 pub struct TempDir(PathBuf);
 
+impl TempDir {
+    /// Removes `path` and what is in it when dropped.
+    pub fn new(path: PathBuf) -> Self {
+        Self(path)
+    }
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -75,6 +82,13 @@ start_period_secs = 5
 
 impl LocalStack {
     pub async fn start(extra: &str) -> Self {
+        Self::start_with(extra, &[], &[], 2).await
+    }
+
+    /// A stack with `extra` in its stack file, `args` and `envs` for
+    /// `provision local`, waiting for 3 game-server and `rankings` ranking
+    /// replicas.
+    pub async fn start_with(extra: &str, args: &[&str], envs: &[(&str, &str)], rankings: usize) -> Self {
         // Built by this test run, beside the provision binary.
         let bin_dir = workspace_binary("game-server", "game-server").parent().unwrap().to_path_buf();
         workspace_binary("ranking", "ranking");
@@ -84,25 +98,26 @@ impl LocalStack {
         let stack = dir.join("stack.toml");
         std::fs::write(&stack, stack_file(game_port, ranking_port, extra)).unwrap();
         let (dns, control) = (free_addr(), free_addr());
-        let process = Process::start(
-            PROVISION,
-            &[
-                "local",
-                "--stack",
-                stack.to_str().unwrap(),
-                "--no-build",
-                "--bin-dir",
-                bin_dir.to_str().unwrap(),
-                "--dns-addr",
-                &dns.to_string(),
-                "--control-addr",
-                &control.to_string(),
-            ],
-            &[],
-        );
+        let (dns_text, control_text) = (dns.to_string(), control.to_string());
+        let mut words = vec![
+            "local",
+            "--stack",
+            stack.to_str().unwrap(),
+            "--no-build",
+            "--bin-dir",
+            bin_dir.to_str().unwrap(),
+            "--dns-addr",
+            &dns_text,
+            "--control-addr",
+            &control_text,
+        ];
+        words.extend(args);
+        let process = Process::start(PROVISION, &words, envs);
         let stack = Self { process, dns, control, game_port, stack, _dir: TempDir(dir) };
         stack
-            .wait_for(|status| healthy_count(status, "game-server") == 3 && healthy_count(status, "ranking") == 2)
+            .wait_for(|status| {
+                healthy_count(status, "game-server") == 3 && healthy_count(status, "ranking") == rankings
+            })
             .await;
         stack
     }

@@ -1,0 +1,308 @@
+//! A store of the stack, run locally: `redis-server` on the store's own
+//! loopback address with append-only persistence in a data directory, so
+//! that the boards outlive the run. It answers PING or is restarted, with
+//! backoff while it keeps failing; it is the first member to start and the
+//! last to stop. It answers the control endpoint like a service.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    sync::{mpsc, oneshot},
+};
+
+use super::{
+    replica::{Replica, ReplicaState},
+    supervisor::{ReplicaStatus, Request},
+};
+
+/// How often the store is PINGed.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How long one PING may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// Failed PINGs in a row that make a running store unhealthy.
+const RETRIES: u32 = 3;
+/// The longest wait before restarting a store that keeps failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long redis-server may take to write its append-only file and exit.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything fixed about how one store runs.
+#[derive(Debug, Clone)]
+pub struct StorePlan {
+    /// The store's name in the stack file.
+    pub name: String,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// `redis-server`.
+    pub program: PathBuf,
+    /// Where its append-only file lives between runs.
+    pub data_dir: PathBuf,
+}
+
+impl StorePlan {
+    /// The URL its clients get.
+    pub fn url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+
+    /// `redis-server`'s command line: this address only, append-only
+    /// persistence (every write, fsync each second) and no snapshots.
+    pub fn args(&self) -> Vec<String> {
+        let words = [
+            "--bind",
+            &self.addr.ip().to_string(),
+            "--port",
+            &self.addr.port().to_string(),
+            "--dir",
+            &self.data_dir.display().to_string(),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--protected-mode",
+            "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            "",
+        ]
+        .map(str::to_owned);
+        words.to_vec()
+    }
+}
+
+/// Runs one store until asked to shut down.
+struct StoreMember {
+    plan: StorePlan,
+    process: Option<Replica>,
+    seq: u32,
+    restarts: u32,
+    failure_streak: u32,
+    next_start_at: Instant,
+    next_check_at: Instant,
+}
+
+/// Starts the store; returns the handle to ask it things.
+pub fn spawn(plan: StorePlan) -> mpsc::Sender<Request> {
+    let (requests_tx, requests) = mpsc::channel(16);
+    let member = StoreMember {
+        plan,
+        process: None,
+        seq: 0,
+        restarts: 0,
+        failure_streak: 0,
+        next_start_at: Instant::now(),
+        next_check_at: Instant::now(),
+    };
+    tokio::spawn(member.run(requests));
+    requests_tx
+}
+
+impl StoreMember {
+    async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
+        loop {
+            self.reap();
+            if self.process.is_none() && Instant::now() >= self.next_start_at {
+                self.start();
+            }
+            if self.process.is_some() && Instant::now() >= self.next_check_at {
+                self.next_check_at = Instant::now() + CHECK_EVERY;
+                self.check().await;
+            }
+            tokio::select! {
+                request = requests.recv() => match request {
+                    Some(Request::Status(reply)) => {
+                        let _ = reply.send(self.status());
+                    }
+                    Some(Request::Kill(reply)) => {
+                        let _ = reply.send(self.kill());
+                    }
+                    Some(Request::Restart(reply)) => {
+                        let _ = reply.send(Err(format!(
+                            "{} is a store: kill it to see it restarted (its data is kept)",
+                            self.plan.name
+                        )));
+                    }
+                    Some(Request::Shutdown(reply)) => {
+                        self.shutdown().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    None => {
+                        self.shutdown().await;
+                        return;
+                    }
+                },
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
+
+    fn start(&mut self) {
+        self.seq += 1;
+        let plan = &self.plan;
+        if let Err(error) = std::fs::create_dir_all(&plan.data_dir) {
+            eprintln!("provision | {}: cannot create {}: {error}", plan.name, plan.data_dir.display());
+            self.note_failure();
+            return;
+        }
+        match Replica::start_process(&plan.name, "redis", self.seq, plan.addr, &plan.program, &plan.args(), &[]) {
+            Ok(process) => {
+                println!(
+                    "provision | {}/redis starting on {} (pid {}, data in {})",
+                    plan.name,
+                    plan.addr,
+                    process.pid,
+                    plan.data_dir.display()
+                );
+                self.process = Some(process);
+            }
+            Err(error) => {
+                eprintln!("provision | {}: cannot start {}: {error}", plan.name, plan.program.display());
+                self.note_failure();
+            }
+        }
+    }
+
+    /// Notices a store process that exited, and schedules its restart.
+    fn reap(&mut self) {
+        let Some(process) = self.process.as_mut() else { return };
+        if let Ok(Some(status)) = process.child.try_wait() {
+            println!("provision | {}/redis stopped ({status}); restarting it", self.plan.name);
+            self.process = None;
+            self.restarts += 1;
+            self.note_failure();
+        }
+    }
+
+    fn note_failure(&mut self) {
+        self.failure_streak += 1;
+        let backoff = Duration::from_secs(1 << self.failure_streak.min(5)).min(MAX_BACKOFF);
+        self.next_start_at = Instant::now() + backoff;
+    }
+
+    async fn check(&mut self) {
+        let outcome = ping(self.plan.addr).await;
+        let Some(process) = self.process.as_mut() else { return };
+        match outcome {
+            Ok(()) => {
+                if process.state != ReplicaState::Healthy {
+                    println!("provision | {}/redis healthy: answers PING on {}", self.plan.name, self.plan.addr);
+                }
+                process.state = ReplicaState::Healthy;
+                process.failures = 0;
+                self.failure_streak = 0;
+            }
+            Err(why) => {
+                process.failures += 1;
+                let was_healthy = process.state == ReplicaState::Healthy;
+                if was_healthy && process.failures >= RETRIES {
+                    println!(
+                        "provision | {}/redis unhealthy ({why}) after {RETRIES} checks: restarting it",
+                        self.plan.name
+                    );
+                    process.signal(libc::SIGKILL);
+                }
+            }
+        }
+    }
+
+    fn kill(&mut self) -> Result<String, String> {
+        let process = self.process.as_ref().ok_or_else(|| format!("{} is not running", self.plan.name))?;
+        process.signal(libc::SIGKILL);
+        Ok(format!("killed {}/redis ({}, pid {})", self.plan.name, process.addr, process.pid))
+    }
+
+    fn status(&self) -> Vec<ReplicaStatus> {
+        self.process
+            .iter()
+            .map(|process| ReplicaStatus {
+                service: self.plan.name.clone(),
+                replica: "redis".to_owned(),
+                addr: process.addr,
+                state: process.state.to_string(),
+                in_dns: None,
+                pid: process.pid,
+                uptime_secs: process.started.elapsed().as_secs(),
+                restarts: self.restarts,
+            })
+            .collect()
+    }
+
+    /// SIGTERM: redis-server finishes its append-only file and exits;
+    /// SIGKILL after the deadline.
+    async fn shutdown(&mut self) {
+        let Some(mut process) = self.process.take() else { return };
+        process.signal(libc::SIGTERM);
+        if tokio::time::timeout(STOP_TIMEOUT, process.child.wait()).await.is_err() {
+            process.signal(libc::SIGKILL);
+            let _ = process.child.wait().await;
+        }
+    }
+}
+
+/// One PING: `Ok` when the store answers `+PONG`.
+async fn ping(addr: SocketAddr) -> Result<(), String> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.map_err(|error| error.to_string())?;
+        stream.write_all(b"PING\r\n").await.map_err(|error| error.to_string())?;
+        let mut answer = [0u8; 64];
+        let read = stream.read(&mut answer).await.map_err(|error| error.to_string())?;
+        let answer = String::from_utf8_lossy(&answer[..read]);
+        if answer.starts_with("+PONG") { Ok(()) } else { Err(format!("answered {:?}", answer.trim())) }
+    };
+    tokio::time::timeout(CHECK_TIMEOUT, exchange).await.unwrap_or_else(|_| Err("no answer within 1s".to_owned()))
+}
+
+/// `redis-server` on PATH, if there is one.
+pub fn find_redis_server() -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("redis-server"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Where a store's data lives unless `--data-dir` says otherwise: under
+/// `$XDG_DATA_HOME` (or `~/.local/share`), outside the work tree.
+pub fn default_data_root() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local").join("share")));
+    base.unwrap_or_else(std::env::temp_dir).join("provision")
+}
+
+/// Waits (up to 10 s) until the store answers PING, so that its clients
+/// find it when they start; a store that takes longer is reported, and its
+/// clients retry.
+pub async fn wait_healthy(name: &str, store: &mpsc::Sender<Request>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let (tx, rx) = oneshot::channel();
+        if store.send(Request::Status(tx)).await.is_err() {
+            return;
+        }
+        if rx.await.is_ok_and(|statuses| statuses.iter().any(|status| status.state == "healthy")) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("provision | {name}: not answering PING after 10 s; starting its clients anyway");
+}
+
+/// Stops the store; never fails: a closed channel just means the store has
+/// stopped already.
+pub async fn stop(store: &mpsc::Sender<Request>) {
+    let (tx, rx) = oneshot::channel();
+    if store.send(Request::Shutdown(tx)).await.is_ok() {
+        let _ = rx.await;
+    }
+}

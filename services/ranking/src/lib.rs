@@ -27,8 +27,15 @@ pub struct RankingFlags {
     /// exit), `redis://[:PASSWORD@]HOST:PORT`, `rediss://...` (TLS, as
     /// ElastiCache in transit encryption uses) or
     /// `redis+cluster://HOST:PORT[,HOST:PORT...]`.
-    #[arg(long, env = "RANKING_STORE", default_value = "memory")]
+    #[arg(long, env = "RANKING_STORE", default_value = "memory", hide_env_values = true)]
     pub store: String,
+
+    /// A PEM file of the CA that signed a `rediss://` store's certificate,
+    /// trusted instead of the system's roots (ElastiCache's certificates
+    /// chain to public roots and need none). The name in the URL is always
+    /// checked against the certificate.
+    #[arg(long, env = "RANKING_STORE_CA_FILE")]
+    pub store_ca_file: Option<std::path::PathBuf>,
 
     /// Scoring per period: `best` keeps a user's best score, `sum` adds them
     /// up, e.g. `daily=best,weekly=best,monthly=best,all-time=sum`.
@@ -48,7 +55,8 @@ pub struct RankingFlags {
 impl RankingFlags {
     /// The store these flags name.
     pub async fn open_store(&self) -> Result<Store, StoreError> {
-        Store::open(&self.store, Duration::from_millis(self.store_timeout_ms)).await
+        Store::open_with_ca(&self.store, Duration::from_millis(self.store_timeout_ms), self.store_ca_file.as_deref())
+            .await
     }
 
     /// How long boards outlive their period.

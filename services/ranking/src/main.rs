@@ -10,7 +10,14 @@ fn main() -> ExitCode {
         "The ranking service (ranking.v1.Ranking): leaderboards in Redis or in memory.",
         |flags: RankingFlags| async move {
             let store = flags.open_store().await?;
-            tracing::info!(store = %store.describe(), policy = ?flags.policy, "ranking store ready");
+            match store.ping().await {
+                Ok(()) => tracing::info!(store = %store.describe(), policy = ?flags.policy, "ranking store ready"),
+                // Served anyway: calls fail UNAVAILABLE until the store answers.
+                Err(error) => tracing::error!(
+                    store = %store.describe(),
+                    "ranking store not answering ({error}): calls fail with UNAVAILABLE until it does"
+                ),
+            }
             if matches!(store, ranking::Store::Memory(_)) {
                 tracing::warn!(
                     "memory store: boards live in this process only, so replicas do not share them and a restart loses them; \

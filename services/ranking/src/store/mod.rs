@@ -5,7 +5,10 @@
 mod memory;
 mod redis;
 
-use std::time::{Duration, SystemTime};
+use std::{
+    path::Path,
+    time::{Duration, SystemTime},
+};
 
 use contracts::ranking::v1::Profile;
 
@@ -72,10 +75,31 @@ impl Store {
     /// `rediss://...` or `redis+cluster://...`. Redis calls fail after
     /// `timeout`.
     pub async fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        Self::open_with_ca(url, timeout, None).await
+    }
+
+    /// [`Store::open`], trusting the CA in `ca_file` (PEM) for a
+    /// `rediss://` store's certificate instead of the system's roots.
+    pub async fn open_with_ca(url: &str, timeout: Duration, ca_file: Option<&Path>) -> Result<Self, StoreError> {
         if url.is_empty() || url == "memory" {
+            if let Some(ca_file) = ca_file {
+                return Err(StoreError::Config(format!(
+                    "--store-ca-file {} is for a rediss:// store, and the store is memory",
+                    ca_file.display()
+                )));
+            }
             return Ok(Store::Memory(MemoryStore::new()));
         }
-        Ok(Store::Redis(RedisStore::open(url, timeout).await?))
+        Ok(Store::Redis(RedisStore::open(url, timeout, ca_file).await?))
+    }
+
+    /// Whether the store answers now (PING); the reason when it does not,
+    /// for one clear line at start-up.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(_) => Ok(()),
+            Store::Redis(redis) => redis.ping().await,
+        }
     }
 
     /// A short description for logs, without credentials.

@@ -10,7 +10,7 @@
 //! submit script can touch all four boards atomically on Redis Cluster too.
 //! Reads use ZREVRANK / ZREVRANGE: O(log N + M), never a scan.
 
-use std::{sync::Arc, time::Duration};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use contracts::ranking::v1::Profile;
 use prost::Message;
@@ -86,7 +86,15 @@ impl ConnectionLike for Connection {
 }
 
 fn classify(error: RedisError) -> StoreError {
-    if error.is_io_error() || error.is_connection_refusal() || error.is_timeout() || error.is_connection_dropped() {
+    // A store that refuses our credentials is as unusable as one that is
+    // down, and may accept them later (a rotated token).
+    let refused = error.kind() == redis::ErrorKind::AuthenticationFailed;
+    if refused
+        || error.is_io_error()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+        || error.is_connection_dropped()
+    {
         StoreError::Unavailable(error.to_string())
     } else {
         StoreError::Internal(error.to_string())
@@ -104,7 +112,7 @@ fn redact(url: &str) -> String {
 impl RedisStore {
     /// Prepares a store for `url`; connects lazily, so a Redis that is down
     /// at start-up only makes calls fail until it is back.
-    pub async fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+    pub async fn open(url: &str, timeout: Duration, ca_file: Option<&Path>) -> Result<Self, StoreError> {
         // rediss:// needs a TLS crypto provider; installing it twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let description = redact(url);
@@ -118,7 +126,24 @@ impl RedisStore {
                 .map_err(bad_url)?;
             Backend::Cluster(Box::new(client), Arc::new(OnceCell::new()))
         } else if url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://") {
-            let client = redis::Client::open(url).map_err(bad_url)?;
+            let client = match ca_file {
+                None => redis::Client::open(url).map_err(bad_url)?,
+                Some(ca_file) if url.starts_with("rediss://") => {
+                    let root_cert = std::fs::read(ca_file).map_err(|error| {
+                        StoreError::Config(format!("--store-ca-file {}: {error}", ca_file.display()))
+                    })?;
+                    let certificates = redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) };
+                    redis::Client::build_with_tls(url, certificates).map_err(|error| {
+                        StoreError::Config(format!("--store-ca-file {}: {error}", ca_file.display()))
+                    })?
+                }
+                Some(ca_file) => {
+                    return Err(StoreError::Config(format!(
+                        "--store-ca-file {} is for a rediss:// store, not {description}",
+                        ca_file.display()
+                    )));
+                }
+            };
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout))
@@ -131,6 +156,13 @@ impl RedisStore {
             )));
         };
         Ok(Self { backend, submit: Arc::new(Script::new(include_str!("submit.lua"))), timeout, description })
+    }
+
+    /// One PING, within the store's timeout.
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        let pong: String =
+            self.run(|mut connection| async move { redis::cmd("PING").query_async(&mut connection).await }).await?;
+        if pong == "PONG" { Ok(()) } else { Err(StoreError::Internal(format!("PING answered {pong:?}"))) }
     }
 
     pub(crate) fn describe(&self) -> String {

@@ -10,8 +10,18 @@ use futures_util::future::{BoxFuture, try_join_all};
 
 use super::{
     kinds::{
-        cloud_map_service::CloudMapService, cluster::Cluster, ecs_service::EcsService, log_group::LogGroup,
-        namespace::Namespace, repository::Repository, role::Role, security_group::SecurityGroup,
+        cloud_map_service::CloudMapService,
+        cluster::Cluster,
+        ecs_service::EcsService,
+        log_group::LogGroup,
+        namespace::Namespace,
+        repository::Repository,
+        role::Role,
+        security_group::SecurityGroup,
+        store::{
+            replication_group::ReplicationGroup, secret::StoreSecret, security_group::StoreSecurityGroup,
+            subnet_group::CacheSubnetGroup,
+        },
         task_definition::TaskDefinition,
     },
     plan::{Action, Plan, Steps},
@@ -42,13 +52,25 @@ pub static KINDS: &[Node] = &[
     Node { kind: Of::<Role>::KIND, needs: &[], reads: &[] },
     Node { kind: Of::<LogGroup>::KIND, needs: &[], reads: &[] },
     Node { kind: Of::<Repository>::KIND, needs: &[], reads: &[] },
+    // the tasks' security group's id (the only source it admits)
+    Node { kind: Of::<StoreSecurityGroup>::KIND, needs: &[SecurityGroup::KEY], reads: &[SecurityGroup::KEY] },
+    Node { kind: Of::<CacheSubnetGroup>::KIND, needs: &[], reads: &[] },
+    // made before its store: it holds the AUTH token the store is made with
+    Node { kind: Of::<StoreSecret>::KIND, needs: &[], reads: &[] },
+    // its security group's id, its subnet group, its secret's token
+    Node {
+        kind: Of::<ReplicationGroup>::KIND,
+        needs: &[StoreSecurityGroup::KEY, StoreSecret::KEY, CacheSubnetGroup::KEY],
+        reads: &[],
+    },
     // the namespace's id
     Node { kind: Of::<CloudMapService>::KIND, needs: &[Namespace::KEY], reads: &[Namespace::KEY] },
-    // the log groups' names, the repositories' URIs, the roles' ARNs; reads
-    // the revision each ECS service runs (what apply compares with)
+    // the log groups' names, the repositories' URIs, the roles' ARNs, the
+    // stores' secrets' ARNs (once the stores are available); reads the
+    // revision each ECS service runs (what apply compares with)
     Node {
         kind: Of::<TaskDefinition>::KIND,
-        needs: &[LogGroup::KEY, Repository::KEY, Role::KEY],
+        needs: &[LogGroup::KEY, Repository::KEY, Role::KEY, StoreSecret::KEY, ReplicationGroup::KEY],
         reads: &[EcsService::KEY],
     },
     // the Cloud Map service's ARN, the task definition's ARN, the security
@@ -270,8 +292,19 @@ mod tests {
         assert_eq!(
             layers,
             [
-                vec!["cluster", "namespace", "security-group", "role", "log-group", "repository"],
-                vec!["discovery-service", "task-definition"],
+                vec![
+                    "cluster",
+                    "namespace",
+                    "security-group",
+                    "role",
+                    "log-group",
+                    "repository",
+                    "cache-subnet-group",
+                    "store-secret"
+                ],
+                vec!["store-security-group", "discovery-service"],
+                vec!["store"],
+                vec!["task-definition"],
                 vec!["service"],
             ]
         );
@@ -283,8 +316,18 @@ mod tests {
         assert_eq!(
             layers,
             [
-                vec!["cluster", "namespace", "security-group", "role", "log-group", "repository"],
-                vec!["discovery-service", "service"],
+                vec![
+                    "cluster",
+                    "namespace",
+                    "security-group",
+                    "role",
+                    "log-group",
+                    "repository",
+                    "cache-subnet-group",
+                    "store-secret",
+                    "store"
+                ],
+                vec!["store-security-group", "discovery-service", "service"],
                 vec!["task-definition"],
             ]
         );
@@ -302,6 +345,10 @@ mod tests {
                 "log-group",
                 "repository",
                 "role",
+                "store",
+                "store-security-group",
+                "store-secret",
+                "cache-subnet-group",
                 "security-group",
                 "cluster"
             ]

@@ -117,6 +117,10 @@ pub struct DestroyArgs {
     /// Also delete the services' log groups (kept by default).
     #[arg(long)]
     pub delete_logs: bool,
+    /// Delete the stores without the final snapshot that keeps their boards
+    /// (taken by default).
+    #[arg(long)]
+    pub skip_final_snapshot: bool,
 }
 
 /// `provision deploy`.
@@ -344,7 +348,10 @@ mod commands {
     pub async fn destroy(args: DestroyArgs) -> anyhow::Result<u8> {
         let (stack, clients) = connect(&args.aws).await?;
         let live = account::read(&clients, &stack).await?;
-        let options = DestroyOptions { delete_logs: args.delete_logs };
+        let started_at =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
+        let options =
+            DestroyOptions { delete_logs: args.delete_logs, skip_final_snapshot: args.skip_final_snapshot, started_at };
         let targets = super::destroy::targets(&live, options);
         if targets.is_empty() {
             println!("Nothing of app {} exists in account {}, region {}.", stack.app, live.account, live.region);

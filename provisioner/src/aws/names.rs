@@ -61,6 +61,22 @@ impl Names {
         format!("{}-{service}", self.app)
     }
 
+    /// A store's ElastiCache replication group and cache subnet group.
+    pub fn store(&self, store: &str) -> String {
+        format!("{}-{store}", self.app)
+    }
+
+    /// The security group in front of a store.
+    pub fn store_security_group(&self, store: &str) -> String {
+        format!("{}-{store}-store", self.app)
+    }
+
+    /// The Secrets Manager secret holding a store's URL (with its AUTH
+    /// token).
+    pub fn store_secret(&self, store: &str) -> String {
+        format!("{}/{store}/url", self.app)
+    }
+
     /// Whether `tags` mark a resource as this app's.
     pub fn owns<'a>(&self, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
         let (mut app, mut managed) = (false, false);

@@ -60,6 +60,10 @@ pub struct ApplyCx<'a> {
 pub struct DestroyOptions {
     /// Delete the services' log groups too (kept by default).
     pub delete_logs: bool,
+    /// Delete the stores without a final snapshot (kept by default).
+    pub skip_final_snapshot: bool,
+    /// When destroy started (Unix seconds): names the final snapshots.
+    pub started_at: u64,
 }
 
 /// What a kind's apply passes on: the id or ARN the kinds that need it use,

@@ -9,4 +9,5 @@ pub mod namespace;
 pub mod repository;
 pub mod role;
 pub mod security_group;
+pub mod store;
 pub mod task_definition;

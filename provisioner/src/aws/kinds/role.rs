@@ -54,7 +54,12 @@ impl Kind for Role {
     /// The execution role, then each service's task role.
     fn desired(stack: &Stack, live: &Live) -> Vec<RoleSpec> {
         let names = Names::new(&stack.app);
-        let secrets = stack.services.iter().flat_map(|service| service.aws.secrets.values().cloned()).collect();
+        let mut secrets: BTreeSet<String> =
+            stack.services.iter().flat_map(|service| service.aws.secrets.values().cloned()).collect();
+        // The stores' secrets, whatever suffix Secrets Manager gave their ARNs.
+        secrets.extend(stack.stores.iter().map(|store| {
+            format!("arn:aws:secretsmanager:*:{}:secret:{}-??????", live.account, names.store_secret(&store.name))
+        }));
         let execution = RoleSpec {
             name: names.execution_role(),
             policy: Some(execution_policy(&names, &live.account, &secrets)),

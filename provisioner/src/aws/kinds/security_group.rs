@@ -117,28 +117,16 @@ impl Kind for SecurityGroup {
         have: Option<&Found<SecurityGroupSpec>>,
         action: &Action,
     ) -> anyhow::Result<Output> {
-        use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType, Tag, TagSpecification, UserIdGroupPair};
-        let (ec2, names) = (&cx.cx.clients.ec2, cx.cx.names);
+        use aws_sdk_ec2::types::{IpPermission, IpRange, UserIdGroupPair};
+        let names = cx.cx.names;
         let (id, live_ingress) = match have {
             Some(found) if *action == Action::Unchanged => return Ok(Output::id(&found.id)),
             Some(found) => (found.id.clone(), found.spec.ingress.clone()),
             None => {
-                let mut tags = TagSpecification::builder().resource_type(ResourceType::SecurityGroup);
-                for (key, value) in names.tags() {
-                    tags = tags.tags(Tag::builder().key(key).value(value).build());
-                }
-                tags = tags.tags(Tag::builder().key("Name").value(&spec.name).build());
-                let answer = ec2
-                    .create_security_group()
-                    .group_name(&spec.name)
-                    .description(format!("tasks of {}: service ports from the group only", names.app()))
-                    .vpc_id(&spec.vpc_id)
-                    .tag_specifications(tags.build())
-                    .send()
-                    .await
-                    .map_err(|e| explain(e, "ec2:CreateSecurityGroup", &format!("security group {}", spec.name)))?;
+                let description = format!("tasks of {}: service ports from the group only", names.app());
+                let id = create_group(cx, &spec.name, &spec.vpc_id, &description).await?;
                 Self::done("created", &spec.name);
-                (answer.group_id().context("CreateSecurityGroup returned no id")?.to_owned(), Default::default())
+                (id, BTreeSet::new())
             }
         };
         let permission = |(port, source): &(u16, String)| {
@@ -155,26 +143,7 @@ impl Kind for SecurityGroup {
             }
             .build()
         };
-        let missing: Vec<_> = spec.ingress.difference(&live_ingress).map(permission).collect();
-        if !missing.is_empty() {
-            ec2.authorize_security_group_ingress()
-                .group_id(&id)
-                .set_ip_permissions(Some(missing))
-                .send()
-                .await
-                .map_err(|e| {
-                    explain(e, "ec2:AuthorizeSecurityGroupIngress", &format!("security group {}", spec.name))
-                })?;
-        }
-        let extra: Vec<_> = live_ingress.difference(&spec.ingress).map(permission).collect();
-        if !extra.is_empty() {
-            ec2.revoke_security_group_ingress()
-                .group_id(&id)
-                .set_ip_permissions(Some(extra))
-                .send()
-                .await
-                .map_err(|e| explain(e, "ec2:RevokeSecurityGroupIngress", &format!("security group {}", spec.name)))?;
-        }
+        sync_ingress(cx, &spec.name, &id, &spec.ingress, &live_ingress, permission).await?;
         if have.is_some() && matches!(action, Action::Update { .. }) {
             Self::done("updated", &spec.name);
         }
@@ -192,18 +161,81 @@ impl Kind for SecurityGroup {
     ) -> anyhow::Result<()> {
         for group in owned {
             // The tasks' network interfaces linger a little after they stop.
-            wait_until(&format!("security group {} to be free", group.id), Duration::from_secs(300), || async {
-                match cx.clients.ec2.delete_security_group().group_id(&group.id).send().await {
-                    Ok(_) => Ok(true),
-                    Err(error) => {
-                        let error: AwsError = classify(error, "ec2:DeleteSecurityGroup", &group.id);
-                        if error.code.as_deref() == Some("DependencyViolation") { Ok(false) } else { Err(error.into()) }
-                    }
-                }
-            })
-            .await?;
+            delete_when_free(cx, &group.id, Duration::from_secs(300)).await?;
             println!("  deleted security group {} ({})", group.spec.name, group.id);
         }
         Ok(())
     }
+}
+
+/// Creates a security group of the app named `name` in `vpc_id`; returns
+/// its id.
+pub async fn create_group(cx: ApplyCx<'_>, name: &str, vpc_id: &str, description: &str) -> anyhow::Result<String> {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let mut tags = TagSpecification::builder().resource_type(ResourceType::SecurityGroup);
+    for (key, value) in cx.cx.names.tags() {
+        tags = tags.tags(Tag::builder().key(key).value(value).build());
+    }
+    tags = tags.tags(Tag::builder().key("Name").value(name).build());
+    let answer = cx
+        .cx
+        .clients
+        .ec2
+        .create_security_group()
+        .group_name(name)
+        .description(description)
+        .vpc_id(vpc_id)
+        .tag_specifications(tags.build())
+        .send()
+        .await
+        .map_err(|e| explain(e, "ec2:CreateSecurityGroup", &format!("security group {name}")))?;
+    Ok(answer.group_id().context("CreateSecurityGroup returned no id")?.to_owned())
+}
+
+/// Authorizes the rules `wanted` has and `live` lacks, and revokes the
+/// ones only `live` has; `permission` turns a rule into EC2's form.
+pub async fn sync_ingress(
+    cx: ApplyCx<'_>,
+    name: &str,
+    id: &str,
+    wanted: &BTreeSet<(u16, String)>,
+    live: &BTreeSet<(u16, String)>,
+    permission: impl Fn(&(u16, String)) -> aws_sdk_ec2::types::IpPermission,
+) -> anyhow::Result<()> {
+    let ec2 = &cx.cx.clients.ec2;
+    let resource = format!("security group {name}");
+    let missing: Vec<_> = wanted.difference(live).map(&permission).collect();
+    if !missing.is_empty() {
+        ec2.authorize_security_group_ingress()
+            .group_id(id)
+            .set_ip_permissions(Some(missing))
+            .send()
+            .await
+            .map_err(|e| explain(e, "ec2:AuthorizeSecurityGroupIngress", &resource))?;
+    }
+    let extra: Vec<_> = live.difference(wanted).map(&permission).collect();
+    if !extra.is_empty() {
+        ec2.revoke_security_group_ingress()
+            .group_id(id)
+            .set_ip_permissions(Some(extra))
+            .send()
+            .await
+            .map_err(|e| explain(e, "ec2:RevokeSecurityGroupIngress", &resource))?;
+    }
+    Ok(())
+}
+
+/// Deletes a security group once nothing uses it any more (EC2 refuses
+/// while network interfaces are in it), waiting up to `limit`.
+pub async fn delete_when_free(cx: Cx<'_>, id: &str, limit: Duration) -> anyhow::Result<()> {
+    wait_until(&format!("security group {id} to be free"), limit, || async {
+        match cx.clients.ec2.delete_security_group().group_id(id).send().await {
+            Ok(_) => Ok(true),
+            Err(error) => {
+                let error: AwsError = classify(error, "ec2:DeleteSecurityGroup", id);
+                if error.code.as_deref() == Some("DependencyViolation") { Ok(false) } else { Err(error.into()) }
+            }
+        }
+    })
+    .await
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use anyhow::Context as _;
 use aws_sdk_ecs::types::TaskDefinitionField;
 
-use super::{ecs_service::EcsService, repository::Repository, role::Role};
+use super::{ecs_service::EcsService, repository::Repository, role::Role, store::secret::StoreSecret};
 use crate::{
     aws::{
         error::{classify, explain},
@@ -141,7 +141,7 @@ impl Kind for TaskDefinition {
                     image: image(stack, live, &service.name),
                     port: service.port,
                     environment,
-                    secrets: service.aws.secrets.clone(),
+                    secrets: secrets(stack, live, service),
                     health_check: HealthCheckSpec {
                         command,
                         interval_secs: whole_secs(check.interval),
@@ -230,6 +230,11 @@ impl Kind for TaskDefinition {
         if let (Action::Unchanged, Some(found)) = (action, have) {
             return Ok(Output::id(&found.arn));
         }
+        // A store's secret made by this apply.
+        let secret_arn = |value: &str| match value.strip_prefix(NEW_SECRET) {
+            Some(name) => made.id::<StoreSecret>(name.trim_end_matches(')')),
+            None => value.to_owned(),
+        };
         let image = match &spec.image {
             Some(image) => image.clone(),
             None => format!("{}:{NO_IMAGE_TAG}", made.id::<Repository>(&spec.repository)),
@@ -258,7 +263,7 @@ impl Kind for TaskDefinition {
             .set_secrets(Some(
                 spec.secrets
                     .iter()
-                    .map(|(name, arn)| Secret::builder().name(name).value_from(arn).build())
+                    .map(|(name, arn)| Secret::builder().name(name).value_from(secret_arn(arn)).build())
                     .collect::<Result<Vec<_>, _>>()?,
             ))
             .health_check(
@@ -335,6 +340,23 @@ impl Kind for TaskDefinition {
         }
         Ok(())
     }
+}
+
+/// How a task definition's plan names a store's secret apply has yet to make.
+const NEW_SECRET: &str = "(new secret ";
+
+/// The service's ECS `secrets`: the stack's, and the URL of each store it
+/// uses, from the store's secret.
+fn secrets(stack: &Stack, live: &Live, service: &crate::spec::Service) -> BTreeMap<String, String> {
+    let names = Names::new(&stack.app);
+    let mut secrets = service.aws.secrets.clone();
+    for (variable, store) in &service.stores {
+        let name = names.store_secret(store);
+        let arn =
+            live.get::<StoreSecret>(&name).map_or_else(|| format!("{NEW_SECRET}{name})"), |found| found.arn.clone());
+        secrets.insert(variable.clone(), arn);
+    }
+    secrets
 }
 
 /// The image `service` should run: the stack's, else the one its live task

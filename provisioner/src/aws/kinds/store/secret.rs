@@ -1,0 +1,227 @@
+//! Each store's URL in a Secrets Manager secret: `rediss://:TOKEN@PRIMARY:PORT`
+//! with an AUTH token made once (64 letters and digits: ElastiCache takes
+//! 16 to 128 printable characters, and only these need no escaping in a
+//! URL). ECS hands it to the services that use the store as a `secrets`
+//! variable; the token never appears in plan, logs or `--output json`.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, bail};
+use rand::{RngExt, distr::Alphanumeric};
+
+use super::replication_group::ReplicationGroup;
+use crate::{
+    aws::{
+        error::{classify, explain},
+        names::Names,
+        plan::Action,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
+        sdk::Clients,
+        state::Live,
+    },
+    spec::Stack,
+};
+
+/// A store's secret.
+pub struct StoreSecret;
+
+/// The host a store's URL names until its primary endpoint is known.
+pub const PENDING_HOST: &str = "store-not-created-yet.invalid";
+
+/// A secret as plan sees it: the URL without its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSpec {
+    pub name: String,
+    /// `rediss://***@HOST:PORT`.
+    pub url: String,
+}
+
+impl Kind for StoreSecret {
+    const LABEL: &'static str = "secret";
+    const KEY: &'static str = "store-secret";
+    type Spec = SecretSpec;
+
+    /// The URL names the store's primary endpoint once it exists.
+    fn desired(stack: &Stack, live: &Live) -> Vec<SecretSpec> {
+        let names = Names::new(&stack.app);
+        stack
+            .stores
+            .iter()
+            .map(|store| {
+                let endpoint = live.get::<ReplicationGroup>(&names.store(&store.name)).and_then(|found| {
+                    let spec = &found.spec;
+                    spec.primary.as_ref().map(|host| format!("{host}:{}", spec.port))
+                });
+                let host = endpoint.unwrap_or_else(|| format!("{PENDING_HOST}:{}", store.port));
+                SecretSpec { name: names.store_secret(&store.name), url: format!("rediss://***@{host}") }
+            })
+            .collect()
+    }
+
+    fn name(spec: &SecretSpec) -> &str {
+        &spec.name
+    }
+
+    fn fields(spec: &SecretSpec) -> Fields {
+        Fields::from([("url", spec.url.clone())])
+    }
+
+    async fn read(cx: Cx<'_>, _live: &Live) -> anyhow::Result<BTreeMap<String, Found<SecretSpec>>> {
+        let secrets = &cx.clients.secrets;
+        let mut found = BTreeMap::new();
+        for store in &cx.stack.stores {
+            let name = cx.names.store_secret(&store.name);
+            let resource = format!("secret {name}");
+            let described = match secrets.describe_secret().secret_id(&name).send().await {
+                Ok(described) => described,
+                Err(error) => {
+                    let error = classify(error, "secretsmanager:DescribeSecret", &resource);
+                    if error.is_not_found() {
+                        continue;
+                    }
+                    return Err(error.into());
+                }
+            };
+            // A secret scheduled for deletion is on its way out.
+            if described.deleted_date().is_some() {
+                continue;
+            }
+            let arn = described.arn().unwrap_or_default().to_owned();
+            let owned =
+                cx.names.owns(described.tags().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or(""))));
+            let url = read_url(cx.clients, &arn).await?.map(|url| redact(&url)).unwrap_or_default();
+            found.insert(name.clone(), Found { id: arn.clone(), arn, owned, spec: SecretSpec { name, url } });
+        }
+        Ok(found)
+    }
+
+    /// Creates the secret with a new token (the store is made with it), or
+    /// points its URL at the store's primary endpoint; passes on its ARN.
+    async fn apply(
+        cx: ApplyCx<'_>,
+        spec: &SecretSpec,
+        have: Option<&Found<SecretSpec>>,
+        action: &Action,
+    ) -> anyhow::Result<Output> {
+        use aws_sdk_secretsmanager::types::Tag;
+        let secrets = &cx.cx.clients.secrets;
+        let resource = format!("secret {}", spec.name);
+        if let Some(found) = have {
+            if matches!(action, Action::Update { .. }) {
+                let host = spec.url.trim_start_matches("rediss://***@");
+                publish(cx.cx.clients, &found.arn, host).await?;
+                Self::done("updated", &spec.name);
+            }
+            return Ok(Output::id(&found.arn));
+        }
+        let token: String = rand::rng().sample_iter(Alphanumeric).take(64).map(char::from).collect();
+        let url = spec.url.replacen("***", &format!(":{token}"), 1);
+        let mut request = secrets
+            .create_secret()
+            .name(&spec.name)
+            .description(format!("the URL and AUTH token of a Redis store of {}", cx.cx.names.app()))
+            .secret_string(url);
+        for (key, value) in cx.cx.names.tags() {
+            request = request.tags(Tag::builder().key(key).value(value).build());
+        }
+        let arn = match request.send().await {
+            Ok(answer) => answer.arn().unwrap_or_default().to_owned(),
+            Err(error) => {
+                let error = classify(error, "secretsmanager:CreateSecret", &resource);
+                if error.code.as_deref() != Some("ResourceExistsException") {
+                    return Err(error.into());
+                }
+                // Made by an apply that was interrupted: keep its token.
+                let described = secrets.describe_secret().secret_id(&spec.name).send().await;
+                described
+                    .map_err(|e| explain(e, "secretsmanager:DescribeSecret", &resource))?
+                    .arn()
+                    .unwrap_or_default()
+                    .to_owned()
+            }
+        };
+        Self::done("created", &spec.name);
+        Ok(Output::id(arn))
+    }
+
+    fn teardown_line(found: &Found<SecretSpec>, _options: DestroyOptions) -> Option<String> {
+        Some(format!("secret {} (the store's URL and AUTH token)", found.spec.name))
+    }
+
+    /// Deleted at once, without Secrets Manager's recovery window: the
+    /// token opens nothing once its store is gone, and a recovery window
+    /// would keep the name from the next apply.
+    async fn destroy(cx: Cx<'_>, owned: Vec<&Found<SecretSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {
+        for found in owned {
+            cx.clients
+                .secrets
+                .delete_secret()
+                .secret_id(&found.arn)
+                .force_delete_without_recovery(true)
+                .send()
+                .await
+                .map_err(|e| explain(e, "secretsmanager:DeleteSecret", &format!("secret {}", found.spec.name)))?;
+            println!("  deleted secret {}", found.spec.name);
+        }
+        Ok(())
+    }
+}
+
+/// The secret's URL, token and all; `None` before it has a value.
+pub async fn read_url(clients: &Clients, arn: &str) -> anyhow::Result<Option<String>> {
+    match clients.secrets.get_secret_value().secret_id(arn).send().await {
+        Ok(value) => Ok(value.secret_string().map(str::to_owned)),
+        Err(error) => {
+            let error = classify(error, "secretsmanager:GetSecretValue", arn);
+            if error.is_not_found() { Ok(None) } else { Err(error.into()) }
+        }
+    }
+}
+
+/// The AUTH token in a store's URL.
+pub fn token_of(url: &str) -> anyhow::Result<String> {
+    let token = url
+        .strip_prefix("rediss://:")
+        .and_then(|rest| rest.rsplit_once('@'))
+        .map(|(token, _)| token.to_owned())
+        .filter(|token| !token.is_empty());
+    token.context("the store's secret does not hold a rediss://:TOKEN@HOST:PORT URL")
+}
+
+/// Points the secret's URL at `host` (`HOST:PORT`), keeping its token.
+pub async fn publish(clients: &Clients, arn: &str, host: &str) -> anyhow::Result<()> {
+    let Some(url) = read_url(clients, arn).await? else { bail!("secret {arn} has no value") };
+    let wanted = format!("rediss://:{}@{host}", token_of(&url)?);
+    if wanted != url {
+        clients
+            .secrets
+            .put_secret_value()
+            .secret_id(arn)
+            .secret_string(wanted)
+            .send()
+            .await
+            .map_err(|e| explain(e, "secretsmanager:PutSecretValue", arn))?;
+    }
+    Ok(())
+}
+
+/// A URL as logs and plan may show it: `rediss://***@HOST:PORT`.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}***{}", &url[..scheme_end + 3], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_read_back_and_never_shown() {
+        let url = "rediss://:AbC123@master.x.cache.amazonaws.com:6379";
+        assert_eq!(token_of(url).unwrap(), "AbC123");
+        assert_eq!(redact(url), "rediss://***@master.x.cache.amazonaws.com:6379");
+        assert!(token_of("redis://host:6379").is_err());
+    }
+}

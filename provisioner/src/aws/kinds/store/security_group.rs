@@ -1,0 +1,164 @@
+//! The security group in front of each store: its port from the tasks'
+//! security group only, no CIDR.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
+
+use aws_sdk_ec2::types::Filter;
+
+use crate::{
+    aws::{
+        error::explain,
+        kinds::security_group::{SecurityGroup, create_group, delete_when_free, sync_ingress},
+        names::Names,
+        plan::Action,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
+        state::Live,
+    },
+    spec::Stack,
+};
+
+/// A store's security group.
+pub struct StoreSecurityGroup;
+
+/// The source of a store's only rule: the tasks' security group.
+pub const FROM_TASKS: &str = "tasks";
+
+/// A store's group as plan sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreGroupSpec {
+    pub name: String,
+    /// The store it guards.
+    pub store: String,
+    pub vpc_id: String,
+    /// (TCP port, [`FROM_TASKS`] or what else is there).
+    pub ingress: BTreeSet<(u16, String)>,
+}
+
+impl Kind for StoreSecurityGroup {
+    const LABEL: &'static str = "security group";
+    const KEY: &'static str = "store-security-group";
+    type Spec = StoreGroupSpec;
+
+    fn desired(stack: &Stack, live: &Live) -> Vec<StoreGroupSpec> {
+        let names = Names::new(&stack.app);
+        stack
+            .stores
+            .iter()
+            .map(|store| StoreGroupSpec {
+                name: names.store_security_group(&store.name),
+                store: store.name.clone(),
+                vpc_id: live.vpc_id.clone(),
+                ingress: BTreeSet::from([(store.port, FROM_TASKS.to_owned())]),
+            })
+            .collect()
+    }
+
+    fn name(spec: &StoreGroupSpec) -> &str {
+        &spec.name
+    }
+
+    fn fields(spec: &StoreGroupSpec) -> Fields {
+        let rules: Vec<String> =
+            spec.ingress.iter().map(|(port, source)| format!("tcp/{port} from {source}")).collect();
+        Fields::from([("vpc", spec.vpc_id.clone()), ("ingress", rules.join(", "))])
+    }
+
+    async fn read(cx: Cx<'_>, live: &Live) -> anyhow::Result<BTreeMap<String, Found<StoreGroupSpec>>> {
+        let tasks = live.get::<SecurityGroup>(&cx.names.security_group()).map(|found| found.id.clone());
+        let mut found = BTreeMap::new();
+        for store in &cx.stack.stores {
+            let name = cx.names.store_security_group(&store.name);
+            let answer = cx
+                .clients
+                .ec2
+                .describe_security_groups()
+                .filters(Filter::builder().name("group-name").values(&name).build())
+                .filters(Filter::builder().name("vpc-id").values(&live.vpc_id).build())
+                .send()
+                .await
+                .map_err(|error| explain(error, "ec2:DescribeSecurityGroups", &format!("security group {name}")))?;
+            let Some(group) = answer.security_groups().first() else { continue };
+            let mut ingress = BTreeSet::new();
+            for permission in group.ip_permissions() {
+                let (Some(from), Some(to)) = (permission.from_port(), permission.to_port()) else { continue };
+                let ports = || (from..=to).filter_map(|port| u16::try_from(port).ok());
+                for pair in permission.user_id_group_pairs() {
+                    let source = pair.group_id().unwrap_or("?");
+                    let source = if Some(source) == tasks.as_deref() { FROM_TASKS } else { source };
+                    ingress.extend(ports().map(|port| (port, source.to_owned())));
+                }
+                // Anything else is not ours: plan shows it and apply revokes it.
+                for range in permission.ip_ranges() {
+                    ingress.extend(ports().map(|port| (port, range.cidr_ip().unwrap_or("?").to_owned())));
+                }
+            }
+            let id = group.group_id().unwrap_or_default().to_owned();
+            let owned =
+                cx.names.owns(group.tags().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or(""))));
+            let spec =
+                StoreGroupSpec { name: name.clone(), store: store.name.clone(), vpc_id: live.vpc_id.clone(), ingress };
+            found.insert(name, Found { arn: id.clone(), id, owned, spec });
+        }
+        Ok(found)
+    }
+
+    /// Creates the group if missing and brings its rules to the stack's;
+    /// passes on its id.
+    async fn apply(
+        cx: ApplyCx<'_>,
+        spec: &StoreGroupSpec,
+        have: Option<&Found<StoreGroupSpec>>,
+        action: &Action,
+    ) -> anyhow::Result<Output> {
+        use aws_sdk_ec2::types::{IpPermission, IpRange, UserIdGroupPair};
+        let names = cx.cx.names;
+        let (id, live_ingress) = match have {
+            Some(found) if *action == Action::Unchanged => return Ok(Output::id(&found.id)),
+            Some(found) => (found.id.clone(), found.spec.ingress.clone()),
+            None => {
+                let description =
+                    format!("store {} of {}: its port from the app's tasks only", spec.store, names.app());
+                let id = create_group(cx, &spec.name, &spec.vpc_id, &description).await?;
+                Self::done("created", &spec.name);
+                (id, BTreeSet::new())
+            }
+        };
+        let tasks = cx.made.id::<SecurityGroup>(&names.security_group());
+        let permission = |(port, source): &(u16, String)| {
+            let builder =
+                IpPermission::builder().ip_protocol("tcp").from_port(i32::from(*port)).to_port(i32::from(*port));
+            match source.as_str() {
+                FROM_TASKS => builder.user_id_group_pairs(
+                    UserIdGroupPair::builder().group_id(&tasks).description("the app's tasks").build(),
+                ),
+                group if group.starts_with("sg-") => {
+                    builder.user_id_group_pairs(UserIdGroupPair::builder().group_id(group).build())
+                }
+                cidr => builder.ip_ranges(IpRange::builder().cidr_ip(cidr).build()),
+            }
+            .build()
+        };
+        sync_ingress(cx, &spec.name, &id, &spec.ingress, &live_ingress, permission).await?;
+        if have.is_some() && matches!(action, Action::Update { .. }) {
+            Self::done("updated", &spec.name);
+        }
+        Ok(Output::id(id))
+    }
+
+    fn teardown_line(found: &Found<StoreGroupSpec>, _options: DestroyOptions) -> Option<String> {
+        Some(format!("security group {} ({})", found.spec.name, found.id))
+    }
+
+    async fn destroy(cx: Cx<'_>, owned: Vec<&Found<StoreGroupSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {
+        for group in owned {
+            // The store's network interfaces go with it, minutes after its
+            // delete was asked for.
+            delete_when_free(cx, &group.id, Duration::from_secs(1800)).await?;
+            println!("  deleted security group {} ({})", group.spec.name, group.id);
+        }
+        Ok(())
+    }
+}

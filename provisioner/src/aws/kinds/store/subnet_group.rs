@@ -1,0 +1,161 @@
+//! Each store's cache subnet group: the stack's subnets, where ElastiCache
+//! places the store's nodes (one per zone with a replica).
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
+
+use crate::{
+    aws::{
+        destroy::wait_until,
+        error::{classify, explain},
+        names::Names,
+        plan::Action,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
+        state::Live,
+    },
+    spec::Stack,
+};
+
+/// A store's cache subnet group.
+pub struct CacheSubnetGroup;
+
+/// A subnet group as plan sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetGroupSpec {
+    pub name: String,
+    pub subnets: BTreeSet<String>,
+}
+
+impl Kind for CacheSubnetGroup {
+    const LABEL: &'static str = "cache subnet group";
+    const KEY: &'static str = "cache-subnet-group";
+    type Spec = SubnetGroupSpec;
+
+    fn desired(stack: &Stack, live: &Live) -> Vec<SubnetGroupSpec> {
+        let names = Names::new(&stack.app);
+        stack
+            .stores
+            .iter()
+            .map(|store| SubnetGroupSpec { name: names.store(&store.name), subnets: live.subnets.clone() })
+            .collect()
+    }
+
+    fn name(spec: &SubnetGroupSpec) -> &str {
+        &spec.name
+    }
+
+    fn fields(spec: &SubnetGroupSpec) -> Fields {
+        Fields::from([("subnets", render::join(&spec.subnets))])
+    }
+
+    async fn read(cx: Cx<'_>, _live: &Live) -> anyhow::Result<BTreeMap<String, Found<SubnetGroupSpec>>> {
+        let elasticache = &cx.clients.elasticache;
+        let mut found = BTreeMap::new();
+        for store in &cx.stack.stores {
+            let name = cx.names.store(&store.name);
+            let resource = format!("cache subnet group {name}");
+            let answer = match elasticache.describe_cache_subnet_groups().cache_subnet_group_name(&name).send().await {
+                Ok(answer) => answer,
+                Err(error) => {
+                    let error = classify(error, "elasticache:DescribeCacheSubnetGroups", &resource);
+                    if error.is_not_found() || error.code.as_deref() == Some("CacheSubnetGroupNotFoundFault") {
+                        continue;
+                    }
+                    return Err(error.into());
+                }
+            };
+            let Some(group) = answer.cache_subnet_groups().first() else { continue };
+            let arn = group.arn().unwrap_or_default().to_owned();
+            let owned = elasticache_owned(cx, &arn).await?;
+            let subnets = group.subnets().iter().filter_map(|subnet| subnet.subnet_identifier()).map(str::to_owned);
+            let spec = SubnetGroupSpec { name: name.clone(), subnets: subnets.collect() };
+            found.insert(name.clone(), Found { id: name, arn, owned, spec });
+        }
+        Ok(found)
+    }
+
+    async fn apply(
+        cx: ApplyCx<'_>,
+        spec: &SubnetGroupSpec,
+        _have: Option<&Found<SubnetGroupSpec>>,
+        action: &Action,
+    ) -> anyhow::Result<Output> {
+        use aws_sdk_elasticache::types::Tag;
+        let elasticache = &cx.cx.clients.elasticache;
+        let resource = format!("cache subnet group {}", spec.name);
+        let subnets = Some(spec.subnets.iter().cloned().collect());
+        match action {
+            Action::Unchanged => {}
+            Action::Create => {
+                let mut request = elasticache
+                    .create_cache_subnet_group()
+                    .cache_subnet_group_name(&spec.name)
+                    .cache_subnet_group_description(format!("stores of {}", cx.cx.names.app()))
+                    .set_subnet_ids(subnets);
+                for (key, value) in cx.cx.names.tags() {
+                    request = request.tags(Tag::builder().key(key).value(value).build());
+                }
+                if let Err(error) = request.send().await {
+                    let error = classify(error, "elasticache:CreateCacheSubnetGroup", &resource);
+                    if error.code.as_deref() != Some("CacheSubnetGroupAlreadyExists") {
+                        return Err(error.into());
+                    }
+                }
+                Self::done("created", &spec.name);
+            }
+            Action::Update { .. } | Action::Replace { .. } => {
+                elasticache
+                    .modify_cache_subnet_group()
+                    .cache_subnet_group_name(&spec.name)
+                    .set_subnet_ids(subnets)
+                    .send()
+                    .await
+                    .map_err(|e| explain(e, "elasticache:ModifyCacheSubnetGroup", &resource))?;
+                Self::done("updated", &spec.name);
+            }
+        }
+        Ok(Output::id(&spec.name))
+    }
+
+    fn teardown_line(found: &Found<SubnetGroupSpec>, _options: DestroyOptions) -> Option<String> {
+        Some(format!("cache subnet group {}", found.spec.name))
+    }
+
+    async fn destroy(cx: Cx<'_>, owned: Vec<&Found<SubnetGroupSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {
+        for found in owned {
+            let name = &found.spec.name;
+            // In use until the store's nodes are gone.
+            wait_until(&format!("cache subnet group {name} to be free"), Duration::from_secs(1800), || async {
+                match cx.clients.elasticache.delete_cache_subnet_group().cache_subnet_group_name(name).send().await {
+                    Ok(_) => Ok(true),
+                    Err(error) => {
+                        let error = classify(error, "elasticache:DeleteCacheSubnetGroup", name);
+                        match error.code.as_deref() {
+                            Some("CacheSubnetGroupInUse" | "InvalidCacheSubnetGroupState") => Ok(false),
+                            Some("CacheSubnetGroupNotFoundFault") => Ok(true),
+                            _ => Err(error.into()),
+                        }
+                    }
+                }
+            })
+            .await?;
+            println!("  deleted cache subnet group {name}");
+        }
+        Ok(())
+    }
+}
+
+/// Whether an ElastiCache resource carries this app's tags.
+pub async fn elasticache_owned(cx: Cx<'_>, arn: &str) -> anyhow::Result<bool> {
+    let tags = cx
+        .clients
+        .elasticache
+        .list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .map_err(|error| explain(error, "elasticache:ListTagsForResource", arn))?;
+    Ok(cx.names.owns(tags.tag_list().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or("")))))
+}

@@ -130,6 +130,24 @@ fn build(stack: &Stack, root: &Path) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(&cargo);
     command.current_dir(root).args(["build", "--release"]);
+    // `cargo run` gives provision the variables of its own package; build
+    // scripts that watch one of them (ring's watches CARGO_MANIFEST_DIR)
+    // would see it change and rebuild everything above them.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let set_by_cargo_run = name.starts_with("CARGO_PKG_")
+            || matches!(
+                name.as_ref(),
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+            );
+        if set_by_cargo_run {
+            command.env_remove(name.as_ref());
+        }
+    }
     let mut packages: Vec<&str> = stack.services.iter().map(|service| service.package.as_str()).collect();
     packages.sort();
     packages.dedup();

@@ -81,25 +81,7 @@ impl Kind for SecurityGroup {
             .map_err(|error| explain(error, "ec2:DescribeSecurityGroups", &format!("security group {name}")))?;
         let Some(group) = answer.security_groups().first() else { return Ok(BTreeMap::new()) };
         let id = group.group_id().unwrap_or_default().to_owned();
-        let mut ingress = BTreeSet::new();
-        for permission in group.ip_permissions() {
-            let (Some("tcp"), Some(from), Some(to)) =
-                (permission.ip_protocol(), permission.from_port(), permission.to_port())
-            else {
-                continue;
-            };
-            let ports = || (from..=to).filter_map(|port| u16::try_from(port).ok());
-            for pair in permission.user_id_group_pairs() {
-                let Some(source) = pair.group_id() else { continue };
-                let source = if source == id { FROM_SELF.to_owned() } else { source.to_owned() };
-                ingress.extend(ports().map(|port| (port, source.clone())));
-            }
-            // A CIDR rule is not ours: show it so plan revokes it.
-            for range in permission.ip_ranges() {
-                let source = range.cidr_ip().unwrap_or("?").to_owned();
-                ingress.extend(ports().map(|port| (port, source.clone())));
-            }
-        }
+        let ingress = ingress_rules(group, |source| if source == id { FROM_SELF } else { source }.to_owned());
         let found = Found {
             arn: id.clone(),
             owned: cx.names.owns(group.tags().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or("")))),
@@ -238,4 +220,32 @@ pub async fn delete_when_free(cx: Cx<'_>, id: &str, limit: Duration) -> anyhow::
         }
     })
     .await
+}
+
+/// A group's TCP ingress rules as (port, source): a source group's id as
+/// `name_group` names it, a CIDR as written (not ours: plan shows it and
+/// apply revokes it).
+pub fn ingress_rules(
+    group: &aws_sdk_ec2::types::SecurityGroup,
+    name_group: impl Fn(&str) -> String,
+) -> BTreeSet<(u16, String)> {
+    let mut ingress = BTreeSet::new();
+    for permission in group.ip_permissions() {
+        let (Some("tcp"), Some(from), Some(to)) =
+            (permission.ip_protocol(), permission.from_port(), permission.to_port())
+        else {
+            continue;
+        };
+        let ports = || (from..=to).filter_map(|port| u16::try_from(port).ok());
+        for pair in permission.user_id_group_pairs() {
+            let Some(source) = pair.group_id() else { continue };
+            let source = name_group(source);
+            ingress.extend(ports().map(|port| (port, source.clone())));
+        }
+        for range in permission.ip_ranges() {
+            let source = range.cidr_ip().unwrap_or("?").to_owned();
+            ingress.extend(ports().map(|port| (port, source.clone())));
+        }
+    }
+    ingress
 }

@@ -11,7 +11,7 @@ use aws_sdk_ec2::types::Filter;
 use crate::{
     aws::{
         error::explain,
-        kinds::security_group::{SecurityGroup, create_group, delete_when_free, sync_ingress},
+        kinds::security_group::{SecurityGroup, create_group, delete_when_free, ingress_rules, sync_ingress},
         names::Names,
         plan::Action,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
@@ -81,20 +81,9 @@ impl Kind for StoreSecurityGroup {
                 .await
                 .map_err(|error| explain(error, "ec2:DescribeSecurityGroups", &format!("security group {name}")))?;
             let Some(group) = answer.security_groups().first() else { continue };
-            let mut ingress = BTreeSet::new();
-            for permission in group.ip_permissions() {
-                let (Some(from), Some(to)) = (permission.from_port(), permission.to_port()) else { continue };
-                let ports = || (from..=to).filter_map(|port| u16::try_from(port).ok());
-                for pair in permission.user_id_group_pairs() {
-                    let source = pair.group_id().unwrap_or("?");
-                    let source = if Some(source) == tasks.as_deref() { FROM_TASKS } else { source };
-                    ingress.extend(ports().map(|port| (port, source.to_owned())));
-                }
-                // Anything else is not ours: plan shows it and apply revokes it.
-                for range in permission.ip_ranges() {
-                    ingress.extend(ports().map(|port| (port, range.cidr_ip().unwrap_or("?").to_owned())));
-                }
-            }
+            let ingress = ingress_rules(group, |source| {
+                if Some(source) == tasks.as_deref() { FROM_TASKS } else { source }.to_owned()
+            });
             let id = group.group_id().unwrap_or_default().to_owned();
             let owned =
                 cx.names.owns(group.tags().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or(""))));

@@ -271,7 +271,7 @@ LOG_LEVEL = "info"
 [service.aws]
 cpu = 256
 memory = 512
-stop_timeout_secs = 30
+stop_timeout_secs = 60
 
 [service.health_check]
 command = ["game-server", "health"]
@@ -418,13 +418,17 @@ async fn plan_on_an_empty_account_then_apply_creates_everything_and_a_second_pla
     assert_eq!(container.health_check().unwrap().command(), ["CMD", "/usr/local/bin/service", "health"]);
     assert_eq!(container.port_mappings()[0].container_port(), Some(5000));
     assert_eq!(container.port_mappings()[0].app_protocol().unwrap().as_str(), "grpc");
-    assert_eq!(container.stop_timeout(), Some(30));
+    assert_eq!(container.stop_timeout(), Some(60));
     let environment: BTreeMap<_, _> =
         container.environment().iter().map(|p| (p.name().unwrap(), p.value().unwrap())).collect();
     assert_eq!(environment.get("RANKING_ADDR"), Some(&"dns:///ranking.shop.internal:5000"));
-    // A stopping task drains past the DNS TTL and exits before stopTimeout.
-    assert_eq!(environment.get("DRAIN_SECS"), Some(&"11"));
-    assert_eq!(environment.get("SHUTDOWN_TIMEOUT_SECS"), Some(&"29"));
+    // Connections age out after 30 s (+/-10%); a stopping task drains past
+    // the DNS TTL and one whole connection age, and exits before stopTimeout.
+    assert_eq!(environment.get("DNS_TTL_SECS"), Some(&"10"));
+    assert_eq!(environment.get("MAX_CONNECTION_AGE_SECS"), Some(&"30"));
+    assert_eq!(environment.get("MAX_CONNECTION_AGE_GRACE_SECS"), Some(&"10"));
+    assert_eq!(environment.get("DRAIN_SECS"), Some(&"44"));
+    assert_eq!(environment.get("SHUTDOWN_TIMEOUT_SECS"), Some(&"59"));
     let ranking = account.ecs().describe_task_definition().task_definition("shop-ranking").send().await.unwrap();
     let ranking = ranking.task_definition().unwrap();
     let container = &ranking.container_definitions()[0];
@@ -480,7 +484,16 @@ async fn a_changed_field_is_planned_and_applied_as_exactly_that_update() {
         plan.stdout
     );
     assert!(plan.stdout.contains("desired_count: 0 -> 3"), "{}", plan.stdout);
-    assert!(!plan.stdout.contains("note:"), "no service is held back any more");
+    assert!(!plan.stdout.contains("no image in ECR repository"), "no service is held back any more");
+    // How a task stops, derived from the TTL and the connection age.
+    assert!(
+        plan.stdout.contains(
+            "note: game-server: a stopping task answers for up to 44 s (DNS TTL 10 s, then every connection aged \
+             out: max age 30 s +10%), exits within 59 s, stopTimeout 60 s"
+        ),
+        "{}",
+        plan.stdout
+    );
     assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
     assert_eq!(account.service("game-server").await.unwrap().desired_count(), 3);
 
@@ -759,7 +772,7 @@ async fn named_sources_and_task_role_policies_are_granted_and_strays_revoked() {
     let policy = policy.policy().unwrap().arn().unwrap().to_owned();
     let stack = account.write_stack(&[
         ("log_retention_days = 14", &format!("log_retention_days = 14\nallow_from = [\"{bastion}\"]")),
-        ("stop_timeout_secs = 30", &format!("stop_timeout_secs = 30\ntask_role_policies = [\"{policy}\"]")),
+        ("stop_timeout_secs = 60", &format!("stop_timeout_secs = 60\ntask_role_policies = [\"{policy}\"]")),
     ]);
     assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
 
@@ -995,7 +1008,7 @@ async fn a_stack_image_that_does_not_exist_is_never_applied() {
     let account = Account::new().await;
     let missing = format!("{REGISTRY}/shop/game-server:v7");
     let with_image = |image: &str| {
-        account.write_stack(&[("stop_timeout_secs = 30", &format!("stop_timeout_secs = 30\nimage = \"{image}\""))])
+        account.write_stack(&[("stop_timeout_secs = 60", &format!("stop_timeout_secs = 60\nimage = \"{image}\""))])
     };
 
     let early = account.provision(&["apply", "--yes", "--no-wait"], &with_image(&missing));

@@ -175,15 +175,17 @@ fn build(stack: &Stack, root: &Path) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(target).join("release"))
 }
 
-/// The environment every replica of `service` gets: the stack's, a
-/// discovery target for each dependency, and each store's URL.
+/// The environment every replica of `service` gets: the runtime's timings,
+/// the stack's, a discovery target for each dependency, and each store's URL.
 fn environment(
     stack: &Stack,
     service: &spec::Service,
     dns_addr: SocketAddr,
     stores: &[StorePlan],
 ) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = service.env.iter().map(|(key, value)| (key.clone(), value.clone())).collect();
+    // The same TTL, connection age, drain and deadline as on ECS, the
+    // supervisor's stop timeout standing in for the task's stopTimeout.
+    let mut env: Vec<(String, String)> = service.runtime_env(service.aws.stop_timeout).into_iter().collect();
     for (variable, name) in &service.stores {
         if let Some(store) = stores.iter().find(|store| &store.name == name) {
             env.push((variable.clone(), store.url()));
@@ -285,8 +287,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     println!("provision | {signal}: deregistering every replica and stopping them");
     control_task.abort();
-    // Every service at once: each deregisters its replicas, then lets them
-    // drain, so the whole stack stops within one drain period.
+    // Every service at once: each deregisters its replicas, tells them to
+    // stop and then to skip the drain (no client outlives the stack), so
+    // the whole stack stops as soon as calls in flight are done.
     let mut pending = Vec::new();
     for (name, supervisor) in &supervisors {
         let (tx, rx) = oneshot::channel();

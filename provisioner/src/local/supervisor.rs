@@ -18,9 +18,10 @@ use super::{
 };
 use crate::spec::Service;
 
-/// How long a stopped replica may drain before SIGKILL (Fargate's default
-/// stopTimeout).
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long after the first signal of a whole-stack shutdown the second one
+/// comes, cutting the drain short: long enough for health watchers to hear
+/// NOT_SERVING.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(1);
 /// How often the supervisor looks at its processes.
 const TICK: Duration = Duration::from_millis(100);
 /// The longest wait before starting a replacement for a failing replica.
@@ -56,7 +57,8 @@ pub enum Request {
     Restart(oneshot::Sender<Result<String, String>>),
     /// SIGKILL one healthy replica, as a crash would.
     Kill(oneshot::Sender<Result<String, String>>),
-    /// Deregister, SIGTERM, wait for the drain, SIGKILL after the deadline.
+    /// Deregister, SIGTERM, then SIGTERM again to skip the drain; SIGKILL
+    /// after the stop timeout.
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -312,11 +314,14 @@ impl Supervisor {
         }
     }
 
-    /// SIGTERM and let it drain; SIGKILL after the stop timeout.
+    /// SIGTERM and let it drain (it keeps serving until its clients have
+    /// moved, see `service_runtime::drain`); SIGKILL after the stop timeout.
+    /// Several replicas drain at once, so a rolling restart takes one drain,
+    /// not one per replica.
     fn stop_replica(&mut self, index: usize) {
         let replica = &mut self.replicas[index];
         replica.state = ReplicaState::Draining;
-        replica.kill_at = Some(Instant::now() + STOP_TIMEOUT);
+        replica.kill_at = Some(Instant::now() + self.plan.service.aws.stop_timeout);
         replica.signal(libc::SIGTERM);
         let seq = replica.seq;
         self.stop_health_task(seq);
@@ -408,7 +413,11 @@ impl Supervisor {
         for replica in &self.replicas {
             replica.signal(libc::SIGTERM);
         }
-        let deadline = Instant::now() + STOP_TIMEOUT;
+        let deadline = Instant::now() + self.plan.service.aws.stop_timeout;
+        tokio::time::sleep(SHUTDOWN_DRAIN).await;
+        for replica in &self.replicas {
+            replica.signal(libc::SIGTERM);
+        }
         for replica in &mut self.replicas {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if tokio::time::timeout(remaining, replica.child.wait()).await.is_err() {

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, ops::Range, time::Duration};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Locate, SpecError};
+use super::{Locate, SpecError, Stopping};
 
 /// The stack-wide AWS settings (`[aws]`); the local run ignores them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +50,8 @@ pub struct AwsService {
     pub memory: u32,
     /// `X86_64` or `ARM64`.
     pub architecture: Architecture,
-    /// Seconds ECS waits after SIGTERM before SIGKILL (at most 120).
+    /// Seconds ECS waits after SIGTERM before SIGKILL (at most 120); by
+    /// default what the service's drain needs ([`super::Stopping`]).
     pub stop_timeout: Duration,
     /// Secrets Manager or SSM Parameter Store ARNs by variable name, passed
     /// as ECS `secrets`, never as plain environment.
@@ -260,6 +261,7 @@ pub(super) fn parse_aws_service(
     raw: Option<&RawAwsService>,
     name: &str,
     env: &BTreeMap<String, String>,
+    stopping: &Stopping,
     service_span: Range<usize>,
     error: &Locate<'_>,
 ) -> Result<AwsService, SpecError> {
@@ -303,11 +305,23 @@ pub(super) fn parse_aws_service(
         }
     };
     let stop_timeout = match &aws.stop_timeout_secs {
-        None => Duration::from_secs(30),
-        Some(secs) if (2..=120).contains(secs.get_ref()) => Duration::from_secs(*secs.get_ref() as u64),
-        Some(secs) => {
+        None => stopping.stop_timeout,
+        Some(secs) if !(2..=120).contains(secs.get_ref()) => {
             return Err(at(secs.span(), format!("aws.stop_timeout_secs {} is outside 2..=120", secs.get_ref())));
         }
+        Some(secs) if Duration::from_secs(*secs.get_ref() as u64) < stopping.stop_timeout => {
+            return Err(at(
+                secs.span(),
+                format!(
+                    "aws.stop_timeout_secs ({}) is too short: {}, so it must be at least {} (or leave it out: that \
+                     is the default)",
+                    secs.get_ref(),
+                    stopping.explain(),
+                    stopping.stop_timeout.as_secs()
+                ),
+            ));
+        }
+        Some(secs) => Duration::from_secs(*secs.get_ref() as u64),
     };
     let mut secrets = BTreeMap::new();
     for (variable, arn) in &aws.secrets {

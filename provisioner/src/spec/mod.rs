@@ -5,6 +5,7 @@
 use std::{collections::BTreeMap, ops::Range, path::Path, time::Duration};
 
 use serde::Deserialize;
+use service_runtime::{ConnectionAge, age};
 use toml::Spanned;
 
 pub mod aws;
@@ -15,9 +16,8 @@ use aws::{AwsService, AwsStack, RawAws, RawAwsService, parse_aws, parse_aws_serv
 use health::{HealthCheck, RawHealthCheck};
 use store::{RawStore, Store};
 
-/// Seconds a stopping task keeps serving beyond its DNS TTL: clients that
-/// cached the record re-resolve within the TTL.
-pub const DRAIN_MARGIN_SECS: u64 = 1;
+/// Fargate's largest stopTimeout.
+const MAX_STOP_TIMEOUT_SECS: u64 = 120;
 
 /// A problem with the stack file, located.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,6 +67,8 @@ pub struct Service {
     pub health_check: HealthCheck,
     /// TTL of the service's DNS records.
     pub dns_ttl: Duration,
+    /// How long a client connection lives before the replica sends GOAWAY.
+    pub connection_age: ConnectionAge,
     /// How it runs on Fargate.
     pub aws: AwsService,
     /// The stores it uses: the variable that receives a store's URL, and
@@ -75,6 +77,29 @@ pub struct Service {
 }
 
 impl Service {
+    /// How a replica of this service stops, derived from its TTL and
+    /// connection age: the same numbers locally and on ECS.
+    pub fn stopping(&self) -> Stopping {
+        Stopping::of(self.dns_ttl, self.connection_age)
+    }
+
+    /// The variables that tell the runtime its TTL, connection age, drain
+    /// and deadline, given the time the platform allows between SIGTERM and
+    /// SIGKILL. The stack's own `env` wins over these.
+    pub fn runtime_env(&self, stop_timeout: Duration) -> BTreeMap<String, String> {
+        let stopping = self.stopping();
+        let mut env = BTreeMap::from([
+            ("DNS_TTL_SECS".to_owned(), self.dns_ttl.as_secs().to_string()),
+            ("MAX_CONNECTION_AGE_SECS".to_owned(), self.connection_age.max.map_or(0, |max| max.as_secs()).to_string()),
+            ("MAX_CONNECTION_AGE_GRACE_SECS".to_owned(), self.connection_age.grace.as_secs().to_string()),
+            ("DRAIN_SECS".to_owned(), stopping.drain.as_secs().to_string()),
+            // Exit a second before the platform's SIGKILL.
+            ("SHUTDOWN_TIMEOUT_SECS".to_owned(), stop_timeout.as_secs().saturating_sub(1).to_string()),
+        ]);
+        env.extend(self.env.clone());
+        env
+    }
+
     /// `<name>.<namespace>`.
     pub fn dns_name(&self, namespace: &str) -> String {
         format!("{}.{namespace}", self.name)
@@ -84,6 +109,46 @@ impl Service {
     /// `ranking` -> `RANKING_ADDR`.
     pub fn addr_variable(&self) -> String {
         format!("{}_ADDR", self.name.to_ascii_uppercase().replace('-', "_"))
+    }
+}
+
+/// The stop of one replica, from SIGTERM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopping {
+    /// The longest it keeps answering while NOT_SERVING: the DNS TTL, one
+    /// whole connection age with its jitter, and a second.
+    pub drain: Duration,
+    /// When it exits at the latest: the drain, then the grace for the calls
+    /// in flight at the last GOAWAY.
+    pub deadline: Duration,
+    /// The shortest stopTimeout that lets it exit before SIGKILL.
+    pub stop_timeout: Duration,
+    dns_ttl: Duration,
+    age: ConnectionAge,
+}
+
+impl Stopping {
+    /// The stop of a replica whose records have `dns_ttl` and whose
+    /// connections live `age`.
+    pub fn of(dns_ttl: Duration, age: ConnectionAge) -> Self {
+        let drain = age::drain_bound(dns_ttl, &age);
+        let deadline = age::shutdown_deadline(drain, &age);
+        Self { drain, deadline, stop_timeout: deadline + Duration::from_secs(1), dns_ttl, age }
+    }
+
+    /// How the numbers add up, for plan and errors.
+    pub fn explain(&self) -> String {
+        format!(
+            "a stopping replica answers for up to {} s (dns_ttl_secs {} + max_connection_age_secs {} with {}% \
+             jitter + {}) and exits within {} s (+ max_connection_age_grace_secs {})",
+            self.drain.as_secs(),
+            self.dns_ttl.as_secs(),
+            self.age.max.map_or(0, |max| max.as_secs()),
+            age::JITTER_PERCENT,
+            age::DRAIN_MARGIN_SECS,
+            self.deadline.as_secs(),
+            self.age.grace.as_secs(),
+        )
     }
 }
 
@@ -113,6 +178,8 @@ struct RawService {
     depends_on: Vec<Spanned<String>>,
     health_check: Option<RawHealthCheck>,
     dns_ttl_secs: Option<Spanned<i64>>,
+    max_connection_age_secs: Option<Spanned<i64>>,
+    max_connection_age_grace_secs: Option<Spanned<i64>>,
     aws: Option<RawAwsService>,
     #[serde(default)]
     stores: BTreeMap<String, Spanned<String>>,
@@ -215,41 +282,47 @@ pub fn parse(text: &str, file: &str) -> Result<Stack, SpecError> {
                 ));
             }
         }
-        let service_aws = parse_aws_service(raw.aws.as_ref(), &name, &raw.env, spanned.span(), &error)?;
-        // On ECS a stopping task drains for a TTL (clients re-resolve) and
+        let seconds = |field: &Option<Spanned<i64>>, name: &str, default: u64, max: u64| match field {
+            None => Ok(default),
+            Some(value) => u64::try_from(*value.get_ref())
+                .ok()
+                .filter(|secs| *secs <= max)
+                .ok_or_else(|| at(value.span(), format!("{name} {} is outside 0..={max}", value.get_ref()))),
+        };
+        let connection_age = ConnectionAge::from_secs(
+            seconds(&raw.max_connection_age_secs, "max_connection_age_secs", 30, 3600)?,
+            seconds(&raw.max_connection_age_grace_secs, "max_connection_age_grace_secs", 10, 600)?,
+        );
+        // A stopping replica drains for the TTL and one connection age, and
         // must be gone before stopTimeout ends in SIGKILL.
-        if service_aws.stop_timeout.as_secs() < dns_ttl.as_secs() + DRAIN_MARGIN_SECS + 2 {
+        let stopping = Stopping::of(dns_ttl, connection_age);
+        if stopping.stop_timeout.as_secs() > MAX_STOP_TIMEOUT_SECS {
             return Err(error(
                 Some(spanned.span()),
                 format!(
-                    "service {name:?}: aws.stop_timeout_secs ({}) must exceed dns_ttl_secs ({}) by at least {}: a \
-                     stopping task drains for one TTL and needs time to finish its calls",
-                    service_aws.stop_timeout.as_secs(),
-                    dns_ttl.as_secs(),
-                    DRAIN_MARGIN_SECS + 2
+                    "service {name:?}: {}, which needs a stopTimeout of {} s, more than Fargate's {MAX_STOP_TIMEOUT_SECS}: \
+                     lower dns_ttl_secs, max_connection_age_secs or max_connection_age_grace_secs",
+                    stopping.explain(),
+                    stopping.stop_timeout.as_secs()
                 ),
             ));
         }
-        services.push((
-            Service {
-                name: name.clone(),
-                package: raw.package.clone().unwrap_or_else(|| binary.clone()),
-                binary,
-                port,
-                count,
-                env: raw.env.clone(),
-                depends_on: raw.depends_on.iter().map(|dependency| dependency.get_ref().clone()).collect(),
-                health_check,
-                dns_ttl,
-                aws: service_aws,
-                stores: raw
-                    .stores
-                    .iter()
-                    .map(|(variable, store)| (variable.clone(), store.get_ref().clone()))
-                    .collect(),
-            },
-            spanned.span(),
-        ));
+        let service_aws = parse_aws_service(raw.aws.as_ref(), &name, &raw.env, &stopping, spanned.span(), &error)?;
+        let service = Service {
+            name: name.clone(),
+            package: raw.package.clone().unwrap_or_else(|| binary.clone()),
+            binary,
+            port,
+            count,
+            env: raw.env.clone(),
+            depends_on: raw.depends_on.iter().map(|dependency| dependency.get_ref().clone()).collect(),
+            health_check,
+            dns_ttl,
+            connection_age,
+            aws: service_aws,
+            stores: raw.stores.iter().map(|(variable, store)| (variable.clone(), store.get_ref().clone())).collect(),
+        };
+        services.push((service, spanned.span()));
     }
 
     // Dependencies must exist, and have replicas to answer.
@@ -379,7 +452,9 @@ mod tests {
         assert!(!stack.aws.assign_public_ip);
         let aws = &stack.services[0].aws;
         assert_eq!((aws.cpu, aws.memory, aws.architecture), (256, 512, Architecture::X86_64));
-        assert_eq!(aws.stop_timeout, Duration::from_secs(30));
+        // What the drain needs: TTL 10 + age 30 (+10%) + 1 = 44, then 10 s of
+        // grace, then a second before SIGKILL.
+        assert_eq!(aws.stop_timeout, Duration::from_secs(55));
         assert_eq!(
             aws.deployment,
             Deployment { minimum_healthy_percent: 100, maximum_percent: 200, circuit_breaker: true, rollback: true }
@@ -399,11 +474,28 @@ mod tests {
         );
         assert!(parse(&service("cpu = 1024\nmemory = 3072\narchitecture = \"arm64\""), "stack.toml").is_ok());
         assert!(error_of(&service("stop_timeout_secs = 300")).contains("outside 2..=120"));
-        let short = "[[service]]\nname = \"svc\"\ndns_ttl_secs = 60\n[service.aws]\nstop_timeout_secs = 30\n";
+        let short = "[[service]]\nname = \"svc\"\ndns_ttl_secs = 20\n[service.aws]\nstop_timeout_secs = 30\n";
         assert_eq!(
             error_of(short),
-            "stack.toml:1: service \"svc\": aws.stop_timeout_secs (30) must exceed dns_ttl_secs (60) by at least 3: \
-             a stopping task drains for one TTL and needs time to finish its calls"
+            "stack.toml:5: service \"svc\": aws.stop_timeout_secs (30) is too short: a stopping replica answers for \
+             up to 54 s (dns_ttl_secs 20 + max_connection_age_secs 30 with 10% jitter + 1) and exits within 64 s (+ \
+             max_connection_age_grace_secs 10), so it must be at least 65 (or leave it out: that is the default)"
+        );
+        let shorter_age = "[[service]]\nname = \"svc\"\ndns_ttl_secs = 20\nmax_connection_age_secs = 5\n\
+                           max_connection_age_grace_secs = 2\n[service.aws]\nstop_timeout_secs = 30\n";
+        assert_eq!(
+            parse(shorter_age, "stack.toml").unwrap().services[0].stopping().stop_timeout,
+            Duration::from_secs(30)
+        );
+        let too_long = "[[service]]\nname = \"svc\"\ndns_ttl_secs = 100\n";
+        assert!(
+            error_of(too_long).contains("which needs a stopTimeout of 145 s, more than Fargate's 120: lower"),
+            "{}",
+            error_of(too_long)
+        );
+        assert!(
+            error_of("[[service]]\nname = \"svc\"\nmax_connection_age_secs = -1\n")
+                .contains("stack.toml:3: service \"svc\": max_connection_age_secs -1 is outside 0..=3600")
         );
         assert!(
             error_of(&service("secrets = { DB = \"hunter2\" }"))

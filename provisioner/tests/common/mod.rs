@@ -44,8 +44,15 @@ impl Drop for TempDir {
 }
 
 /// The stack file of a test: the committed shape, on free ports, with short
-/// TTLs and intervals so that a test sees changes quickly.
+/// TTLs and intervals so that a test sees changes quickly, and a 2 s drain
+/// for game-server so that a test waits for no stop.
 pub fn stack_file(game_port: u16, ranking_port: u16, extra: &str) -> String {
+    stack_file_draining(game_port, ranking_port, extra, "DRAIN_SECS = \"2\"")
+}
+
+/// The stack file of a test with `game_env` as game-server's environment
+/// (empty: the drain the TTL and connection age call for).
+pub fn stack_file_draining(game_port: u16, ranking_port: u16, extra: &str, game_env: &str) -> String {
     format!(
         r#"
 app = "test-stack"
@@ -58,7 +65,7 @@ count = 3
 dns_ttl_secs = 1
 depends_on = ["ranking"]
 [service.env]
-DRAIN_SECS = "2"
+{game_env}
 [service.health_check]
 interval_secs = 1
 timeout_secs = 1
@@ -89,14 +96,26 @@ impl LocalStack {
     /// `provision local`, waiting for 3 game-server and `rankings` ranking
     /// replicas.
     pub async fn start_with(extra: &str, args: &[&str], envs: &[(&str, &str)], rankings: usize) -> Self {
+        Self::start_from(|game_port, ranking_port| stack_file(game_port, ranking_port, extra), args, envs, rankings)
+            .await
+    }
+
+    /// A stack from the file `stack` writes for the two ports it is given.
+    pub async fn start_from(
+        stack: impl Fn(u16, u16) -> String,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        rankings: usize,
+    ) -> Self {
         // Built by this test run, beside the provision binary.
         let bin_dir = workspace_binary("game-server", "game-server").parent().unwrap().to_path_buf();
         workspace_binary("ranking", "ranking");
         let dir = std::env::temp_dir().join(format!("provision-local-{}-{}", std::process::id(), free_addr().port()));
         std::fs::create_dir_all(&dir).unwrap();
         let (game_port, ranking_port) = (free_addr().port(), free_addr().port());
+        let text = stack(game_port, ranking_port);
         let stack = dir.join("stack.toml");
-        std::fs::write(&stack, stack_file(game_port, ranking_port, extra)).unwrap();
+        std::fs::write(&stack, text).unwrap();
         let (dns, control) = (free_addr(), free_addr());
         let (dns_text, control_text) = (dns.to_string(), control.to_string());
         let mut words = vec![

@@ -169,7 +169,13 @@ pub(crate) async fn run(endpoint: Arc<Endpoint>, balancer: Arc<Balancer>, option
                 // A failure reported against an older connection is stale.
                 let _ = endpoint.connection_lost.notified().now_or_never();
                 if options.health_check {
-                    watch_health(&endpoint, &balancer, channel, &options).await;
+                    if watch_health(&endpoint, &balancer, channel, &options).await == WatchEnd::ByServer {
+                        // The server aged the connection out (or is closing
+                        // it): a new one is expected at once, not after a
+                        // backoff that would leave the endpoint idle.
+                        balancer.publish();
+                        continue;
+                    }
                 } else {
                     endpoint.set_state(EndpointState::Ready, Some(channel));
                     balancer.publish();
@@ -207,10 +213,20 @@ async fn connect(addr: SocketAddr, options: &Options) -> Result<Channel, String>
     }
 }
 
+/// How a health watch ended.
+#[derive(Debug, PartialEq, Eq)]
+enum WatchEnd {
+    /// The server ended the stream with OK: it sent GOAWAY on this
+    /// connection (connection age) or is about to close it.
+    ByServer,
+    /// The call failed or the connection broke.
+    Lost,
+}
+
 /// Follows the endpoint's `grpc.health.v1.Health/Watch` stream: SERVING makes
 /// it ready, anything else takes it out of rotation. Returns when the
-/// connection is lost.
-async fn watch_health(endpoint: &Endpoint, balancer: &Balancer, channel: Channel, options: &Options) {
+/// connection is lost or the server ends the watch.
+async fn watch_health(endpoint: &Endpoint, balancer: &Balancer, channel: Channel, options: &Options) -> WatchEnd {
     let request = HealthCheckRequest { service: options.health_service.clone() };
     let mut client = HealthClient::new(channel.clone());
     let mut stream = tokio::select! {
@@ -223,14 +239,14 @@ async fn watch_health(endpoint: &Endpoint, balancer: &Balancer, channel: Channel
                 endpoint.set_state(EndpointState::Ready, Some(channel));
                 balancer.publish();
                 endpoint.connection_lost.notified().await;
-                return;
+                return WatchEnd::Lost;
             }
             Err(status) => {
                 endpoint.set_state(EndpointState::Failed(format!("health watch: {}", status.message())), None);
-                return;
+                return WatchEnd::Lost;
             }
         },
-        _ = endpoint.connection_lost.notified() => return,
+        _ = endpoint.connection_lost.notified() => return WatchEnd::Lost,
     };
     loop {
         tokio::select! {
@@ -252,18 +268,18 @@ async fn watch_health(endpoint: &Endpoint, balancer: &Balancer, channel: Channel
                         }
                     }
                 }
-                // The server ended the watch (it is shutting down) or the
-                // connection broke: either way this connection is done.
+                // The server ended the watch: this connection takes no new
+                // calls (GOAWAY); the endpoint may well take them on a new one.
                 Ok(None) => {
-                    endpoint.set_state(EndpointState::Failed("health watch ended".into()), None);
-                    return;
+                    endpoint.set_state(EndpointState::Connecting, None);
+                    return WatchEnd::ByServer;
                 }
                 Err(status) => {
                     endpoint.set_state(EndpointState::Failed(format!("health watch: {}", status.message())), None);
-                    return;
+                    return WatchEnd::Lost;
                 }
             },
-            _ = endpoint.connection_lost.notified() => return,
+            _ = endpoint.connection_lost.notified() => return WatchEnd::Lost,
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Which failed calls may be sent again, and to where.
 //!
 //! Like gRPC's transparent retry, a call whose request never reached a
-//! server (the connection was refused, the stream was refused, the
-//! connection closed before the request went out) is retried once on another
+//! server (the connection was refused, the stream was refused or fell above
+//! a GOAWAY, the connection closed before the request went out) is retried once on another
 //! endpoint: it cannot have run anywhere. An opt-in [`RetryPolicy`] retries
 //! idempotent methods more, on failed transport or on chosen status codes.
 
@@ -54,6 +54,16 @@ pub(crate) fn never_reached_server(error: &(dyn StdError + 'static)) -> bool {
     while let Some(error) = current {
         if let Some(h2) = error.downcast_ref::<h2::Error>()
             && h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+        {
+            return true;
+        }
+        // A graceful GOAWAY (the server ageing the connection out or
+        // draining) refuses the streams it will not process: the ones above
+        // its last stream id, and any opened after it arrived.
+        if let Some(h2) = error.downcast_ref::<h2::Error>()
+            && h2.is_go_away()
+            && h2.is_remote()
+            && h2.reason() == Some(h2::Reason::NO_ERROR)
         {
             return true;
         }

@@ -202,3 +202,34 @@ async fn malformed_targets_are_rejected_before_any_lookup() {
         assert!(error.to_string().contains(target), "the message quotes the target: {error}");
     }
 }
+
+#[tokio::test]
+async fn connections_the_server_ages_out_fail_no_call() {
+    // One endpoint and two: with one, every call must ride the reconnect.
+    for replicas in [1u8, 2] {
+        let mut fleet = Fleet::start(0, replicas, Duration::from_secs(10)).await;
+        for index in 0..usize::from(replicas) {
+            fleet
+                .start_replica(index, &["--max-connection-age-secs", "1", "--max-connection-age-grace-secs", "1"])
+                .await;
+            fleet.register(index);
+        }
+        let channel = discovery::connect(&fleet.target()).await.expect("connect");
+        wait_ready(&channel, usize::from(replicas)).await;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = call_in_loop(&channel, 4, Arc::clone(&stop)).await;
+        // Several ages (0.9 to 1.1 s each) of every connection.
+        tokio::time::sleep(Duration::from_millis(4500)).await;
+        stop.store(true, Ordering::SeqCst);
+        let mut calls = Vec::new();
+        for task in tasks {
+            calls.extend(task.await.unwrap());
+        }
+        let failures: Vec<_> = calls.iter().filter_map(|(_, _, result)| result.as_ref().err()).collect();
+        let slowest = calls.iter().map(|(started, ended, _)| *ended - *started).max().unwrap_or_default();
+        eprintln!("{replicas} replica(s): {} calls, {} failed, slowest {slowest:?}", calls.len(), failures.len());
+        assert!(calls.len() > 1000, "calls flowed: {}", calls.len());
+        assert!(failures.is_empty(), "{replicas} replica(s): no call failed: {failures:?}");
+    }
+}

@@ -16,7 +16,6 @@ use common::{GameServer, health_command};
 use contracts::rpc::GetChampionRequest;
 use tokio_stream::StreamExt;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
-use tonic_reflection::pb::v1;
 
 #[tokio::test]
 async fn sigterm_reports_not_serving_keeps_serving_through_the_drain_and_exits() {
@@ -93,22 +92,7 @@ async fn sigterm_reports_not_serving_keeps_serving_through_the_drain_and_exits()
 async fn a_client_holding_a_stream_open_cannot_delay_exit_past_the_deadline() {
     let mut server = GameServer::start(&["--drain-secs", "1", "--shutdown-timeout-secs", "3"]).await;
 
-    // A reflection stream whose request side never closes holds its
-    // connection open for as long as the server lets it.
-    let (requests, request_stream) = tokio::sync::mpsc::channel::<v1::ServerReflectionRequest>(1);
-    let mut reflection = v1::server_reflection_client::ServerReflectionClient::new(server.channel().await);
-    let call = tokio::spawn(async move {
-        reflection.server_reflection_info(tokio_stream::wrappers::ReceiverStream::new(request_stream)).await
-    });
-    requests
-        .send(v1::ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())),
-        })
-        .await
-        .unwrap();
-    let mut responses = call.await.unwrap().expect("stream opened").into_inner();
-    responses.next().await.expect("a first answer").expect("ok");
+    let (requests, _responses) = common::hold_open_stream(&server).await;
 
     let signalled = Instant::now();
     server.process.terminate();

@@ -7,6 +7,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::age::{ConnectionAge, drain_bound, shutdown_deadline};
+
 /// A service's whole command line. `A` holds the flags that only that service
 /// has (its data file, its store, its dependencies' targets).
 #[derive(Debug, Parser)]
@@ -57,16 +59,37 @@ pub struct ServeArgs {
     #[arg(long, env = "GRPC_ADDR", default_value = "0.0.0.0:5000")]
     pub grpc_addr: SocketAddr,
 
-    /// Seconds to keep serving after SIGTERM while reporting NOT_SERVING, so
-    /// that clients' health watches and Cloud Map DNS move traffic away first.
-    #[arg(long, env = "DRAIN_SECS", default_value_t = 5)]
-    pub drain_secs: u64,
+    /// Seconds a client connection may live before the server sends it
+    /// GOAWAY (±10% jitter), so that clients of any gRPC library resolve DNS
+    /// again and spread onto new tasks. 0: connections live as long as their
+    /// clients keep them.
+    #[arg(long, env = "MAX_CONNECTION_AGE_SECS", default_value_t = 30)]
+    pub max_connection_age_secs: u64,
+
+    /// Seconds an aged-out connection's calls in flight have to finish
+    /// before the connection is closed under them.
+    #[arg(long, env = "MAX_CONNECTION_AGE_GRACE_SECS", default_value_t = 10)]
+    pub max_connection_age_grace_secs: u64,
+
+    /// TTL of the DNS records clients find this server by (Cloud Map's, or
+    /// the local stack's). A stopping server keeps accepting connections
+    /// for at least this long: clients may still hold its address.
+    #[arg(long, env = "DNS_TTL_SECS", default_value_t = 10)]
+    pub dns_ttl_secs: u64,
+
+    /// The longest drain: seconds after SIGTERM during which the server
+    /// reports NOT_SERVING but keeps answering, until every client
+    /// connection has been aged out or closed. Default: the DNS TTL plus the
+    /// longest connection age plus 1, so that every client has resolved DNS
+    /// again before the listener closes.
+    #[arg(long, env = "DRAIN_SECS")]
+    pub drain_secs: Option<u64>,
 
     /// Seconds after SIGTERM by which the process exits even if clients hold
-    /// connections open. Keep it under the task's stopTimeout (30 s on Fargate
-    /// by default) so that ECS never has to SIGKILL.
-    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 25)]
-    pub shutdown_timeout_secs: u64,
+    /// connections open. Default: the drain plus the connection age grace.
+    /// Keep it under the task's stopTimeout so that ECS never has to SIGKILL.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS")]
+    pub shutdown_timeout_secs: Option<u64>,
 
     /// Log format: `human` for a terminal, `json` (one object per line) for
     /// CloudWatch Logs.
@@ -80,14 +103,25 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// How long to report NOT_SERVING before closing the listener.
+    /// How long connections live.
+    pub fn connection_age(&self) -> ConnectionAge {
+        ConnectionAge::from_secs(self.max_connection_age_secs, self.max_connection_age_grace_secs)
+    }
+
+    /// The TTL clients cache this server's address for.
+    pub fn dns_ttl(&self) -> Duration {
+        Duration::from_secs(self.dns_ttl_secs)
+    }
+
+    /// The longest time to report NOT_SERVING and keep answering.
     pub fn drain_period(&self) -> Duration {
-        Duration::from_secs(self.drain_secs)
+        self.drain_secs.map_or_else(|| drain_bound(self.dns_ttl(), &self.connection_age()), Duration::from_secs)
     }
 
     /// The hard limit from the first signal to exit.
     pub fn shutdown_deadline(&self) -> Duration {
-        Duration::from_secs(self.shutdown_timeout_secs)
+        self.shutdown_timeout_secs
+            .map_or_else(|| shutdown_deadline(self.drain_period(), &self.connection_age()), Duration::from_secs)
     }
 }
 
@@ -158,7 +192,27 @@ mod tests {
         match parse(&["svc", "--grpc-addr", "127.0.0.1:7000", "--drain-secs", "1"]) {
             Command::Serve(serve) => {
                 assert_eq!(serve.runtime.grpc_addr, "127.0.0.1:7000".parse().unwrap());
-                assert_eq!(serve.runtime.drain_secs, 1);
+                assert_eq!(serve.runtime.drain_period(), Duration::from_secs(1));
+                assert_eq!(serve.runtime.shutdown_deadline(), Duration::from_secs(11), "drain + grace");
+            }
+            other => panic!("expected serve, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_drain_and_deadline_follow_the_ttl_and_the_connection_age() {
+        match parse(&[
+            "svc",
+            "--dns-ttl-secs",
+            "5",
+            "--max-connection-age-secs",
+            "20",
+            "--max-connection-age-grace-secs",
+            "3",
+        ]) {
+            Command::Serve(serve) => {
+                assert_eq!(serve.runtime.drain_period(), Duration::from_secs(5 + 22 + 1));
+                assert_eq!(serve.runtime.shutdown_deadline(), Duration::from_secs(28 + 3));
             }
             other => panic!("expected serve, got {other:?}"),
         }

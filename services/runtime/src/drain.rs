@@ -1,21 +1,26 @@
 //! The shutdown sequence ECS expects of a task.
 //!
-//! ECS sends SIGTERM, waits `stopTimeout` (30 s on Fargate) and then SIGKILLs.
-//! Cloud Map stops answering with the task's address about when SIGTERM is
-//! sent, but resolvers keep the old answer for its TTL, and gRPC clients hold
-//! connections. So on the first signal the server reports NOT_SERVING (health
-//! watchers react at once), keeps serving for the drain period, then closes
-//! the listener and sends GOAWAY, lets in-flight calls finish, and exits by a
+//! ECS sends SIGTERM, waits `stopTimeout` and then SIGKILLs. Cloud Map stops
+//! answering with the task's address about when SIGTERM is sent, but
+//! resolvers keep the old answer for its TTL, and most gRPC clients (grpc-core,
+//! grpc-go, grpc-java) resolve again only once a connection is lost. So on the
+//! first signal the server reports NOT_SERVING (health watchers react at
+//! once) and keeps answering: for at least the DNS TTL, then until every
+//! client connection has been aged out or closed, at most for the drain
+//! period (TTL + longest connection age, see [`crate::age`]). Then it closes
+//! the listener, sends GOAWAY, lets in-flight calls finish, and exits by a
 //! hard deadline whatever clients do.
 
 use std::time::Duration;
 
 use tokio::{
     signal::unix::{Signal, SignalKind, signal},
-    sync::oneshot,
+    sync::{oneshot, watch},
     time::Instant,
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
+
+use crate::connection::OpenConnections;
 
 /// SIGTERM (what ECS and `docker stop` send) and SIGINT (Ctrl-C), registered
 /// at start-up so that a signal that arrives early is not lost.
@@ -45,16 +50,21 @@ pub struct Drain {
     pub reporter: HealthReporter,
     /// The names of the services served, besides "".
     pub service_names: Vec<&'static str>,
-    /// How long to keep serving while reporting NOT_SERVING.
+    /// How long at least to keep accepting: the DNS TTL.
+    pub dns_ttl: Duration,
+    /// How long at most to keep serving while reporting NOT_SERVING.
     pub drain_period: Duration,
+    /// The client connections open; the drain ends early when none is left.
+    pub open: OpenConnections,
     /// The limit from the first signal to exit.
     pub deadline: Duration,
 }
 
 /// The two moments the server loop waits on.
 pub struct DrainHandles {
-    /// Fires when the server must stop accepting and send GOAWAY.
-    pub stop_accepting: oneshot::Receiver<()>,
+    /// Turns true when the server must stop accepting and send GOAWAY on
+    /// every connection.
+    pub stop: watch::Receiver<bool>,
     /// Fires with the instant by which the process must be gone.
     pub hard_deadline: oneshot::Receiver<Instant>,
 }
@@ -63,7 +73,7 @@ impl Drain {
     /// Runs the sequence in a task: waits for a signal, drains, then tells the
     /// server to stop. A second signal during the drain cuts it short.
     pub fn spawn(self, mut signals: StopSignals) -> DrainHandles {
-        let (stop_tx, stop_accepting) = oneshot::channel();
+        let (stop_tx, stop) = watch::channel(false);
         let (deadline_tx, hard_deadline) = oneshot::channel();
         tokio::spawn(async move {
             let signal = signals.next().await;
@@ -71,7 +81,8 @@ impl Drain {
             let _ = deadline_tx.send(deadline);
             tracing::info!(
                 signal,
-                drain_secs = self.drain_period.as_secs_f64(),
+                min_drain_secs = self.dns_ttl.min(self.drain_period).as_secs_f64(),
+                max_drain_secs = self.drain_period.as_secs_f64(),
                 deadline_secs = self.deadline.as_secs_f64(),
                 "stopping: reporting NOT_SERVING and draining"
             );
@@ -79,19 +90,28 @@ impl Drain {
             for name in self.service_names.iter().copied().chain([""]) {
                 reporter.set_service_status(name, ServingStatus::NotServing).await;
             }
+            let earliest_end = self.dns_ttl.min(self.drain_period);
+            let open = self.open.clone();
+            let all_closed = async move {
+                tokio::time::sleep(earliest_end).await;
+                open.none_left().await;
+            };
             tokio::select! {
-                _ = tokio::time::sleep(self.drain_period) => {}
+                _ = tokio::time::sleep(self.drain_period) => {
+                    tracing::info!(open_connections = self.open.count(), "drain period over");
+                }
+                _ = all_closed => tracing::info!("every client connection has closed: ending the drain"),
                 signal = signals.next() => tracing::info!(signal, "second signal: ending the drain early"),
             }
-            tracing::info!("drain over: closing the listener and finishing in-flight calls");
-            let _ = stop_tx.send(());
+            tracing::info!("drain over: closing the listener, GOAWAY to every connection, finishing in-flight calls");
+            stop_tx.send_replace(true);
             // Ending the health watch streams lets connections that only hold
             // a watch close now instead of at the deadline.
             for name in self.service_names.iter().copied().chain([""]) {
                 reporter.clear_service_status(name).await;
             }
         });
-        DrainHandles { stop_accepting, hard_deadline }
+        DrainHandles { stop, hard_deadline }
     }
 }
 

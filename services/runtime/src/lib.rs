@@ -4,19 +4,24 @@
 //! for CloudWatch. A service's `main` is a call to [`main`] with its flags and
 //! a function that builds its [`Services`].
 
+pub mod age;
 pub mod cli;
+mod connection;
 pub mod drain;
 pub mod logging;
 pub mod probe;
 pub mod request_log;
 mod serve;
 mod services;
+mod stream_end;
 
 use std::{future::Future, process::ExitCode};
 
 use clap::{Args, CommandFactory, FromArgMatches};
 
+pub use age::ConnectionAge;
 pub use cli::{Cli, Command, HealthArgs, LogFormat, ServeArgs, ServeCommand};
+pub use connection::OpenConnections;
 pub use serve::{ServeError, serve};
 pub use services::Services;
 

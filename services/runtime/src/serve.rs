@@ -3,11 +3,12 @@
 use std::{net::SocketAddr, time::Duration};
 
 use tokio::net::TcpListener;
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::transport::Server;
 use tonic_health::server::health_reporter;
 
 use crate::{
     ServeArgs, Services,
+    connection::{Acceptor, OpenConnections},
     drain::{Drain, StopSignals, hard_deadline},
     request_log::RequestLogLayer,
 };
@@ -23,8 +24,6 @@ const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent streams one client connection may open.
 const MAX_CONCURRENT_STREAMS: u32 = 1024;
-/// TCP keepalive for connections whose peer vanished without a word.
-const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// Why serving failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,17 +59,17 @@ pub enum ServeError {
 /// Serves `services` on `args.grpc_addr` with health and reflection, until a
 /// signal and the drain sequence end it (see [`crate::drain`]).
 pub async fn serve(args: &ServeArgs, services: Services) -> Result<(), ServeError> {
-    if args.drain_secs >= args.shutdown_timeout_secs {
+    let (drain_period, deadline, age) = (args.drain_period(), args.shutdown_deadline(), args.connection_age());
+    if drain_period >= deadline {
         return Err(ServeError::DrainLongerThanDeadline {
-            drain: args.drain_secs,
-            deadline: args.shutdown_timeout_secs,
+            drain: drain_period.as_secs(),
+            deadline: deadline.as_secs(),
         });
     }
     let signals = StopSignals::register().map_err(ServeError::Signals)?;
     let listener =
         TcpListener::bind(args.grpc_addr).await.map_err(|source| ServeError::Bind { addr: args.grpc_addr, source })?;
     let local_addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: args.grpc_addr, source })?;
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(TCP_KEEPALIVE));
 
     let (routes, names, descriptor_sets) = services.into_parts();
     let (reporter, health_service) = health_reporter();
@@ -97,36 +96,50 @@ pub async fn serve(args: &ServeArgs, services: Services) -> Result<(), ServeErro
         reflection_v1alpha = reflection_v1alpha.with_service_name(name);
     }
 
+    let open = OpenConnections::default();
     let handles = Drain {
         reporter,
         service_names: names.clone(),
-        drain_period: args.drain_period(),
-        deadline: args.shutdown_deadline(),
+        dns_ttl: args.dns_ttl(),
+        drain_period,
+        deadline,
+        open: open.clone(),
     }
     .spawn(signals);
 
-    let router = Server::builder()
+    let routes = routes
+        .add_service(health_service)
+        .add_service(reflection_v1.build_v1()?)
+        .add_service(reflection_v1alpha.build_v1alpha()?)
+        .prepare();
+    let server = Server::builder()
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-        .layer(RequestLogLayer)
-        .add_routes(routes)
-        .add_service(health_service)
-        .add_service(reflection_v1.build_v1()?)
-        .add_service(reflection_v1alpha.build_v1alpha()?);
+        .layer(RequestLogLayer);
 
-    tracing::info!(addr = %local_addr, services = ?names, "serving gRPC");
-    let stop_accepting = async {
-        let _ = handles.stop_accepting.await;
+    tracing::info!(
+        addr = %local_addr,
+        services = ?names,
+        max_connection_age_secs = age.max.map(|max| max.as_secs()),
+        connection_age_jitter_percent = crate::age::JITTER_PERCENT,
+        max_connection_age_grace_secs = age.grace.as_secs(),
+        max_drain_secs = drain_period.as_secs(),
+        shutdown_timeout_secs = deadline.as_secs(),
+        "serving gRPC"
+    );
+    let acceptor = Acceptor { server, routes, age, stop: handles.stop, open: open.clone() };
+    let serving = async {
+        acceptor.run(listener).await;
+        open.none_left().await;
     };
-    let server = router.serve_with_incoming_shutdown(incoming, stop_accepting);
     tokio::select! {
-        result = server => {
-            result?;
-            tracing::info!("all calls finished; exiting");
-        }
+        () = serving => tracing::info!("all calls finished; exiting"),
         _ = hard_deadline(handles.hard_deadline) => {
-            tracing::warn!("shutdown deadline reached with connections still open; exiting anyway");
+            tracing::warn!(
+                open_connections = open.count(),
+                "shutdown deadline reached with connections still open; exiting anyway"
+            );
         }
     }
     Ok(())

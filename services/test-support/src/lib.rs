@@ -13,9 +13,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod grpcio;
 mod moto;
 mod redis;
 
+pub use grpcio::{GrpcioClient, GrpcioReport, GrpcioSummary};
 pub use moto::MotoServer;
 pub use redis::RedisServer;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
@@ -109,9 +111,18 @@ impl Process {
         let program = program.as_ref();
         let name = program.file_name().map_or_else(|| "process".into(), |name| name.to_string_lossy().into_owned());
         let mut command = Command::new(program);
-        for var in
-            ["GRPC_ADDR", "HEALTH_ADDR", "DRAIN_SECS", "SHUTDOWN_TIMEOUT_SECS", "LOG_FORMAT", "LOG_LEVEL", "RUST_LOG"]
-        {
+        for var in [
+            "GRPC_ADDR",
+            "HEALTH_ADDR",
+            "DNS_TTL_SECS",
+            "MAX_CONNECTION_AGE_SECS",
+            "MAX_CONNECTION_AGE_GRACE_SECS",
+            "DRAIN_SECS",
+            "SHUTDOWN_TIMEOUT_SECS",
+            "LOG_FORMAT",
+            "LOG_LEVEL",
+            "RUST_LOG",
+        ] {
             command.env_remove(var);
         }
         command

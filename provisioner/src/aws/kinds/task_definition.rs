@@ -19,7 +19,7 @@ use crate::{
         sdk::Clients,
         state::Live,
     },
-    spec::{DRAIN_MARGIN_SECS, Stack, aws::Architecture},
+    spec::{Stack, aws::Architecture},
 };
 
 /// A service's task definition family.
@@ -101,16 +101,9 @@ impl Kind for TaskDefinition {
             .services
             .iter()
             .map(|service| {
-                let mut environment = service.env.clone();
+                let mut environment = service.runtime_env(service.aws.stop_timeout);
                 environment.insert("GRPC_ADDR".into(), format!("0.0.0.0:{}", service.port));
                 environment.entry("LOG_FORMAT".into()).or_insert_with(|| "json".into());
-                // Zero-downtime stop: keep serving (NOT_SERVING) until every
-                // client's DNS cache has expired, then exit before ECS's
-                // SIGKILL at stopTimeout.
-                let drain = service.dns_ttl.as_secs() + DRAIN_MARGIN_SECS;
-                environment.entry("DRAIN_SECS".into()).or_insert_with(|| drain.to_string());
-                let deadline = service.aws.stop_timeout.as_secs().saturating_sub(1);
-                environment.entry("SHUTDOWN_TIMEOUT_SECS".into()).or_insert_with(|| deadline.to_string());
                 for dependency in &service.depends_on {
                     if let Some(target) = stack.services.iter().find(|candidate| &candidate.name == dependency) {
                         environment.insert(
@@ -188,6 +181,23 @@ impl Kind for TaskDefinition {
             ("execution_role", spec.execution_role.clone()),
             ("task_role", spec.task_role.clone()),
         ])
+    }
+
+    /// How a task of the service stops, in numbers, since they come from
+    /// the TTL and the connection age rather than from the stack file.
+    fn note(want: &TaskDefinitionSpec) -> Option<String> {
+        let variable = |name: &str| want.environment.get(name).map_or("?", String::as_str);
+        Some(format!(
+            "{}: a stopping task answers for up to {} s (DNS TTL {} s, then every connection aged out: max age {} s \
+             +{}%), exits within {} s, stopTimeout {} s",
+            want.service,
+            variable("DRAIN_SECS"),
+            variable("DNS_TTL_SECS"),
+            variable("MAX_CONNECTION_AGE_SECS"),
+            service_runtime::age::JITTER_PERCENT,
+            variable("SHUTDOWN_TIMEOUT_SECS"),
+            want.stop_timeout_secs
+        ))
     }
 
     /// The revision each service runs (after a rollback that is not the

@@ -14,6 +14,7 @@ use std::{
     task::{Context, Poll},
 };
 
+use futures_util::future::Either;
 use http_body::Frame;
 use tokio::sync::watch;
 use tonic::{Status, body::Body, codegen::http};
@@ -46,7 +47,9 @@ where
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<http::Response<Body>, S::Error>>;
+    // Only the endless streams pay for a box: every other call is on the
+    // request path.
+    type Future = Either<S::Future, BoxFuture<Result<http::Response<Body>, S::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -56,10 +59,10 @@ where
         let endless = ENDLESS_STREAMS.contains(&request.uri().path());
         let response = self.inner.call(request);
         if !endless {
-            return Box::pin(response);
+            return Either::Left(response);
         }
         let mut closing = self.closing.clone();
-        Box::pin(async move {
+        Either::Right(Box::pin(async move {
             let response = response.await?;
             // A trailers-only answer (an error) has nothing left to end.
             if response.headers().contains_key("grpc-status") {
@@ -69,7 +72,7 @@ where
                 let _ = closing.wait_for(|closing| *closing).await;
             });
             Ok(response.map(|body| Body::new(EndOnClose { inner: body, closed, ended: false })))
-        })
+        }))
     }
 }
 

@@ -6,7 +6,10 @@ use std::{
     io::{BufRead, BufReader, Write},
     path::PathBuf,
     process::{Child, ChildStdin, Command, Stdio},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -47,6 +50,8 @@ pub struct GrpcioClient {
     stdin: Option<ChildStdin>,
     lines: Arc<Mutex<Vec<Value>>>,
     stderr: Arc<Mutex<String>>,
+    /// Set when the script's output ends: it exited (or failed to start).
+    ended: Arc<AtomicBool>,
 }
 
 /// The Python with grpcio: `GRPCIO_PYTHON`, else `python3` on PATH.
@@ -80,6 +85,8 @@ impl GrpcioClient {
         let stderr = Arc::new(Mutex::new(String::new()));
         let stdout = child.stdout.take().expect("piped stdout");
         let collected = Arc::clone(&lines);
+        let ended = Arc::new(AtomicBool::new(false));
+        let output_ended = Arc::clone(&ended);
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 match serde_json::from_str::<Value>(&line) {
@@ -87,6 +94,7 @@ impl GrpcioClient {
                     Err(_) => eprintln!("[grpcio] {line}"),
                 }
             }
+            output_ended.store(true, Ordering::SeqCst);
         });
         let errors = child.stderr.take().expect("piped stderr");
         let collected = Arc::clone(&stderr);
@@ -97,7 +105,7 @@ impl GrpcioClient {
             }
         });
         let stdin = child.stdin.take();
-        Self { child, stdin, lines, stderr }
+        Self { child, stdin, lines, stderr, ended }
     }
 
     /// Every periodic report so far.
@@ -126,11 +134,16 @@ impl GrpcioClient {
         let started = Instant::now();
         let mut checked = 0;
         while started.elapsed() < limit {
+            let ended = self.ended.load(Ordering::SeqCst);
             let reports = self.reports();
             if let Some(found) = reports[checked..].iter().find(|report| condition(report)) {
                 return Some(found.clone());
             }
             checked = reports.len();
+            if ended {
+                eprintln!("[grpcio] the client exited: {}", self.stderr.lock().unwrap());
+                return None;
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         eprintln!("[grpcio] no report met the condition in {limit:?}: {:?}", self.reports().last());

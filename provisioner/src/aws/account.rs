@@ -5,10 +5,9 @@
 use std::collections::BTreeSet;
 
 use anyhow::bail;
-use aws_sdk_ec2::types::Filter;
 
 use super::{
-    error::{classify, explain},
+    ec2::{Filter, RouteTable},
     graph,
     names::Names,
     resource::Cx,
@@ -29,24 +28,23 @@ pub async fn read(clients: &Clients, stack: &Stack) -> anyhow::Result<Live> {
 
 /// The VPC's id: `default` is the account's default VPC in the region.
 pub async fn find_vpc(clients: &Clients, vpc: &str) -> anyhow::Result<String> {
-    let request = clients.ec2.describe_vpcs();
-    let request = if vpc == "default" {
-        request.filters(Filter::builder().name("is-default").values("true").build())
+    let resource = format!("VPC {vpc}");
+    let answer = if vpc == "default" {
+        clients.ec2.describe_vpcs(&[Filter("is-default", "true")], &[], &resource).await
     } else {
-        request.vpc_ids(vpc)
+        clients.ec2.describe_vpcs(&[], &[vpc], &resource).await
     };
-    let answer = match request.send().await {
+    let answer = match answer {
         Ok(answer) => answer,
         Err(error) => {
-            let error = classify(error, "ec2:DescribeVpcs", &format!("VPC {vpc}"));
             if error.is_not_found() {
                 bail!("VPC {vpc} does not exist in region {}: check [aws] vpc in the stack file", clients.region);
             }
             return Err(error.into());
         }
     };
-    match answer.vpcs().first().and_then(|found| found.vpc_id()) {
-        Some(id) => Ok(id.to_owned()),
+    match answer.into_iter().next() {
+        Some(id) => Ok(id),
         None if vpc == "default" => {
             bail!("region {} has no default VPC: set [aws] vpc to a vpc-... id in the stack file", clients.region)
         }
@@ -56,55 +54,31 @@ pub async fn find_vpc(clients: &Clients, vpc: &str) -> anyhow::Result<String> {
 
 /// The subnets tasks run in.
 pub async fn find_subnets(clients: &Clients, vpc_id: &str, subnets: &Subnets) -> anyhow::Result<BTreeSet<String>> {
-    let answer = clients
-        .ec2
-        .describe_subnets()
-        .filters(Filter::builder().name("vpc-id").values(vpc_id).build())
-        .send()
-        .await
-        .map_err(|error| explain(error, "ec2:DescribeSubnets", &format!("subnets of {vpc_id}")))?;
-    let all = answer.subnets();
+    let all = clients.ec2.describe_subnets(&[Filter("vpc-id", vpc_id)], &format!("subnets of {vpc_id}")).await?;
     let chosen: BTreeSet<String> = match subnets {
         Subnets::Ids(ids) => {
             for id in ids {
-                if !all.iter().any(|subnet| subnet.subnet_id() == Some(id)) {
+                if !all.iter().any(|subnet| &subnet.id == id) {
                     bail!("subnet {id} is not in VPC {vpc_id}: check [aws] subnets in the stack file");
                 }
             }
             ids.iter().cloned().collect()
         }
-        Subnets::Default => all
-            .iter()
-            .filter(|subnet| subnet.default_for_az() == Some(true))
-            .filter_map(|subnet| subnet.subnet_id().map(str::to_owned))
-            .collect(),
+        Subnets::Default => all.iter().filter(|subnet| subnet.default_for_az).map(|subnet| subnet.id.clone()).collect(),
         Subnets::Private => {
             let tables = clients
                 .ec2
-                .describe_route_tables()
-                .filters(Filter::builder().name("vpc-id").values(vpc_id).build())
-                .send()
-                .await
-                .map_err(|error| explain(error, "ec2:DescribeRouteTables", &format!("route tables of {vpc_id}")))?;
-            let public = |table: &aws_sdk_ec2::types::RouteTable| {
-                table.routes().iter().any(|route| route.gateway_id().is_some_and(|gateway| gateway.starts_with("igw-")))
-            };
-            let main_is_public = tables
-                .route_tables()
-                .iter()
-                .any(|table| table.associations().iter().any(|a| a.main() == Some(true)) && public(table));
+                .describe_route_tables(&[Filter("vpc-id", vpc_id)], &format!("route tables of {vpc_id}"))
+                .await?;
+            let public = |table: &RouteTable| table.gateway_ids.iter().any(|gateway| gateway.starts_with("igw-"));
+            let main_is_public = tables.iter().any(|table| table.main && public(table));
             all.iter()
-                .filter_map(|subnet| subnet.subnet_id())
-                .filter(|id| {
-                    let explicit = tables.route_tables().iter().find(|table| {
-                        table.associations().iter().any(|association| association.subnet_id() == Some(id))
-                    });
-                    match explicit {
-                        Some(table) => !public(table),
-                        None => !main_is_public,
-                    }
+                .map(|subnet| &subnet.id)
+                .filter(|id| match tables.iter().find(|table| table.subnet_ids.contains(id)) {
+                    Some(table) => !public(table),
+                    None => !main_is_public,
                 })
-                .map(str::to_owned)
+                .cloned()
                 .collect()
         }
     };

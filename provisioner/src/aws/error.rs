@@ -44,50 +44,111 @@ where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let code = error.code().map(str::to_owned);
-    let detail = error.message().map_or_else(|| causes(&error), str::to_owned);
     let context = causes(&error);
-    let message = match &error {
+    let failure = match &error {
         SdkError::ConstructionFailure(_) | SdkError::DispatchFailure(_) if context.contains("no credentials found") => {
-            format!(
-                "{action} on {resource}: no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and \
-                 AWS_SECRET_ACCESS_KEY, or run where a role is available (CodeBuild, ECS, EC2)"
-            )
+            Failure::Credentials(context)
         }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => format!(
-            "{action} on {resource}: cannot reach the AWS endpoint (network, region or --endpoint-url?): {context}"
-        ),
-        _ => match code.as_deref() {
-            Some(
-                "UnrecognizedClientException"
-                | "InvalidClientTokenId"
-                | "AuthFailure"
-                | "InvalidSignatureException"
-                | "SignatureDoesNotMatch"
-                | "ExpiredToken"
-                | "ExpiredTokenException",
-            ) => format!(
-                "{action} on {resource}: AWS rejected the credentials ({}): refresh them or check the profile \
-                 and region: {detail}",
-                code.as_deref().unwrap_or_default()
-            ),
-            Some(code) if code.contains("AccessDenied") || code == "UnauthorizedOperation" => format!(
-                "{action} on {resource}: access denied: the caller needs permission for {action} \
-                 (see the README's AWS permissions): {detail}"
-            ),
-            Some(code) if code.contains("Throttl") || code == "RequestLimitExceeded" || code == "TooManyRequests" => {
-                format!("{action} on {resource}: still throttled after retries with backoff; try again later: {detail}")
-            }
-            Some(code) => format!("{action} on {resource}: {code}: {detail}"),
-            None => format!("{action} on {resource}: {detail}"),
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Failure::Transport(context),
+        _ => Failure::Service {
+            status: 0,
+            code: error.code().map(str::to_owned),
+            message: error.message().map_or(context, str::to_owned),
         },
+    };
+    describe(failure, action, resource)
+}
+
+/// Why a call failed, before it is put into words: what [`describe`] needs
+/// from the SDK's errors and from this crate's own EC2 client alike.
+#[derive(Debug)]
+pub enum Failure {
+    /// No credentials could be found.
+    Credentials(String),
+    /// The endpoint could not be reached, or did not answer in time.
+    Transport(String),
+    /// AWS answered with an error.
+    Service {
+        /// The HTTP status (0 when not known).
+        status: u16,
+        /// The error code, e.g. `InvalidGroup.NotFound`.
+        code: Option<String>,
+        /// AWS's message.
+        message: String,
+    },
+}
+
+impl Failure {
+    /// Whether trying again may succeed: the network, a 5xx, throttling.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Failure::Credentials(_) => false,
+            Failure::Transport(_) => true,
+            Failure::Service { status, code, .. } => {
+                *status >= 500 || code.as_deref().is_some_and(|code| is_throttling(code) || code == "InternalError")
+            }
+        }
+    }
+}
+
+fn is_throttling(code: &str) -> bool {
+    code.contains("Throttl") || code == "RequestLimitExceeded" || code == "TooManyRequests"
+}
+
+/// The one line for a failed `action` on `resource`: what went wrong and
+/// what to do.
+pub fn describe(failure: Failure, action: &str, resource: &str) -> AwsError {
+    let (code, detail) = match failure {
+        Failure::Credentials(context) => {
+            return AwsError {
+                code: None,
+                message: format!(
+                    "{action} on {resource}: no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and \
+                     AWS_SECRET_ACCESS_KEY, or run where a role is available (CodeBuild, ECS, EC2) ({context})"
+                ),
+            };
+        }
+        Failure::Transport(context) => {
+            return AwsError {
+                code: None,
+                message: format!(
+                    "{action} on {resource}: cannot reach the AWS endpoint (network, region or --endpoint-url?): \
+                     {context}"
+                ),
+            };
+        }
+        Failure::Service { code, message, .. } => (code, message),
+    };
+    let message = match code.as_deref() {
+        Some(
+            "UnrecognizedClientException"
+            | "InvalidClientTokenId"
+            | "AuthFailure"
+            | "InvalidSignatureException"
+            | "SignatureDoesNotMatch"
+            | "ExpiredToken"
+            | "ExpiredTokenException",
+        ) => format!(
+            "{action} on {resource}: AWS rejected the credentials ({}): refresh them or check the profile and \
+             region: {detail}",
+            code.as_deref().unwrap_or_default()
+        ),
+        Some(code) if code.contains("AccessDenied") || code == "UnauthorizedOperation" => format!(
+            "{action} on {resource}: access denied: the caller needs permission for {action} (see the README's \
+             AWS permissions): {detail}"
+        ),
+        Some(code) if is_throttling(code) => {
+            format!("{action} on {resource}: still throttled after retries with backoff; try again later: {detail}")
+        }
+        Some(code) => format!("{action} on {resource}: {code}: {detail}"),
+        None => format!("{action} on {resource}: {detail}"),
     };
     AwsError { code, message }
 }
 
 /// The error and its causes on one line, each said once (the SDK's own
 /// rendering ends in a debug dump).
-fn causes(error: &(dyn StdError + 'static)) -> String {
+pub fn causes(error: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(error);
     while let Some(current) = next {

@@ -19,6 +19,8 @@ mod destroy;
 #[cfg(feature = "aws")]
 mod docker;
 #[cfg(feature = "aws")]
+mod ec2;
+#[cfg(feature = "aws")]
 mod error;
 #[cfg(feature = "aws")]
 mod graph;

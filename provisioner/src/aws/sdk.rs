@@ -16,7 +16,7 @@ pub struct Clients {
     pub region: String,
     pub ecs: aws_sdk_ecs::Client,
     pub cloud_map: aws_sdk_servicediscovery::Client,
-    pub ec2: aws_sdk_ec2::Client,
+    pub ec2: super::ec2::Ec2,
     pub iam: aws_sdk_iam::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub ecr: aws_sdk_ecr::Client,
@@ -68,10 +68,10 @@ impl Clients {
             bail!("no AWS credentials provider is configured");
         }
         Ok(Self {
+            ec2: super::ec2::Ec2::new(&config, &region)?,
             region,
             ecs: aws_sdk_ecs::Client::new(&config),
             cloud_map: aws_sdk_servicediscovery::Client::new(&config),
-            ec2: aws_sdk_ec2::Client::new(&config),
             iam: aws_sdk_iam::Client::new(&config),
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             ecr: aws_sdk_ecr::Client::new(&config),

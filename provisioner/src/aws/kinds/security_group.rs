@@ -8,13 +8,10 @@ use std::{
     time::Duration,
 };
 
-use anyhow::Context as _;
-use aws_sdk_ec2::types::Filter;
-
 use crate::{
     aws::{
         destroy::wait_until,
-        error::{AwsError, classify, explain},
+        ec2::{Filter, Permission, SecurityGroup as Ec2Group},
         plan::Action,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
         state::Live,
@@ -70,21 +67,20 @@ impl Kind for SecurityGroup {
     async fn read(cx: Cx<'_>, live: &Live) -> anyhow::Result<BTreeMap<String, Found<SecurityGroupSpec>>> {
         let name = cx.names.security_group();
         let vpc_id = &live.vpc_id;
-        let answer = cx
+        let groups = cx
             .clients
             .ec2
-            .describe_security_groups()
-            .filters(Filter::builder().name("group-name").values(&name).build())
-            .filters(Filter::builder().name("vpc-id").values(vpc_id).build())
-            .send()
-            .await
-            .map_err(|error| explain(error, "ec2:DescribeSecurityGroups", &format!("security group {name}")))?;
-        let Some(group) = answer.security_groups().first() else { return Ok(BTreeMap::new()) };
-        let id = group.group_id().unwrap_or_default().to_owned();
+            .describe_security_groups(
+                &[Filter("group-name", &name), Filter("vpc-id", vpc_id)],
+                &format!("security group {name}"),
+            )
+            .await?;
+        let Some(group) = groups.first() else { return Ok(BTreeMap::new()) };
+        let id = group.id.clone();
         let ingress = ingress_rules(group, |source| if source == id { FROM_SELF } else { source }.to_owned());
         let found = Found {
             arn: id.clone(),
-            owned: cx.names.owns(group.tags().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or("")))),
+            owned: cx.names.owns(group.tags.iter().map(|(key, value)| (key.as_str(), value.as_str()))),
             spec: SecurityGroupSpec { name: name.clone(), vpc_id: vpc_id.to_owned(), ingress },
             id,
         };
@@ -99,7 +95,6 @@ impl Kind for SecurityGroup {
         have: Option<&Found<SecurityGroupSpec>>,
         action: &Action,
     ) -> anyhow::Result<Output> {
-        use aws_sdk_ec2::types::{IpPermission, IpRange, UserIdGroupPair};
         let names = cx.cx.names;
         let (id, live_ingress) = match have {
             Some(found) if *action == Action::Unchanged => return Ok(Output::id(&found.id)),
@@ -112,18 +107,15 @@ impl Kind for SecurityGroup {
             }
         };
         let permission = |(port, source): &(u16, String)| {
-            let builder =
-                IpPermission::builder().ip_protocol("tcp").from_port(i32::from(*port)).to_port(i32::from(*port));
+            let mut rule = Permission::tcp(*port);
             match source.as_str() {
-                FROM_SELF => builder.user_id_group_pairs(
-                    UserIdGroupPair::builder().group_id(&id).description("tasks of the same app").build(),
-                ),
-                group if group.starts_with("sg-") => builder.user_id_group_pairs(
-                    UserIdGroupPair::builder().group_id(group).description("named in the stack's allow_from").build(),
-                ),
-                cidr => builder.ip_ranges(IpRange::builder().cidr_ip(cidr).build()),
+                FROM_SELF => rule.groups.push((id.clone(), Some("tasks of the same app".into()))),
+                group if group.starts_with("sg-") => {
+                    rule.groups.push((group.to_owned(), Some("named in the stack's allow_from".into())));
+                }
+                cidr => rule.cidrs.push(cidr.to_owned()),
             }
-            .build()
+            rule
         };
         sync_ingress(cx, &spec.name, &id, &spec.ingress, &live_ingress, permission).await?;
         if have.is_some() && matches!(action, Action::Update { .. }) {
@@ -153,25 +145,10 @@ impl Kind for SecurityGroup {
 /// Creates a security group of the app named `name` in `vpc_id`; returns
 /// its id.
 pub async fn create_group(cx: ApplyCx<'_>, name: &str, vpc_id: &str, description: &str) -> anyhow::Result<String> {
-    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
-    let mut tags = TagSpecification::builder().resource_type(ResourceType::SecurityGroup);
-    for (key, value) in cx.cx.names.tags() {
-        tags = tags.tags(Tag::builder().key(key).value(value).build());
-    }
-    tags = tags.tags(Tag::builder().key("Name").value(name).build());
-    let answer = cx
-        .cx
-        .clients
-        .ec2
-        .create_security_group()
-        .group_name(name)
-        .description(description)
-        .vpc_id(vpc_id)
-        .tag_specifications(tags.build())
-        .send()
-        .await
-        .map_err(|e| explain(e, "ec2:CreateSecurityGroup", &format!("security group {name}")))?;
-    Ok(answer.group_id().context("CreateSecurityGroup returned no id")?.to_owned())
+    let mut tags: Vec<(String, String)> =
+        cx.cx.names.tags().into_iter().map(|(key, value)| (key.to_owned(), value)).collect();
+    tags.push(("Name".to_owned(), name.to_owned()));
+    Ok(cx.cx.clients.ec2.create_security_group(name, description, vpc_id, &tags).await?)
 }
 
 /// Authorizes the rules `wanted` has and `live` lacks, and revokes the
@@ -182,27 +159,17 @@ pub async fn sync_ingress(
     id: &str,
     wanted: &BTreeSet<(u16, String)>,
     live: &BTreeSet<(u16, String)>,
-    permission: impl Fn(&(u16, String)) -> aws_sdk_ec2::types::IpPermission,
+    permission: impl Fn(&(u16, String)) -> Permission,
 ) -> anyhow::Result<()> {
     let ec2 = &cx.cx.clients.ec2;
     let resource = format!("security group {name}");
     let missing: Vec<_> = wanted.difference(live).map(&permission).collect();
     if !missing.is_empty() {
-        ec2.authorize_security_group_ingress()
-            .group_id(id)
-            .set_ip_permissions(Some(missing))
-            .send()
-            .await
-            .map_err(|e| explain(e, "ec2:AuthorizeSecurityGroupIngress", &resource))?;
+        ec2.authorize_ingress(id, &missing, &resource).await?;
     }
     let extra: Vec<_> = live.difference(wanted).map(&permission).collect();
     if !extra.is_empty() {
-        ec2.revoke_security_group_ingress()
-            .group_id(id)
-            .set_ip_permissions(Some(extra))
-            .send()
-            .await
-            .map_err(|e| explain(e, "ec2:RevokeSecurityGroupIngress", &resource))?;
+        ec2.revoke_ingress(id, &extra, &resource).await?;
     }
     Ok(())
 }
@@ -211,12 +178,10 @@ pub async fn sync_ingress(
 /// while network interfaces are in it), waiting up to `limit`.
 pub async fn delete_when_free(cx: Cx<'_>, id: &str, limit: Duration) -> anyhow::Result<()> {
     wait_until(&format!("security group {id} to be free"), limit, || async {
-        match cx.clients.ec2.delete_security_group().group_id(id).send().await {
-            Ok(_) => Ok(true),
-            Err(error) => {
-                let error: AwsError = classify(error, "ec2:DeleteSecurityGroup", id);
-                if error.code.as_deref() == Some("DependencyViolation") { Ok(false) } else { Err(error.into()) }
-            }
+        match cx.clients.ec2.delete_security_group(id).await {
+            Ok(()) => Ok(true),
+            Err(error) if error.code.as_deref() == Some("DependencyViolation") => Ok(false),
+            Err(error) => Err(error.into()),
         }
     })
     .await
@@ -225,26 +190,20 @@ pub async fn delete_when_free(cx: Cx<'_>, id: &str, limit: Duration) -> anyhow::
 /// A group's TCP ingress rules as (port, source): a source group's id as
 /// `name_group` names it, a CIDR as written (not ours: plan shows it and
 /// apply revokes it).
-pub fn ingress_rules(
-    group: &aws_sdk_ec2::types::SecurityGroup,
-    name_group: impl Fn(&str) -> String,
-) -> BTreeSet<(u16, String)> {
+pub fn ingress_rules(group: &Ec2Group, name_group: impl Fn(&str) -> String) -> BTreeSet<(u16, String)> {
     let mut ingress = BTreeSet::new();
-    for permission in group.ip_permissions() {
-        let (Some("tcp"), Some(from), Some(to)) =
-            (permission.ip_protocol(), permission.from_port(), permission.to_port())
-        else {
+    for permission in &group.ingress {
+        let (Some(from), Some(to)) = (permission.from_port, permission.to_port) else { continue };
+        if permission.protocol != "tcp" {
             continue;
-        };
+        }
         let ports = || (from..=to).filter_map(|port| u16::try_from(port).ok());
-        for pair in permission.user_id_group_pairs() {
-            let Some(source) = pair.group_id() else { continue };
+        for (source, _) in &permission.groups {
             let source = name_group(source);
             ingress.extend(ports().map(|port| (port, source.clone())));
         }
-        for range in permission.ip_ranges() {
-            let source = range.cidr_ip().unwrap_or("?").to_owned();
-            ingress.extend(ports().map(|port| (port, source.clone())));
+        for cidr in &permission.cidrs {
+            ingress.extend(ports().map(|port| (port, cidr.clone())));
         }
     }
     ingress

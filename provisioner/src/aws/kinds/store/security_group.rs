@@ -6,11 +6,9 @@ use std::{
     time::Duration,
 };
 
-use aws_sdk_ec2::types::Filter;
-
 use crate::{
     aws::{
-        error::explain,
+        ec2::{Filter, Permission},
         kinds::security_group::{SecurityGroup, create_group, delete_when_free, ingress_rules, sync_ingress},
         names::Names,
         plan::Action,
@@ -71,22 +69,20 @@ impl Kind for StoreSecurityGroup {
         let mut found = BTreeMap::new();
         for store in &cx.stack.stores {
             let name = cx.names.store_security_group(&store.name);
-            let answer = cx
+            let groups = cx
                 .clients
                 .ec2
-                .describe_security_groups()
-                .filters(Filter::builder().name("group-name").values(&name).build())
-                .filters(Filter::builder().name("vpc-id").values(&live.vpc_id).build())
-                .send()
-                .await
-                .map_err(|error| explain(error, "ec2:DescribeSecurityGroups", &format!("security group {name}")))?;
-            let Some(group) = answer.security_groups().first() else { continue };
+                .describe_security_groups(
+                    &[Filter("group-name", &name), Filter("vpc-id", &live.vpc_id)],
+                    &format!("security group {name}"),
+                )
+                .await?;
+            let Some(group) = groups.first() else { continue };
             let ingress = ingress_rules(group, |source| {
                 if Some(source) == tasks.as_deref() { FROM_TASKS } else { source }.to_owned()
             });
-            let id = group.group_id().unwrap_or_default().to_owned();
-            let owned =
-                cx.names.owns(group.tags().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or(""))));
+            let id = group.id.clone();
+            let owned = cx.names.owns(group.tags.iter().map(|(key, value)| (key.as_str(), value.as_str())));
             let spec =
                 StoreGroupSpec { name: name.clone(), store: store.name.clone(), vpc_id: live.vpc_id.clone(), ingress };
             found.insert(name, Found { arn: id.clone(), id, owned, spec });
@@ -102,7 +98,6 @@ impl Kind for StoreSecurityGroup {
         have: Option<&Found<StoreGroupSpec>>,
         action: &Action,
     ) -> anyhow::Result<Output> {
-        use aws_sdk_ec2::types::{IpPermission, IpRange, UserIdGroupPair};
         let names = cx.cx.names;
         let (id, live_ingress) = match have {
             Some(found) if *action == Action::Unchanged => return Ok(Output::id(&found.id)),
@@ -117,18 +112,13 @@ impl Kind for StoreSecurityGroup {
         };
         let tasks = cx.made.id::<SecurityGroup>(&names.security_group());
         let permission = |(port, source): &(u16, String)| {
-            let builder =
-                IpPermission::builder().ip_protocol("tcp").from_port(i32::from(*port)).to_port(i32::from(*port));
+            let mut rule = Permission::tcp(*port);
             match source.as_str() {
-                FROM_TASKS => builder.user_id_group_pairs(
-                    UserIdGroupPair::builder().group_id(&tasks).description("the app's tasks").build(),
-                ),
-                group if group.starts_with("sg-") => {
-                    builder.user_id_group_pairs(UserIdGroupPair::builder().group_id(group).build())
-                }
-                cidr => builder.ip_ranges(IpRange::builder().cidr_ip(cidr).build()),
+                FROM_TASKS => rule.groups.push((tasks.clone(), Some("the app's tasks".into()))),
+                group if group.starts_with("sg-") => rule.groups.push((group.to_owned(), None)),
+                cidr => rule.cidrs.push(cidr.to_owned()),
             }
-            .build()
+            rule
         };
         sync_ingress(cx, &spec.name, &id, &spec.ingress, &live_ingress, permission).await?;
         if have.is_some() && matches!(action, Action::Update { .. }) {

@@ -3,12 +3,13 @@
 //! Fargate with Cloud Map (`plan`, `apply`, `status`, `destroy`; built with
 //! the `aws` feature).
 
-mod aws;
 mod bench;
 mod call;
 mod local;
 mod reflect;
-mod spec;
+
+use provision_aws as aws;
+use stack_spec as spec;
 
 use std::process::ExitCode;
 

@@ -9,15 +9,13 @@ use std::{
 };
 
 use crate::{
-    aws::{
-        destroy::wait_until,
-        ec2::{Filter, Permission, SecurityGroup as Ec2Group},
-        plan::Action,
-        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
-        state::Live,
-    },
-    spec::Stack,
+    destroy::wait_until,
+    ec2::{Filter, Permission, SecurityGroup as Ec2Group},
+    plan::Action,
+    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
+    state::Live,
 };
+use stack_spec::Stack;
 
 /// The tasks' security group.
 pub struct SecurityGroup;
@@ -50,7 +48,7 @@ impl Kind for SecurityGroup {
                     .map(move |source| (service.port, source))
             })
             .collect();
-        let name = crate::aws::names::Names::new(&stack.app).security_group();
+        let name = crate::names::Names::new(&stack.app).security_group();
         vec![SecurityGroupSpec { name, vpc_id: live.vpc_id.clone(), ingress }]
     }
 

@@ -7,16 +7,14 @@ use std::{
 };
 
 use crate::{
-    aws::{
-        ec2::{Filter, Permission},
-        kinds::security_group::{SecurityGroup, create_group, delete_when_free, ingress_rules, sync_ingress},
-        names::Names,
-        plan::Action,
-        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
-        state::Live,
-    },
-    spec::Stack,
+    ec2::{Filter, Permission},
+    kinds::security_group::{SecurityGroup, create_group, delete_when_free, ingress_rules, sync_ingress},
+    names::Names,
+    plan::Action,
+    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
+    state::Live,
 };
+use stack_spec::Stack;
 
 /// A store's security group.
 pub struct StoreSecurityGroup;

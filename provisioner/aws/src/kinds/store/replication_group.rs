@@ -16,17 +16,15 @@ use super::{
     subnet_group::{CacheSubnetGroup, elasticache_owned},
 };
 use crate::{
-    aws::{
-        backoff::poll_until,
-        error::{classify, explain},
-        names::Names,
-        plan::Action,
-        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
-        sdk::Clients,
-        state::Live,
-    },
-    spec::Stack,
+    backoff::poll_until,
+    error::{classify, explain},
+    names::Names,
+    plan::Action,
+    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
+    sdk::Clients,
+    state::Live,
 };
+use stack_spec::Stack;
 
 /// A store's replication group.
 pub struct ReplicationGroup;
@@ -100,8 +98,8 @@ impl Kind for ReplicationGroup {
                     id: names.store(&store.name),
                     store: store.name.clone(),
                     engine: match aws.engine {
-                        crate::spec::store::Engine::Valkey => "valkey",
-                        crate::spec::store::Engine::Redis => "redis",
+                        stack_spec::store::Engine::Valkey => "valkey",
+                        stack_spec::store::Engine::Redis => "redis",
                     }
                     .to_owned(),
                     engine_version: aws.engine_version.clone(),

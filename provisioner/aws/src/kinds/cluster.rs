@@ -9,14 +9,12 @@ use std::{
 use aws_sdk_ecs::types::ClusterField;
 
 use crate::{
-    aws::{
-        error::explain,
-        plan::Action,
-        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
-        state::Live,
-    },
-    spec::Stack,
+    error::explain,
+    plan::Action,
+    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
+    state::Live,
 };
+use stack_spec::Stack;
 
 /// The ECS cluster.
 pub struct Cluster;

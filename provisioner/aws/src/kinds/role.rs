@@ -9,15 +9,13 @@ use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use crate::{
-    aws::{
-        error::{classify, explain},
-        names::{INLINE_POLICY, Names},
-        plan::Action,
-        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, read_each, render},
-        state::Live,
-    },
-    spec::Stack,
+    error::{classify, explain},
+    names::{INLINE_POLICY, Names},
+    plan::Action,
+    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, read_each, render},
+    state::Live,
 };
+use stack_spec::Stack;
 
 /// An IAM role.
 pub struct Role;

@@ -31,7 +31,7 @@ use super::{
     state::Live,
     wait::Rollout,
 };
-use crate::spec::{Service, Stack};
+use stack_spec::{Service, Stack};
 
 /// What to deploy.
 #[derive(Debug, Clone, Default)]

@@ -11,16 +11,14 @@ use rand::{RngExt, distr::Alphanumeric};
 
 use super::replication_group::ReplicationGroup;
 use crate::{
-    aws::{
-        error::{classify, explain},
-        names::Names,
-        plan::Action,
-        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
-        sdk::Clients,
-        state::Live,
-    },
-    spec::Stack,
+    error::{classify, explain},
+    names::Names,
+    plan::Action,
+    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
+    sdk::Clients,
+    state::Live,
 };
+use stack_spec::Stack;
 
 /// A store's secret.
 pub struct StoreSecret;

@@ -4,15 +4,13 @@
 use std::collections::BTreeMap;
 
 use crate::{
-    aws::{
-        error::{classify, explain},
-        names::Names,
-        plan::Action,
-        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, read_each},
-        state::Live,
-    },
-    spec::Stack,
+    error::{classify, explain},
+    names::Names,
+    plan::Action,
+    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, read_each},
+    state::Live,
 };
+use stack_spec::Stack;
 
 /// A service's log group.
 pub struct LogGroup;

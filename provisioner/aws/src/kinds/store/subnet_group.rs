@@ -7,16 +7,14 @@ use std::{
 };
 
 use crate::{
-    aws::{
-        destroy::wait_until,
-        error::{classify, explain},
-        names::Names,
-        plan::Action,
-        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
-        state::Live,
-    },
-    spec::Stack,
+    destroy::wait_until,
+    error::{classify, explain},
+    names::Names,
+    plan::Action,
+    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
+    state::Live,
 };
+use stack_spec::Stack;
 
 /// A store's cache subnet group.
 pub struct CacheSubnetGroup;

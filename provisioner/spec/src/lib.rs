@@ -434,7 +434,7 @@ mod tests {
 
     #[test]
     fn the_committed_stack_file_is_valid() {
-        let stack = load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../stack.toml"))).unwrap();
+        let stack = load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../stack.toml"))).unwrap();
         let counts: Vec<_> = stack.services.iter().map(|service| (service.name.as_str(), service.count)).collect();
         assert_eq!(counts, [("game-server", 3), ("ranking", 2)]);
         assert_eq!(stack.namespace, "local");
@@ -579,7 +579,7 @@ mod tests {
         assert_eq!((store.aws.engine, store.aws.replicas), (store::Engine::Redis, 0));
         assert_eq!(store.aws.node_type, "cache.t4g.micro");
 
-        let committed = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../stack.toml")).unwrap();
+        let committed = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stack.toml")).unwrap();
         assert_eq!(committed.stores[0].aws.engine, store::Engine::Valkey);
 
         let unknown = "[[service]]\nname = \"ranking\"\n[service.stores]\nRANKING_STORE = \"nope\"\n";

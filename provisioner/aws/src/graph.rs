@@ -28,7 +28,7 @@ use super::{
     resource::{ApplyCx, Cx, DestroyOptions, Found, Kind, Output},
     state::{Desired, Live},
 };
-use crate::spec::Stack;
+use stack_spec::Stack;
 
 /// One kind and its edges in the graph.
 pub struct Node {

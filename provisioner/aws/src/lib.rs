@@ -230,7 +230,7 @@ mod commands {
         state::{Desired, Live},
         wait::WaitOptions,
     };
-    use crate::spec::{self, Stack};
+    use stack_spec::{self as spec, Stack};
 
     /// Loads and checks the stack file (before any call), then connects.
     async fn connect(args: &AwsArgs) -> anyhow::Result<(Stack, Clients)> {

@@ -12,7 +12,7 @@ use super::{
     sdk::Clients,
     state::{Desired, Live, Made},
 };
-use crate::spec::Stack;
+use stack_spec::Stack;
 
 /// A resource's comparable fields, by name, rendered for people.
 pub type Fields = BTreeMap<&'static str, String>;

@@ -16,18 +16,16 @@ use super::{
     task_definition::TaskDefinition,
 };
 use crate::{
-    aws::{
-        destroy::wait_until,
-        error::explain,
-        names::Names,
-        plan::{Action, Steps},
-        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
-        sdk::Clients,
-        state::Live,
-        wait::Rollout,
-    },
-    spec::Stack,
+    destroy::wait_until,
+    error::explain,
+    names::Names,
+    plan::{Action, Steps},
+    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
+    sdk::Clients,
+    state::Live,
+    wait::Rollout,
 };
+use stack_spec::Stack;
 
 /// An ECS service.
 pub struct EcsService;

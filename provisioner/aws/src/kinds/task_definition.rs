@@ -11,16 +11,14 @@ use aws_sdk_ecs::types::TaskDefinitionField;
 
 use super::{ecs_service::EcsService, repository::Repository, role::Role, store::secret::StoreSecret};
 use crate::{
-    aws::{
-        error::{classify, explain},
-        names::{CONTAINER, IMAGE_BINARY, Names},
-        plan::Action,
-        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
-        sdk::Clients,
-        state::Live,
-    },
-    spec::{Stack, aws::Architecture},
+    error::{classify, explain},
+    names::{CONTAINER, IMAGE_BINARY, Names},
+    plan::Action,
+    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
+    sdk::Clients,
+    state::Live,
 };
+use stack_spec::{Stack, aws::Architecture};
 
 /// A service's task definition family.
 pub struct TaskDefinition;
@@ -204,7 +202,7 @@ impl Kind for TaskDefinition {
     /// family's latest: apply compares with what runs), else the family's
     /// latest active revision.
     async fn read(cx: Cx<'_>, live: &Live) -> anyhow::Result<BTreeMap<String, Found<TaskDefinitionSpec>>> {
-        let read_one = |service: &crate::spec::Service| {
+        let read_one = |service: &stack_spec::Service| {
             let family = cx.names.family(&service.name);
             let running = live.get::<EcsService>(&service.name).map(|found| found.id.clone());
             async move {
@@ -357,7 +355,7 @@ const NEW_SECRET: &str = "(new secret ";
 
 /// The service's ECS `secrets`: the stack's, and the URL of each store it
 /// uses, from the store's secret.
-fn secrets(stack: &Stack, live: &Live, service: &crate::spec::Service) -> BTreeMap<String, String> {
+fn secrets(stack: &Stack, live: &Live, service: &stack_spec::Service) -> BTreeMap<String, String> {
     let names = Names::new(&stack.app);
     let mut secrets = service.aws.secrets.clone();
     for (variable, store) in &service.stores {

@@ -15,15 +15,13 @@ use super::{
     namespace::{Namespace, cloud_map_tags, wait_operation},
 };
 use crate::{
-    aws::{
-        destroy::wait_until,
-        error::{classify, explain},
-        plan::Action,
-        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
-        state::Live,
-    },
-    spec::Stack,
+    destroy::wait_until,
+    error::{classify, explain},
+    plan::Action,
+    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
+    state::Live,
 };
+use stack_spec::Stack;
 
 /// A service's DNS name in Cloud Map.
 pub struct CloudMapService;

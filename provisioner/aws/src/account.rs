@@ -14,7 +14,7 @@ use super::{
     sdk::Clients,
     state::Live,
 };
-use crate::spec::{Stack, aws::Subnets};
+use stack_spec::{Stack, aws::Subnets};
 
 /// Reads the account for `stack`: its facts, then every kind.
 pub async fn read(clients: &Clients, stack: &Stack) -> anyhow::Result<Live> {

@@ -7,17 +7,15 @@ use std::{collections::BTreeMap, time::Duration};
 use anyhow::{Context as _, bail};
 
 use crate::{
-    aws::{
-        backoff::poll_until,
-        error::{classify, explain},
-        names::Names,
-        plan::Action,
-        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
-        sdk::Clients,
-        state::Live,
-    },
-    spec::Stack,
+    backoff::poll_until,
+    error::{classify, explain},
+    names::Names,
+    plan::Action,
+    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
+    sdk::Clients,
+    state::Live,
 };
+use stack_spec::Stack;
 
 /// The Cloud Map private DNS namespace.
 pub struct Namespace;

@@ -7,15 +7,13 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::{
-    aws::{
-        error::{classify, explain},
-        names::Names,
-        plan::Action,
-        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, read_each, render},
-        state::Live,
-    },
-    spec::Stack,
+    error::{classify, explain},
+    names::Names,
+    plan::Action,
+    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, read_each, render},
+    state::Live,
 };
+use stack_spec::Stack;
 
 /// Images an ECR repository keeps before the lifecycle policy expires the
 /// oldest: enough to roll back a few deploys.

@@ -60,3 +60,28 @@ pub fn services(catalog: Catalog, ranking: Option<DiscoveryChannel>) -> Services
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
     Services::new().add_service(rpc).describe(contracts::FILE_DESCRIPTOR_SET)
 }
+
+/// The `game-server` binary: the runtime's command line, the game data,
+/// the ranking client, serving. Here rather than in `main.rs` so that its
+/// generic code is compiled with the library, which the provisioner's build
+/// compiles too: `provision local` then only links the binary.
+pub fn main() -> std::process::ExitCode {
+    service_runtime::main(
+        "game-server",
+        "The game's gRPC service (rpc.Rpc): champions and battle fields.",
+        |flags: GameFlags| async move {
+            let catalog = flags.catalog()?;
+            tracing::info!(
+                champions = catalog.champions().count(),
+                battle_fields = catalog.battle_fields().len(),
+                "game data loaded"
+            );
+            let ranking = flags.ranking_channel()?;
+            match &ranking {
+                Some(channel) => tracing::info!(target = channel.target(), "ranking service"),
+                None => tracing::warn!("no --ranking-addr: ReportMatch will answer UNAVAILABLE"),
+            }
+            Ok(services(catalog, ranking))
+        },
+    )
+}

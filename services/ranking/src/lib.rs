@@ -69,3 +69,32 @@ impl RankingFlags {
 pub fn services(service: RankingService) -> Services {
     Services::new().add_service(RankingServer::new(service)).describe(contracts::FILE_DESCRIPTOR_SET)
 }
+
+/// The `ranking` binary: the runtime's command line, the store, serving.
+/// Here rather than in `main.rs` so that its generic code is compiled with
+/// the library, which the provisioner's build compiles too: `provision
+/// local` then only links the binary.
+pub fn main() -> std::process::ExitCode {
+    service_runtime::main(
+        "ranking",
+        "The ranking service (ranking.v1.Ranking): leaderboards in Redis or in memory.",
+        |flags: RankingFlags| async move {
+            let store = flags.open_store().await?;
+            match store.ping().await {
+                Ok(()) => tracing::info!(store = %store.describe(), policy = ?flags.policy, "ranking store ready"),
+                // Served anyway: calls fail UNAVAILABLE until the store answers.
+                Err(error) => tracing::error!(
+                    store = %store.describe(),
+                    "ranking store not answering ({error}): calls fail with UNAVAILABLE until it does"
+                ),
+            }
+            if matches!(store, Store::Memory(_)) {
+                tracing::warn!(
+                    "memory store: boards live in this process only, so replicas do not share them and a restart loses them; \
+                     give --store redis://... for one leaderboard"
+                );
+            }
+            Ok(services(RankingService::new(store, flags.policy, flags.grace())))
+        },
+    )
+}

@@ -57,28 +57,19 @@ impl Kind for SecurityGroup {
     }
 
     fn fields(spec: &SecurityGroupSpec) -> Fields {
-        let rules: Vec<String> =
-            spec.ingress.iter().map(|(port, source)| format!("tcp/{port} from {source}")).collect();
-        Fields::from([("vpc", spec.vpc_id.clone()), ("ingress", rules.join(", "))])
+        group_fields(&spec.vpc_id, &spec.ingress)
     }
 
     async fn read(cx: Cx<'_>, live: &Live) -> anyhow::Result<BTreeMap<String, Found<SecurityGroupSpec>>> {
         let name = cx.names.security_group();
         let vpc_id = &live.vpc_id;
-        let groups = cx
-            .clients
-            .ec2
-            .describe_security_groups(
-                &[Filter("group-name", &name), Filter("vpc-id", vpc_id)],
-                &format!("security group {name}"),
-            )
-            .await?;
-        let Some(group) = groups.first() else { return Ok(BTreeMap::new()) };
-        let id = group.id.clone();
-        let ingress = ingress_rules(group, |source| if source == id { FROM_SELF } else { source }.to_owned());
+        let group =
+            read_group(cx, &name, vpc_id, |own, source| if source == own { FROM_SELF } else { source }.to_owned())
+                .await?;
+        let Some(ReadGroup { id, owned, ingress }) = group else { return Ok(BTreeMap::new()) };
         let found = Found {
             arn: id.clone(),
-            owned: cx.names.owns(group.tags.iter().map(|(key, value)| (key.as_str(), value.as_str()))),
+            owned,
             spec: SecurityGroupSpec { name: name.clone(), vpc_id: vpc_id.to_owned(), ingress },
             id,
         };
@@ -140,6 +131,46 @@ impl Kind for SecurityGroup {
     }
 }
 
+/// A security group as read back.
+pub struct ReadGroup {
+    /// Its `sg-` id.
+    pub id: String,
+    /// Whether it carries this app's tags.
+    pub owned: bool,
+    /// Its TCP ingress rules as (port, source); see [`read_group`].
+    pub ingress: BTreeSet<(u16, String)>,
+}
+
+/// Reads the group called `name` in `vpc_id`, if there is one. A source
+/// group's id is shown as `name_group(the group's own id, source id)` says
+/// (the tasks' group is "self" to itself, "tasks" to a store's group).
+pub async fn read_group(
+    cx: Cx<'_>,
+    name: &str,
+    vpc_id: &str,
+    name_group: impl Fn(&str, &str) -> String,
+) -> anyhow::Result<Option<ReadGroup>> {
+    let groups = cx
+        .clients
+        .ec2
+        .describe_security_groups(
+            &[Filter("group-name", name), Filter("vpc-id", vpc_id)],
+            &format!("security group {name}"),
+        )
+        .await?;
+    Ok(groups.first().map(|group| ReadGroup {
+        id: group.id.clone(),
+        owned: cx.names.owns(group.tags.iter().map(|(key, value)| (key.as_str(), value.as_str()))),
+        ingress: ingress_rules(group, |source| name_group(&group.id, source)),
+    }))
+}
+
+/// What plan compares of a security group: its VPC and its rules.
+pub fn group_fields(vpc_id: &str, ingress: &BTreeSet<(u16, String)>) -> Fields {
+    let rules: Vec<String> = ingress.iter().map(|(port, source)| format!("tcp/{port} from {source}")).collect();
+    Fields::from([("vpc", vpc_id.to_owned()), ("ingress", rules.join(", "))])
+}
+
 /// Creates a security group of the app named `name` in `vpc_id`; returns
 /// its id.
 pub async fn create_group(cx: ApplyCx<'_>, name: &str, vpc_id: &str, description: &str) -> anyhow::Result<String> {
@@ -188,7 +219,7 @@ pub async fn delete_when_free(cx: Cx<'_>, id: &str, limit: Duration) -> anyhow::
 /// A group's TCP ingress rules as (port, source): a source group's id as
 /// `name_group` names it, a CIDR as written (not ours: plan shows it and
 /// apply revokes it).
-pub fn ingress_rules(group: &Ec2Group, name_group: impl Fn(&str) -> String) -> BTreeSet<(u16, String)> {
+fn ingress_rules(group: &Ec2Group, name_group: impl Fn(&str) -> String) -> BTreeSet<(u16, String)> {
     let mut ingress = BTreeSet::new();
     for permission in &group.ingress {
         let (Some(from), Some(to)) = (permission.from_port, permission.to_port) else { continue };

@@ -7,8 +7,10 @@ use std::{
 };
 
 use crate::{
-    ec2::{Filter, Permission},
-    kinds::security_group::{SecurityGroup, create_group, delete_when_free, ingress_rules, sync_ingress},
+    ec2::Permission,
+    kinds::security_group::{
+        ReadGroup, SecurityGroup, create_group, delete_when_free, group_fields, read_group, sync_ingress,
+    },
     names::Names,
     plan::Action,
     resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
@@ -57,9 +59,7 @@ impl Kind for StoreSecurityGroup {
     }
 
     fn fields(spec: &StoreGroupSpec) -> Fields {
-        let rules: Vec<String> =
-            spec.ingress.iter().map(|(port, source)| format!("tcp/{port} from {source}")).collect();
-        Fields::from([("vpc", spec.vpc_id.clone()), ("ingress", rules.join(", "))])
+        group_fields(&spec.vpc_id, &spec.ingress)
     }
 
     async fn read(cx: Cx<'_>, live: &Live) -> anyhow::Result<BTreeMap<String, Found<StoreGroupSpec>>> {
@@ -67,20 +67,11 @@ impl Kind for StoreSecurityGroup {
         let mut found = BTreeMap::new();
         for store in &cx.stack.stores {
             let name = cx.names.store_security_group(&store.name);
-            let groups = cx
-                .clients
-                .ec2
-                .describe_security_groups(
-                    &[Filter("group-name", &name), Filter("vpc-id", &live.vpc_id)],
-                    &format!("security group {name}"),
-                )
-                .await?;
-            let Some(group) = groups.first() else { continue };
-            let ingress = ingress_rules(group, |source| {
+            let group = read_group(cx, &name, &live.vpc_id, |_, source| {
                 if Some(source) == tasks.as_deref() { FROM_TASKS } else { source }.to_owned()
-            });
-            let id = group.id.clone();
-            let owned = cx.names.owns(group.tags.iter().map(|(key, value)| (key.as_str(), value.as_str())));
+            })
+            .await?;
+            let Some(ReadGroup { id, owned, ingress }) = group else { continue };
             let spec =
                 StoreGroupSpec { name: name.clone(), store: store.name.clone(), vpc_id: live.vpc_id.clone(), ingress };
             found.insert(name, Found { arn: id.clone(), id, owned, spec });

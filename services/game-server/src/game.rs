@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use contracts::{
-    ranking::v1::{Period, SubmitScoreRequest, ranking_client::RankingClient},
+    ranking::v1::{Period, Periods, SubmitScoreRequest, ranking_client::RankingClient},
     rpc::{
         Empty, GetBattleFieldResponse, GetChampionRequest, GetChampionResponse, ListChampionsResponse,
         ReportMatchRequest, ReportMatchResponse, rpc_server::Rpc,
@@ -75,7 +75,13 @@ impl Rpc for Game {
         let Some(channel) = &self.ranking else {
             return Err(Status::unavailable("no ranking service configured: start game-server with --ranking-addr"));
         };
-        let mut submit = Request::new(SubmitScoreRequest { user_id: request.user_id, score: request.score });
+        // Only the daily rank is shown: asking for just it spares the
+        // ranking store three rank lookups per match.
+        let mut submit = Request::new(SubmitScoreRequest {
+            user_id: request.user_id,
+            score: request.score,
+            rank_periods: Some(Periods { periods: vec![Period::Daily as i32] }),
+        });
         submit.set_timeout(RANKING_DEADLINE);
         let standings = match RankingClient::new(channel.clone()).submit_score(submit).await {
             Ok(response) => response.into_inner().standings,

@@ -1,10 +1,13 @@
 //! The ranking service on Redis with a large board: submits/s through gRPC,
-//! GetTop(100) and GetRank latency, beside `redis-benchmark` ZADD on the same
-//! Redis in the same run.
+//! GetTop(100) and GetRank latency, what Redis did per call (INFO
+//! commandstats), beside `redis-benchmark` and the original backend's ioredis
+//! loop on the same Redis in the same run.
 //!
-//! Run: `cargo build --release -p ranking && cargo bench -p ranking`
+//! Run: `cargo bench -p ranking --bench leaderboard`
 //! Env: BENCH_USERS (default 1000000), BENCH_CONCURRENCY (default 32),
-//! BENCH_SECS (per measurement, default 5).
+//! BENCH_SECS (per measurement, default 5), IOREDIS_NODE_PATH (a
+//! node_modules with ioredis, for the seed loop: `npm install --prefix DIR
+//! ioredis`).
 
 use std::{
     process::Command,
@@ -16,10 +19,10 @@ use std::{
 };
 
 use contracts::ranking::v1::{
-    Board, GetRankRequest, GetTopRequest, Score, SubmitScoreRequest, SubmitScoresRequest, ranking_client::RankingClient,
+    Board, GetRankRequest, GetTopRequest, Periods, Profile, Score, SetProfileRequest, SubmitScoreRequest,
+    SubmitScoresRequest, ranking_client::RankingClient,
 };
 use test_support::{Process, RedisServer, free_addr, wait_serving, workspace_binary};
-use tonic::transport::Channel;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
@@ -70,16 +73,96 @@ where
     (rate, latencies)
 }
 
-fn redis_benchmark_zadd(redis: &RedisServer, requests: u64, concurrency: u64) -> Option<f64> {
-    let output = Command::new("redis-benchmark")
+/// Runs `redis-cli` against `redis` with `args`; its output, or `None`
+/// when redis-cli is missing.
+fn redis_cli(redis: &RedisServer, args: &[&str]) -> Option<String> {
+    let output = Command::new("redis-cli")
         .args(["-h", &redis.addr().ip().to_string(), "-p", &redis.addr().port().to_string()])
-        .args(["-n", &requests.to_string(), "-c", &concurrency.to_string(), "-t", "zadd", "--csv", "-r", "1000000"])
+        .args(args)
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// What Redis did per call of a phase: `INFO commandstats` read after a
+/// `CONFIG RESETSTAT`, each command's calls and microseconds divided by the
+/// phase's calls, busiest first.
+fn commandstats_per_call(redis: &RedisServer, calls: usize) -> Vec<(String, f64, f64)> {
+    let Some(info) = redis_cli(redis, &["INFO", "commandstats"]) else { return Vec::new() };
+    let mut stats: Vec<(String, f64, f64)> = info
+        .lines()
+        .filter_map(|line| {
+            let (name, fields) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let field = |key: &str| {
+                fields.split(',').find_map(|pair| pair.strip_prefix(key)?.strip_prefix('=')?.parse::<f64>().ok())
+            };
+            let per_call = |value: f64| value / calls.max(1) as f64;
+            Some((name.to_owned(), per_call(field("calls")?), per_call(field("usec")?)))
+        })
+        .filter(|(name, _, _)| !matches!(name.as_str(), "config" | "info" | "slowlog"))
+        .collect();
+    stats.sort_by(|a, b| b.2.total_cmp(&a.2));
+    stats
+}
+
+/// Clears Redis's command statistics and slow log before a phase.
+fn reset_redis_stats(redis: &RedisServer) {
+    redis_cli(redis, &["CONFIG", "RESETSTAT"]);
+    redis_cli(redis, &["SLOWLOG", "RESET"]);
+}
+
+/// Prints the Redis profile of a phase of `calls` calls.
+fn print_redis_profile(redis: &RedisServer, phase: &str, calls: usize) {
+    let stats = commandstats_per_call(redis, calls);
+    let total: f64 = stats.iter().filter(|(name, _, _)| !name.starts_with("eval")).map(|(_, _, usec)| usec).sum();
+    println!("  Redis per {phase} (INFO commandstats): {total:.1} us in commands inside and outside scripts");
+    for (name, per_call, usec) in &stats {
+        println!("    {name:<12} {per_call:>6.2} calls   {usec:>6.2} us");
+    }
+    let slow = redis_cli(redis, &["SLOWLOG", "LEN"]).unwrap_or_default();
+    println!("  SLOWLOG entries over 1 ms: {}", slow.trim());
+}
+
+/// The original backend's loop (`benches/seed_loop.js`, ioredis, one ZADD
+/// per update, 50 in flight) on the same Redis; its updates/s, or why not.
+fn seed_loop(redis: &RedisServer) -> Result<f64, String> {
+    let Ok(modules) = std::env::var("IOREDIS_NODE_PATH") else {
+        return Err("set IOREDIS_NODE_PATH to a node_modules holding ioredis to run it".into());
+    };
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/seed_loop.js");
+    let output = Command::new("node")
+        .arg(&script)
+        .args([redis.addr().ip().to_string(), redis.addr().port().to_string()])
+        .env("NODE_PATH", modules)
+        .output()
+        .map_err(|error| format!("node: {error}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.split("\"rate\":")
+        .nth(1)
+        .and_then(|rest| rest.trim_end_matches(|c: char| c == '}' || c.is_whitespace()).parse().ok())
+        .ok_or_else(|| format!("seed loop said: {text}{}", String::from_utf8_lossy(&output.stderr)))
+}
+
+/// What redis-benchmark reported for one test.
+struct BenchmarkFigures {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Runs `redis-benchmark --csv` with `args` on `redis`; the figures of the
+/// test whose name starts with `test`.
+fn redis_benchmark(redis: &RedisServer, args: &[&str], test: &str) -> Option<BenchmarkFigures> {
+    let output = Command::new("redis-benchmark")
+        .args(["-h", &redis.addr().ip().to_string(), "-p", &redis.addr().port().to_string(), "--csv"])
+        .args(args)
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&output.stdout);
-    // "test","rps",...: the first data line's second field.
-    let line = text.lines().find(|line| line.starts_with("\"ZADD"))?;
-    line.split(',').nth(1)?.trim_matches('"').parse().ok()
+    // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms",...
+    let line = text.lines().find(|line| line.trim_start_matches('"').starts_with(test))?;
+    let fields: Vec<f64> = line.split(',').skip(1).filter_map(|field| field.trim_matches('"').parse().ok()).collect();
+    Some(BenchmarkFigures { rate: *fields.first()?, p50_ms: *fields.get(3)?, p99_ms: *fields.get(5)? })
 }
 
 #[tokio::main]
@@ -98,7 +181,10 @@ async fn main() {
         &[],
     );
     wait_serving(addr).await;
-    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    // The discovery channel, as game-server calls the ranking: it re-sends a
+    // call that raced a connection's age-out GOAWAY, where a plain tonic
+    // Channel fails it (`Cancelled: connection closed`).
+    let channel = discovery::connect(&format!("http://{addr}")).await.expect("connect");
     let client = RankingClient::new(channel);
 
     // Load the board with SubmitScores batches.
@@ -131,31 +217,67 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    let submit_client = client.clone();
-    let (submit_rate, submit_latencies) = load(concurrency, duration, move |index| {
-        let mut client = submit_client.clone();
-        async move {
-            let user = mix(index) % users;
-            client
-                .submit_score(SubmitScoreRequest {
-                    user_id: format!("user{user}"),
-                    score: (mix(index + 7) % 1_000_000) as i64,
-                })
-                .await
-                .expect("submit");
-        }
-    })
-    .await;
+    let daily = || Some(Board { period: 1, date: String::new() });
+    redis_cli(&redis, &["CONFIG", "SET", "slowlog-log-slower-than", "1000"]);
 
+    // SubmitScore as a caller that shows every rank, and as ReportMatch
+    // calls it (the daily rank only).
+    let mut submits = Vec::new();
+    for (name, rank_periods) in
+        [("SubmitScore", None), ("SubmitScore (daily rank)", Some(Periods { periods: vec![1] }))]
+    {
+        reset_redis_stats(&redis);
+        let submit_client = client.clone();
+        let (rate, latencies) = load(concurrency, duration, move |index| {
+            let mut client = submit_client.clone();
+            let rank_periods = rank_periods.clone();
+            async move {
+                let user = mix(index) % users;
+                client
+                    .submit_score(SubmitScoreRequest {
+                        user_id: format!("user{user}"),
+                        score: (mix(index + 7) % 1_000_000) as i64,
+                        rank_periods,
+                    })
+                    .await
+                    .expect("submit");
+            }
+        })
+        .await;
+        print_redis_profile(&redis, name, latencies.len());
+        submits.push((name, rate, latencies));
+    }
+
+    // Profiles for everyone GetTop can show, so its answers carry them.
+    let mut setter = client.clone();
+    let top = setter.get_top(GetTopRequest { board: daily(), limit: 1000 }).await.expect("top").into_inner();
+    for entry in &top.entries {
+        let profile = Profile { name: format!("Player {}", entry.user_id), grade: (entry.rank % 10) as i32 };
+        setter
+            .set_profile(SetProfileRequest { user_id: entry.user_id.clone(), profile: Some(profile) })
+            .await
+            .expect("profile");
+    }
+
+    reset_redis_stats(&redis);
     let top_client = client.clone();
     let (top_rate, top_latencies) = load(concurrency, duration, move |_| {
         let mut client = top_client.clone();
         async move {
-            let top = client
-                .get_top(GetTopRequest { board: Some(Board { period: 1, date: String::new() }), limit: 100 })
-                .await
-                .expect("top");
-            assert_eq!(top.into_inner().entries.len(), 100);
+            let top = client.get_top(GetTopRequest { board: daily(), limit: 100 }).await.expect("top");
+            let entries = top.into_inner().entries;
+            assert_eq!(entries.len(), 100);
+            assert!(entries.iter().all(|entry| entry.profile.is_some()), "every entry has its profile");
+        }
+    })
+    .await;
+    print_redis_profile(&redis, "GetTop(100)", top_latencies.len());
+
+    let unloaded_client = client.clone();
+    let (_, unloaded_top_latencies) = load(1, duration, move |_| {
+        let mut client = unloaded_client.clone();
+        async move {
+            client.get_top(GetTopRequest { board: daily(), limit: 100 }).await.expect("top");
         }
     })
     .await;
@@ -165,42 +287,56 @@ async fn main() {
         let mut client = rank_client.clone();
         async move {
             let user = mix(index + 13) % users;
-            client
-                .get_rank(GetRankRequest {
-                    board: Some(Board { period: 1, date: String::new() }),
-                    user_id: format!("user{user}"),
-                })
-                .await
-                .expect("rank");
+            client.get_rank(GetRankRequest { board: daily(), user_id: format!("user{user}") }).await.expect("rank");
         }
     })
     .await;
 
-    let zadd = redis_benchmark_zadd(&redis, 200_000, concurrency);
+    let board_key = redis_cli(&redis, &["--scan", "--pattern", "{ranking}:daily:*"]).unwrap_or_default();
+    let zrevrange = redis_benchmark(
+        &redis,
+        &["-n", "5000", "-c", "1", "ZREVRANGE", board_key.trim(), "0", "99", "WITHSCORES"],
+        "ZREVRANGE",
+    );
+    let zadd = redis_benchmark(&redis, &["-n", "200000", "-c", "50", "-t", "zadd", "-r", "1000000"], "ZADD");
+    let seed = seed_loop(&redis);
 
     println!(
         "\n{users} users on the daily board, {concurrency} concurrent callers, {} s per measurement",
         duration.as_secs()
     );
-    for (name, rate, latencies) in [
-        ("SubmitScore", submit_rate, &submit_latencies),
-        ("GetTop(100)", top_rate, &top_latencies),
-        ("GetRank", rank_rate, &rank_latencies),
-    ] {
+    let reads = [("GetTop(100)", top_rate, top_latencies), ("GetRank", rank_rate, rank_latencies)];
+    for (name, rate, latencies) in submits.iter().chain(reads.iter()) {
         println!(
-            "{name:<12} {rate:>9.0} calls/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+            "{name:<25} {rate:>9.0} calls/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
             percentile(latencies, 0.50).as_secs_f64() * 1e3,
             percentile(latencies, 0.99).as_secs_f64() * 1e3
         );
     }
+    println!(
+        "GetTop(100) with profiles, one call at a time: p50 {:.2} ms   p99 {:.2} ms   ({} calls)",
+        percentile(&unloaded_top_latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&unloaded_top_latencies, 0.99).as_secs_f64() * 1e3,
+        unloaded_top_latencies.len()
+    );
+    match zrevrange {
+        Some(figures) => println!(
+            "redis-benchmark ZREVRANGE 0 99 WITHSCORES, one at a time: p50 {:.2} ms   p99 {:.2} ms",
+            figures.p50_ms, figures.p99_ms
+        ),
+        None => println!("redis-benchmark not found or gave no ZREVRANGE figure"),
+    }
     match zadd {
-        Some(zadd) => {
-            println!("redis-benchmark ZADD {zadd:>9.0} requests/s (same Redis, -c {concurrency})");
-            println!(
-                "SubmitScore / ZADD = {:.3}   (one SubmitScore updates 4 boards in one script)",
-                submit_rate / zadd
-            );
-        }
+        Some(figures) => println!("redis-benchmark ZADD {:>9.0} requests/s (same Redis, -c 50)", figures.rate),
         None => println!("redis-benchmark not found or gave no ZADD figure"),
+    }
+    match seed {
+        Ok(rate) => {
+            println!("seed loop (ioredis, one ZADD per update, 50 in flight) {rate:>9.0} updates/s");
+            for (name, submit_rate, _) in &submits {
+                println!("  {name} / seed loop = {:.2}", submit_rate / rate);
+            }
+        }
+        Err(why) => println!("seed loop not run: {why}"),
     }
 }

@@ -7,6 +7,7 @@ use crate::{
     board::{BoardId, Period},
     date::Date,
     score::MAX_SCORE,
+    store::RankOn,
 };
 use contracts::ranking::v1 as pb;
 
@@ -50,17 +51,34 @@ pub fn score(field: &str, value: i64) -> Result<(), Status> {
     Ok(())
 }
 
+/// A period as the API sends it (PERIOD_UNSPECIFIED is DAILY).
+pub fn period(field: &str, value: i32) -> Result<Period, Status> {
+    match pb::Period::try_from(value) {
+        Ok(pb::Period::Unspecified | pb::Period::Daily) => Ok(Period::Daily),
+        Ok(pb::Period::Weekly) => Ok(Period::Weekly),
+        Ok(pb::Period::Monthly) => Ok(Period::Monthly),
+        Ok(pb::Period::AllTime) => Ok(Period::AllTime),
+        Err(_) => Err(Status::invalid_argument(format!("{field}: unknown value {value}"))),
+    }
+}
+
+/// The boards of a submission whose rank the caller wants: every one when
+/// `rank_periods` is absent.
+pub fn rank_on(rank_periods: Option<&pb::Periods>) -> Result<RankOn, Status> {
+    let Some(rank_periods) = rank_periods else { return Ok(RankOn::ALL) };
+    let mut wanted = Vec::with_capacity(rank_periods.periods.len());
+    for (index, value) in rank_periods.periods.iter().enumerate() {
+        let period = period(&format!("rank_periods.periods[{index}]"), *value)?;
+        wanted.push(Period::ALL.iter().position(|candidate| *candidate == period).expect("every period is listed"));
+    }
+    Ok(RankOn::boards(wanted))
+}
+
 /// The board a request names; `today` is the current UTC date.
 pub fn board(board: Option<&pb::Board>, today: Date) -> Result<BoardId, Status> {
     let default = pb::Board::default();
     let board = board.unwrap_or(&default);
-    let period = match pb::Period::try_from(board.period) {
-        Ok(pb::Period::Unspecified | pb::Period::Daily) => Period::Daily,
-        Ok(pb::Period::Weekly) => Period::Weekly,
-        Ok(pb::Period::Monthly) => Period::Monthly,
-        Ok(pb::Period::AllTime) => Period::AllTime,
-        Err(_) => return Err(Status::invalid_argument(format!("board.period: unknown value {}", board.period))),
-    };
+    let period = period("board.period", board.period)?;
     let date = if board.date.is_empty() {
         today
     } else {

@@ -10,7 +10,7 @@ use contracts::ranking::v1::Profile;
 use ranking::{
     BoardId, Period, Policy, Store, StoreError,
     date::Date,
-    store::{BoardWrite, Ranked},
+    store::{BoardWrite, RankOn, Ranked, Standing},
 };
 use test_support::RedisServer;
 
@@ -83,7 +83,35 @@ conformance!(
     a_changed_profile_is_one_entry_with_the_new_profile,
     around_stops_at_the_top_and_bottom_edges,
     concurrent_submissions_for_one_user_lose_nothing,
+    ranks_are_computed_only_where_asked,
+    a_batch_is_the_same_as_its_submissions_one_by_one,
 );
+
+async fn ranks_are_computed_only_where_asked(subject: Subject) {
+    let store = &subject.store;
+    let writes = [write(Period::Daily, Policy::Best, at(0)), write(Period::AllTime, Policy::Sum, at(0))];
+    store.submit(&writes, "bob", 70).await.unwrap();
+    let daily_only = store.submit_ranking(&writes, "alice", 50, RankOn::boards([0])).await.unwrap();
+    assert_eq!(daily_only, [Standing { score: 50, rank: Some(2) }, Standing { score: 50, rank: None }]);
+    let none = store.submit_ranking(&writes, "alice", 30, RankOn::NONE).await.unwrap();
+    assert_eq!(none, [Standing { score: 50, rank: None }, Standing { score: 80, rank: None }]);
+    let all_time_only = store.submit_ranking(&writes, "alice", 1, RankOn::boards([1])).await.unwrap();
+    assert_eq!(all_time_only, [Standing { score: 50, rank: None }, Standing { score: 81, rank: Some(1) }]);
+    assert_eq!(store.submit(&writes, "alice", 0).await.unwrap(), [(50, 2), (81, 1)], "submit ranks every board");
+}
+
+async fn a_batch_is_the_same_as_its_submissions_one_by_one(subject: Subject) {
+    let store = &subject.store;
+    let writes = [write(Period::Daily, Policy::Best, at(5)), write(Period::AllTime, Policy::Sum, at(5))];
+    let batch = [("alice", 10), ("bob", 30), ("alice", 40), ("carol", 20), ("alice", 5)];
+    store.submit_many(&writes, &batch).await.unwrap();
+    store.submit_many(&writes, &[]).await.unwrap();
+    let (daily, total) = store.top(&board(Period::Daily), 10).await.unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(names(&daily), [("alice", 40, 1), ("bob", 30, 2), ("carol", 20, 3)]);
+    let (all_time, _) = store.top(&board(Period::AllTime), 10).await.unwrap();
+    assert_eq!(names(&all_time), [("alice", 55, 1), ("bob", 30, 2), ("carol", 20, 3)]);
+}
 
 async fn best_keeps_each_users_best_score(subject: Subject) {
     let store = &subject.store;

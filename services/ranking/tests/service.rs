@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use contracts::ranking::v1::{
-    Board, GetAroundRequest, GetProfileRequest, GetRankRequest, GetTopRequest, Period, Profile, Score,
+    Board, GetAroundRequest, GetProfileRequest, GetRankRequest, GetTopRequest, Period, Periods, Profile, Score,
     SetProfileRequest, SubmitScoreRequest, SubmitScoresRequest, ranking_client::RankingClient,
 };
 use test_support::{Process, RedisServer, free_addr, health_status, wait_serving};
@@ -41,7 +41,7 @@ async fn scores_ranks_windows_and_profiles_over_grpc() {
         .await
         .unwrap();
     let standings = client
-        .submit_score(SubmitScoreRequest { user_id: "alice".into(), score: 120 })
+        .submit_score(SubmitScoreRequest { user_id: "alice".into(), score: 120, ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -84,15 +84,66 @@ async fn scores_ranks_windows_and_profiles_over_grpc() {
 }
 
 #[tokio::test]
+async fn submit_score_ranks_only_the_periods_asked_for() {
+    let (_process, _, client) = start("memory").await;
+    let submit = |user: &str, score: i64, rank_periods: Option<Periods>| {
+        let request = SubmitScoreRequest { user_id: user.into(), score, rank_periods };
+        let mut client = client.clone();
+        async move { client.submit_score(request).await.unwrap().into_inner().standings }
+    };
+    submit("bob", 90, None).await;
+    let ranks = |standings: Vec<contracts::ranking::v1::Standing>| -> Vec<(i64, u64)> {
+        standings.iter().map(|standing| (standing.score, standing.rank)).collect()
+    };
+    let weekly = Some(Periods { periods: vec![Period::Weekly as i32] });
+    assert_eq!(ranks(submit("alice", 50, weekly).await), [(50, 0), (50, 2), (50, 0), (50, 0)]);
+    let none = Some(Periods { periods: Vec::new() });
+    assert_eq!(ranks(submit("alice", 95, none).await), [(95, 0); 4], "present and empty: no rank");
+    assert_eq!(ranks(submit("alice", 1, None).await), [(95, 1); 4], "absent: every rank");
+}
+
+#[tokio::test]
 async fn bad_input_is_invalid_argument_naming_the_field() {
     let (_process, _, mut client) = start("memory").await;
     let cases: Vec<(&str, tonic::Status)> = vec![
-        ("user_id", client.submit_score(SubmitScoreRequest { user_id: String::new(), score: 1 }).await.unwrap_err()),
-        ("user_id", client.submit_score(SubmitScoreRequest { user_id: "x".repeat(200), score: 1 }).await.unwrap_err()),
-        ("score", client.submit_score(SubmitScoreRequest { user_id: "a".into(), score: -5 }).await.unwrap_err()),
+        (
+            "user_id",
+            client
+                .submit_score(SubmitScoreRequest { user_id: String::new(), score: 1, ..Default::default() })
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "user_id",
+            client
+                .submit_score(SubmitScoreRequest { user_id: "x".repeat(200), score: 1, ..Default::default() })
+                .await
+                .unwrap_err(),
+        ),
         (
             "score",
-            client.submit_score(SubmitScoreRequest { user_id: "a".into(), score: 1_000_000_000 }).await.unwrap_err(),
+            client
+                .submit_score(SubmitScoreRequest { user_id: "a".into(), score: -5, ..Default::default() })
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "score",
+            client
+                .submit_score(SubmitScoreRequest { user_id: "a".into(), score: 1_000_000_000, ..Default::default() })
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "rank_periods.periods[1]",
+            client
+                .submit_score(SubmitScoreRequest {
+                    user_id: "a".into(),
+                    score: 1,
+                    rank_periods: Some(Periods { periods: vec![Period::Daily as i32, 9] }),
+                })
+                .await
+                .unwrap_err(),
         ),
         ("limit", client.get_top(GetTopRequest { board: daily(), limit: 1001 }).await.unwrap_err()),
         (
@@ -136,11 +187,14 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
 async fn while_redis_is_down_calls_fail_fast_health_stays_serving_and_it_recovers() {
     let mut redis = RedisServer::start();
     let (_process, addr, mut client) = start(&redis.url()).await;
-    client.submit_score(SubmitScoreRequest { user_id: "alice".into(), score: 1 }).await.unwrap();
+    client.submit_score(SubmitScoreRequest { user_id: "alice".into(), score: 1, ..Default::default() }).await.unwrap();
 
     redis.stop();
     let started = std::time::Instant::now();
-    let status = client.submit_score(SubmitScoreRequest { user_id: "alice".into(), score: 2 }).await.unwrap_err();
+    let status = client
+        .submit_score(SubmitScoreRequest { user_id: "alice".into(), score: 2, ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     // A Redis outage must not make ECS replace every task.
@@ -150,7 +204,11 @@ async fn while_redis_is_down_calls_fail_fast_health_stays_serving_and_it_recover
     redis.restart();
     let mut recovered = false;
     for _ in 0..50 {
-        if client.submit_score(SubmitScoreRequest { user_id: "alice".into(), score: 3 }).await.is_ok() {
+        if client
+            .submit_score(SubmitScoreRequest { user_id: "alice".into(), score: 3, ..Default::default() })
+            .await
+            .is_ok()
+        {
             recovered = true;
             break;
         }

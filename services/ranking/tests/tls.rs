@@ -86,7 +86,7 @@ async fn ranking(store: &str, ca_file: Option<&str>) -> (Process, RankingClient<
 }
 
 fn submit(user: &str, score: i64) -> SubmitScoreRequest {
-    SubmitScoreRequest { user_id: user.into(), score }
+    SubmitScoreRequest { user_id: user.into(), score, ..Default::default() }
 }
 
 fn daily() -> Option<Board> {

@@ -11,7 +11,7 @@ use std::{
 
 use contracts::ranking::v1::Profile;
 
-use super::{BoardWrite, Ranked, combine};
+use super::{BoardWrite, RankOn, Ranked, Standing, combine};
 use crate::{
     board::BoardId,
     score::{decode, encode},
@@ -82,10 +82,10 @@ impl MemoryStore {
         Self::default()
     }
 
-    pub(crate) fn submit(&self, writes: &[BoardWrite], user_id: &str, score: i64) -> Vec<(i64, u64)> {
+    pub(crate) fn submit(&self, writes: &[BoardWrite], user_id: &str, score: i64, rank_on: RankOn) -> Vec<Standing> {
         let mut state = self.state.lock().expect("store lock");
         let mut standings = Vec::with_capacity(writes.len());
-        for write in writes {
+        for (index, write) in writes.iter().enumerate() {
             let key = write.board.key();
             let _ = state.board(&key);
             let board = state.boards.entry(key).or_default();
@@ -98,9 +98,13 @@ impl MemoryStore {
                 }
                 board.order.insert((Reverse(composite), Reverse(user_id.to_owned())));
             }
-            board.expires_at = write.expires_at;
-            let rank = board.rank_of(user_id).expect("just written");
-            standings.push((new_score, rank));
+            // As in Redis: the expiry is set when a user joins the board,
+            // which includes the write that creates it.
+            if old.is_none() {
+                board.expires_at = write.expires_at;
+            }
+            let rank = rank_on.includes(index).then(|| board.rank_of(user_id).expect("just written"));
+            standings.push(Standing { score: new_score, rank });
         }
         standings
     }

@@ -61,6 +61,38 @@ impl BoardWrite {
     }
 }
 
+/// Which boards of a submission to rank, by their place in its writes. A
+/// rank costs Redis an O(log N) lookup per board, and most callers show one
+/// rank at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RankOn(u32);
+
+impl RankOn {
+    /// Every board.
+    pub const ALL: Self = Self(u32::MAX);
+    /// No board.
+    pub const NONE: Self = Self(0);
+
+    /// The boards at `indexes` (at most 32 boards per submission).
+    pub fn boards(indexes: impl IntoIterator<Item = usize>) -> Self {
+        Self(indexes.into_iter().filter(|index| *index < 32).fold(0, |mask, index| mask | 1 << index))
+    }
+
+    /// Whether the board at `index` is ranked.
+    pub fn includes(self, index: usize) -> bool {
+        index < 32 && self.0 & (1 << index) != 0
+    }
+}
+
+/// Where a submission left the user on one board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// Their score on the board after it.
+    pub score: i64,
+    /// Their 1-based rank, when it was asked for.
+    pub rank: Option<u64>,
+}
+
 /// The configured store.
 #[derive(Clone)]
 pub enum Store {
@@ -118,9 +150,37 @@ impl Store {
         user_id: &str,
         score: i64,
     ) -> Result<Vec<(i64, u64)>, StoreError> {
+        let standings = self.submit_ranking(writes, user_id, score, RankOn::ALL).await?;
+        Ok(standings.into_iter().map(|standing| (standing.score, standing.rank.unwrap_or(0))).collect())
+    }
+
+    /// Adds `score` for `user_id` to every board in `writes`; returns the
+    /// user's score on each, in order, and their rank on the boards in
+    /// `rank_on`.
+    pub async fn submit_ranking(
+        &self,
+        writes: &[BoardWrite],
+        user_id: &str,
+        score: i64,
+        rank_on: RankOn,
+    ) -> Result<Vec<Standing>, StoreError> {
         match self {
-            Store::Memory(store) => Ok(store.submit(writes, user_id, score)),
-            Store::Redis(store) => store.submit(writes, user_id, score).await,
+            Store::Memory(store) => Ok(store.submit(writes, user_id, score, rank_on)),
+            Store::Redis(store) => store.submit(writes, user_id, score, rank_on).await,
+        }
+    }
+
+    /// Adds each of `scores` (user, score) to every board in `writes`, in
+    /// order; each submission is atomic, the batch is not.
+    pub async fn submit_many(&self, writes: &[BoardWrite], scores: &[(&str, i64)]) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(store) => {
+                for (user_id, score) in scores {
+                    store.submit(writes, user_id, *score, RankOn::NONE);
+                }
+                Ok(())
+            }
+            Store::Redis(store) => store.submit_many(writes, scores).await,
         }
     }
 

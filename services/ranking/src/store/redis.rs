@@ -15,14 +15,14 @@ use std::{path::Path, sync::Arc, time::Duration};
 use contracts::ranking::v1::Profile;
 use prost::Message;
 use redis::{
-    Cmd, Pipeline, RedisError, RedisFuture, Script, Value,
+    Cmd, Pipeline, RedisError, RedisFuture, Script, ScriptInvocation, Value,
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     cluster::ClusterClient,
     cluster_async::ClusterConnection,
 };
 use tokio::sync::OnceCell;
 
-use super::{BoardWrite, Ranked, StoreError};
+use super::{BoardWrite, RankOn, Ranked, Standing, StoreError};
 use crate::{
     board::BoardId,
     score::{LUA_TICK_SPAN, MAX_SCORE, decode},
@@ -155,7 +155,12 @@ impl RedisStore {
                 "unknown --store {description}: use memory, redis://HOST:PORT, rediss://HOST:PORT or redis+cluster://HOST:PORT,..."
             )));
         };
-        Ok(Self { backend, submit: Arc::new(Script::new(include_str!("submit.lua"))), timeout, description })
+        Ok(Self {
+            backend,
+            submit: Arc::new(Script::new(include_str!("submit.lua"))),
+            timeout,
+            description,
+        })
     }
 
     /// One PING, within the store's timeout.
@@ -199,26 +204,66 @@ impl RedisStore {
         }
     }
 
-    pub(crate) async fn submit(
-        &self,
+    /// The EVALSHA of one submission.
+    fn submit_invocation<'a>(
+        &'a self,
         writes: &[BoardWrite],
         user_id: &str,
         score: i64,
-    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        rank_on: RankOn,
+    ) -> ScriptInvocation<'a> {
         let mut invocation = self.submit.prepare_invoke();
         for write in writes {
             invocation.key(write.board.key());
         }
         invocation.arg(user_id).arg(score).arg(MAX_SCORE).arg(LUA_TICK_SPAN);
-        for write in writes {
-            invocation.arg(write.policy.name()).arg(write.tick).arg(write.expires_at.unwrap_or(0));
+        for (index, write) in writes.iter().enumerate() {
+            invocation
+                .arg(write.policy.name())
+                .arg(write.tick)
+                .arg(write.expires_at.unwrap_or(0))
+                .arg(u8::from(rank_on.includes(index)));
         }
+        invocation
+    }
+
+    pub(crate) async fn submit(
+        &self,
+        writes: &[BoardWrite],
+        user_id: &str,
+        score: i64,
+        rank_on: RankOn,
+    ) -> Result<Vec<Standing>, StoreError> {
+        let invocation = self.submit_invocation(writes, user_id, score, rank_on);
         let flat: Vec<i64> =
             self.run(|mut connection| async move { invocation.invoke_async(&mut connection).await }).await?;
         if flat.len() != writes.len() * 2 {
             return Err(StoreError::Internal(format!("submit script returned {} values", flat.len())));
         }
-        Ok(flat.chunks(2).map(|pair| (pair[0], pair[1] as u64)).collect())
+        Ok(flat
+            .chunks(2)
+            .map(|pair| Standing { score: pair[0], rank: (pair[1] > 0).then_some(pair[1] as u64) })
+            .collect())
+    }
+
+    /// Many submissions in one pipeline: one round trip for the batch, each
+    /// submission still atomic on its own.
+    pub(crate) async fn submit_many(&self, writes: &[BoardWrite], scores: &[(&str, i64)]) -> Result<(), StoreError> {
+        if scores.is_empty() {
+            return Ok(());
+        }
+        let invocations: Vec<ScriptInvocation<'_>> = scores
+            .iter()
+            .map(|(user_id, score)| self.submit_invocation(writes, user_id, *score, RankOn::NONE))
+            .collect();
+        let mut pipeline = redis::pipe();
+        // Loading first makes the EVALSHAs after it safe on a Redis that
+        // restarted and lost its scripts; it costs one small command.
+        pipeline.load_script(&self.submit).ignore();
+        for invocation in &invocations {
+            pipeline.invoke_script(invocation).ignore();
+        }
+        self.run(|mut connection| async move { pipeline.query_async::<()>(&mut connection).await }).await
     }
 
     pub(crate) async fn top(&self, board: &BoardId, limit: u64) -> Result<(Vec<Ranked>, u64), StoreError> {
@@ -309,15 +354,7 @@ impl RedisStore {
                 redis::cmd("HMGET").arg(PROFILES_KEY).arg(user_ids).query_async(&mut connection).await
             })
             .await?;
-        values
-            .into_iter()
-            .map(|value| {
-                value
-                    .map(|bytes| Profile::decode(bytes.as_slice()))
-                    .transpose()
-                    .map_err(|error| StoreError::Internal(format!("a stored profile does not decode: {error}")))
-            })
-            .collect()
+        values.into_iter().map(decode_profile).collect()
     }
 
     pub(crate) async fn expires_in(&self, board: &BoardId) -> Result<Option<i64>, StoreError> {
@@ -327,6 +364,14 @@ impl RedisStore {
             .await?;
         Ok((ttl >= 0).then_some(ttl))
     }
+}
+
+/// A stored profile, if any.
+fn decode_profile(value: Option<Vec<u8>>) -> Result<Option<Profile>, StoreError> {
+    value
+        .map(|bytes| Profile::decode(bytes.as_slice()))
+        .transpose()
+        .map_err(|error| StoreError::Internal(format!("a stored profile does not decode: {error}")))
 }
 
 fn ranked_from(entries: Vec<(String, f64)>, first_rank: u64) -> Vec<Ranked> {

@@ -1,18 +1,25 @@
 -- Adds one score for one user to several boards, atomically.
 -- KEYS: the boards' sorted sets.
 -- ARGV[1] user id, ARGV[2] score, ARGV[3] max score, ARGV[4] tick span,
--- then per board: policy ("best" or "sum"), tick, expire-at (unix seconds, 0 for never).
--- Returns, per board: the user's score and 1-based rank after the update.
+-- then per board: policy ("best" or "sum"), tick, expire-at (unix seconds,
+-- 0 for never), and 1 when the caller wants the user's rank on it, else 0.
+-- Returns, per board: the user's score after the update, and their 1-based
+-- rank (0 when not wanted).
+--
+-- Each board gets only the work the update needs: one ZSCORE; a ZADD only
+-- when the score changes (a BEST that is not better changes nothing, so the
+-- first to reach a score keeps the earlier tick); an EXPIREAT only when the
+-- user is new to the board, which includes the write that creates it (the
+-- expiry is the same for every write to a board); a ZREVRANK only when the
+-- rank is wanted.
 local user = ARGV[1]
 local score = tonumber(ARGV[2])
 local max_score = tonumber(ARGV[3])
 local span = tonumber(ARGV[4])
 local out = {}
 for i, key in ipairs(KEYS) do
-  local base = 4 + (i - 1) * 3
+  local base = 4 + (i - 1) * 4
   local policy = ARGV[base + 1]
-  local tick = tonumber(ARGV[base + 2])
-  local expire_at = tonumber(ARGV[base + 3])
   local new_score = score
   local write = true
   local old = redis.call('ZSCORE', key, user)
@@ -27,13 +34,21 @@ for i, key in ipairs(KEYS) do
     end
   end
   if write then
+    local tick = tonumber(ARGV[base + 2])
     -- %.17g keeps every integer below 2^53 exact.
     redis.call('ZADD', key, string.format('%.17g', new_score * span + (span - 1 - tick)), user)
   end
-  if expire_at > 0 then
-    redis.call('EXPIREAT', key, expire_at)
+  if not old then
+    local expire_at = tonumber(ARGV[base + 3])
+    if expire_at > 0 then
+      redis.call('EXPIREAT', key, expire_at)
+    end
   end
   out[#out + 1] = new_score
-  out[#out + 1] = redis.call('ZREVRANK', key, user) + 1
+  if ARGV[base + 4] == '1' then
+    out[#out + 1] = redis.call('ZREVRANK', key, user) + 1
+  else
+    out[#out + 1] = 0
+  end
 end
 return out

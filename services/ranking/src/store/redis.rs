@@ -155,12 +155,7 @@ impl RedisStore {
                 "unknown --store {description}: use memory, redis://HOST:PORT, rediss://HOST:PORT or redis+cluster://HOST:PORT,..."
             )));
         };
-        Ok(Self {
-            backend,
-            submit: Arc::new(Script::new(include_str!("submit.lua"))),
-            timeout,
-            description,
-        })
+        Ok(Self { backend, submit: Arc::new(Script::new(include_str!("submit.lua"))), timeout, description })
     }
 
     /// One PING, within the store's timeout.

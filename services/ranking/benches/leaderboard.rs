@@ -124,8 +124,9 @@ fn print_redis_profile(redis: &RedisServer, phase: &str, calls: usize) {
 }
 
 /// The original backend's loop (`benches/seed_loop.js`, ioredis, one ZADD
-/// per update, 50 in flight) on the same Redis; its updates/s, or why not.
-fn seed_loop(redis: &RedisServer) -> Result<f64, String> {
+/// per update and board, 200,000 users, 50 in flight) on the same Redis; its
+/// updates/s, or why not.
+fn seed_loop(redis: &RedisServer, boards: u32) -> Result<f64, String> {
     let Ok(modules) = std::env::var("IOREDIS_NODE_PATH") else {
         return Err("set IOREDIS_NODE_PATH to a node_modules holding ioredis to run it".into());
     };
@@ -133,6 +134,7 @@ fn seed_loop(redis: &RedisServer) -> Result<f64, String> {
     let output = Command::new("node")
         .arg(&script)
         .args([redis.addr().ip().to_string(), redis.addr().port().to_string()])
+        .args(["200000", "200000", "50", &boards.to_string()])
         .env("NODE_PATH", modules)
         .output()
         .map_err(|error| format!("node: {error}"))?;
@@ -299,7 +301,8 @@ async fn main() {
         "ZREVRANGE",
     );
     let zadd = redis_benchmark(&redis, &["-n", "200000", "-c", "50", "-t", "zadd", "-r", "1000000"], "ZADD");
-    let seed = seed_loop(&redis);
+    let seed = seed_loop(&redis, 1);
+    let seed_four_boards = seed_loop(&redis, 4);
 
     println!(
         "\n{users} users on the daily board, {concurrency} concurrent callers, {} s per measurement",
@@ -330,13 +333,15 @@ async fn main() {
         Some(figures) => println!("redis-benchmark ZADD {:>9.0} requests/s (same Redis, -c 50)", figures.rate),
         None => println!("redis-benchmark not found or gave no ZADD figure"),
     }
-    match seed {
-        Ok(rate) => {
-            println!("seed loop (ioredis, one ZADD per update, 50 in flight) {rate:>9.0} updates/s");
-            for (name, submit_rate, _) in &submits {
-                println!("  {name} / seed loop = {:.2}", submit_rate / rate);
+    for (boards, seed) in [(1, seed), (4, seed_four_boards)] {
+        match seed {
+            Ok(rate) => {
+                println!("seed loop (ioredis, {boards} board(s): a ZADD each per update) {rate:>9.0} updates/s");
+                for (name, submit_rate, _) in &submits {
+                    println!("  {name} / seed loop = {:.2}", submit_rate / rate);
+                }
             }
+            Err(why) => println!("seed loop not run: {why}"),
         }
-        Err(why) => println!("seed loop not run: {why}"),
     }
 }

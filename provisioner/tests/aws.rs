@@ -12,9 +12,9 @@ use std::{
 };
 
 use aws_config::{BehaviorVersion, Region};
-use aws_sdk_ec2::types::Filter;
 use aws_sdk_ecs::types::{ClusterField, ServiceField, TaskDefinitionField, TaskDefinitionStatus};
 use aws_smithy_http_client::{Builder, tls};
+use serde_json::json;
 use test_support::MotoServer;
 
 const PROVISION: &str = env!("CARGO_BIN_EXE_provision");
@@ -51,20 +51,16 @@ impl Account {
             .credentials_provider(aws_sdk_ecs::config::Credentials::new("testing", "testing", None, None, "test"))
             .load()
             .await;
-        let ec2 = aws_sdk_ec2::Client::new(&config);
-        let vpc = ec2.create_vpc().cidr_block("10.42.0.0/16").send().await.unwrap();
-        let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_owned();
+        let vpc = moto.boto3("ec2", "create_vpc", json!({"CidrBlock": "10.42.0.0/16"}));
+        let vpc = text(&vpc["Vpc"]["VpcId"]);
         let mut subnets = Vec::new();
         for (index, zone) in ["us-east-1a", "us-east-1b"].into_iter().enumerate() {
-            let subnet = ec2
-                .create_subnet()
-                .vpc_id(&vpc)
-                .cidr_block(format!("10.42.{index}.0/24"))
-                .availability_zone(zone)
-                .send()
-                .await
-                .unwrap();
-            subnets.push(subnet.subnet().unwrap().subnet_id().unwrap().to_owned());
+            let subnet = moto.boto3(
+                "ec2",
+                "create_subnet",
+                json!({"VpcId": vpc, "CidrBlock": format!("10.42.{index}.0/24"), "AvailabilityZone": zone}),
+            );
+            subnets.push(text(&subnet["Subnet"]["SubnetId"]));
         }
         let dir = std::env::temp_dir().join(format!(
             "provision-aws-{}-{}",
@@ -119,8 +115,10 @@ impl Account {
         aws_sdk_servicediscovery::Client::new(&self.config)
     }
 
-    fn ec2(&self) -> aws_sdk_ec2::Client {
-        aws_sdk_ec2::Client::new(&self.config)
+    /// An EC2 call through boto3: the provisioner speaks EC2's Query API
+    /// with its own client, so the tests check it with another.
+    fn ec2(&self, operation: &str, params: serde_json::Value) -> serde_json::Value {
+        self.moto.boto3("ec2", operation, params)
     }
 
     fn iam(&self) -> aws_sdk_iam::Client {
@@ -199,16 +197,10 @@ impl Account {
     }
 
     /// Security groups called `name` in our VPC.
-    async fn security_groups_named(&self, name: &str) -> Vec<aws_sdk_ec2::types::SecurityGroup> {
-        let answer = self
-            .ec2()
-            .describe_security_groups()
-            .filters(Filter::builder().name("group-name").values(name).build())
-            .filters(Filter::builder().name("vpc-id").values(&self.vpc).build())
-            .send()
-            .await
-            .unwrap();
-        answer.security_groups().to_vec()
+    async fn security_groups_named(&self, name: &str) -> Vec<serde_json::Value> {
+        let filters = json!([{"Name": "group-name", "Values": [name]}, {"Name": "vpc-id", "Values": [self.vpc]}]);
+        let answer = self.ec2("describe_security_groups", json!({ "Filters": filters }));
+        answer["SecurityGroups"].as_array().cloned().unwrap_or_default()
     }
 
     async fn service(&self, name: &str) -> Option<aws_sdk_ecs::types::Service> {
@@ -295,6 +287,16 @@ architecture = "arm64"
 secrets = { RANKING_STORE = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ranking-store" }
 "#;
 
+/// A JSON string's text; panics on anything else.
+fn text(value: &serde_json::Value) -> String {
+    value.as_str().unwrap_or_else(|| panic!("expected a string, got {value}")).to_owned()
+}
+
+/// A JSON array's items; none when the field is absent.
+fn list(value: &serde_json::Value) -> Vec<serde_json::Value> {
+    value.as_array().cloned().unwrap_or_default()
+}
+
 fn json(run: &Run) -> serde_json::Value {
     serde_json::from_str(&run.stdout)
         .unwrap_or_else(|error| panic!("plan --output json is not JSON ({error}): {}", run.stdout))
@@ -361,12 +363,13 @@ async fn plan_on_an_empty_account_then_apply_creates_everything_and_a_second_pla
     let groups = account.security_groups_named("shop-tasks").await;
     assert_eq!(groups.len(), 1);
     let group = &groups[0];
-    for permission in group.ip_permissions() {
-        assert!(permission.ip_ranges().iter().all(|range| range.cidr_ip() != Some("0.0.0.0/0")), "{permission:?}");
-        assert_eq!(permission.from_port(), Some(5000));
-        assert_eq!(permission.user_id_group_pairs()[0].group_id(), group.group_id());
+    let permissions = list(&group["IpPermissions"]);
+    for permission in &permissions {
+        assert!(list(&permission["IpRanges"]).iter().all(|range| range["CidrIp"] != "0.0.0.0/0"), "{permission}");
+        assert_eq!(permission["FromPort"], 5000);
+        assert_eq!(permission["UserIdGroupPairs"][0]["GroupId"], group["GroupId"]);
     }
-    assert_eq!(group.ip_permissions().len(), 1);
+    assert_eq!(permissions.len(), 1);
 
     // Roles: the execution role may read the named secret and no other.
     let policy =
@@ -450,7 +453,7 @@ async fn plan_on_an_empty_account_then_apply_creates_everything_and_a_second_pla
     let mut ours = account.subnets.clone();
     ours.sort();
     assert_eq!(subnets, ours);
-    assert_eq!(network.security_groups(), [group.group_id().unwrap()]);
+    assert_eq!(network.security_groups(), [text(&group["GroupId"])]);
     assert_eq!(network.assign_public_ip().unwrap().as_str(), "DISABLED");
 
     let again = account.provision(&["plan", "--detailed-exitcode"], &stack);
@@ -749,16 +752,9 @@ fn percent_decode(text: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn named_sources_and_task_role_policies_are_granted_and_strays_revoked() {
     let account = Account::new().await;
-    let bastion = account
-        .ec2()
-        .create_security_group()
-        .group_name("bastion")
-        .description("b")
-        .vpc_id(&account.vpc)
-        .send()
-        .await
-        .unwrap();
-    let bastion = bastion.group_id().unwrap().to_owned();
+    let bastion =
+        account.ec2("create_security_group", json!({"GroupName": "bastion", "Description": "b", "VpcId": account.vpc}));
+    let bastion = text(&bastion["GroupId"]);
     let policy = account
         .iam()
         .create_policy()
@@ -777,13 +773,12 @@ async fn named_sources_and_task_role_policies_are_granted_and_strays_revoked() {
     assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
 
     let group = account.security_groups_named("shop-tasks").await.remove(0);
-    let mut sources: Vec<_> = group
-        .ip_permissions()
+    let mut sources: Vec<_> = list(&group["IpPermissions"])
         .iter()
-        .flat_map(|p| p.user_id_group_pairs().iter().map(|pair| pair.group_id().unwrap().to_owned()))
+        .flat_map(|p| list(&p["UserIdGroupPairs"]).into_iter().map(|pair| text(&pair["GroupId"])))
         .collect();
     sources.sort();
-    let mut expected = vec![bastion.clone(), group.group_id().unwrap().to_owned()];
+    let mut expected = vec![bastion.clone(), text(&group["GroupId"])];
     expected.sort();
     assert_eq!(sources, expected);
     let attached = account.iam().list_attached_role_policies().role_name("shop-game-server-task").send().await.unwrap();
@@ -793,25 +788,18 @@ async fn named_sources_and_task_role_policies_are_granted_and_strays_revoked() {
     assert!(ranking.attached_policies().is_empty(), "only the service the stack names gets the policy");
 
     // Someone opens the port to the world: plan shows it, apply takes it back.
-    account
-        .ec2()
-        .authorize_security_group_ingress()
-        .group_id(group.group_id().unwrap())
-        .ip_protocol("tcp")
-        .from_port(5000)
-        .to_port(5000)
-        .cidr_ip("0.0.0.0/0")
-        .send()
-        .await
-        .unwrap();
+    account.ec2(
+        "authorize_security_group_ingress",
+        json!({"GroupId": group["GroupId"], "IpProtocol": "tcp", "FromPort": 5000, "ToPort": 5000, "CidrIp": "0.0.0.0/0"}),
+    );
     let plan = account.provision(&["plan"], &stack);
     assert!(plan.stdout.contains("security group       shop-tasks"), "{}", plan.stdout);
     assert!(plan.stdout.contains("tcp/5000 from 0.0.0.0/0"), "{}", plan.stdout);
     assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
     let group = account.security_groups_named("shop-tasks").await.remove(0);
     assert!(
-        group.ip_permissions().iter().all(|p| p.ip_ranges().iter().all(|r| r.cidr_ip() != Some("0.0.0.0/0"))),
-        "{group:?}"
+        list(&group["IpPermissions"]).iter().all(|p| list(&p["IpRanges"]).iter().all(|r| r["CidrIp"] != "0.0.0.0/0")),
+        "{group}"
     );
     assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &stack).code, 0);
 }
@@ -823,28 +811,18 @@ async fn the_committed_stack_file_applies_as_it_is_to_a_default_vpc() {
     let plan = account.provision(&["plan", "--output", "json"], &committed);
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     let plan = json(&plan);
-    let default_vpc = account
-        .ec2()
-        .describe_vpcs()
-        .filters(Filter::builder().name("is-default").values("true").build())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(plan["vpc"], default_vpc.vpcs()[0].vpc_id().unwrap());
+    let default_vpc = account.ec2("describe_vpcs", json!({"Filters": [{"Name": "is-default", "Values": ["true"]}]}));
+    assert_eq!(plan["vpc"], default_vpc["Vpcs"][0]["VpcId"]);
     let apply = account.provision(&["apply", "--yes", "--no-wait"], &committed);
     assert_eq!(apply.code, 0, "{}", apply.stderr);
     let service =
         account.ecs().describe_services().cluster("grpc-fargate").services("game-server").send().await.unwrap();
     let network = service.services()[0].network_configuration().unwrap().awsvpc_configuration().unwrap();
-    let defaults = account
-        .ec2()
-        .describe_subnets()
-        .filters(Filter::builder().name("default-for-az").values("true").build())
-        .send()
-        .await
-        .unwrap();
-    assert!(!defaults.subnets().is_empty());
-    assert_eq!(network.subnets().len(), defaults.subnets().len(), "every default subnet of the default VPC");
+    let defaults =
+        account.ec2("describe_subnets", json!({"Filters": [{"Name": "default-for-az", "Values": ["true"]}]}));
+    let defaults = list(&defaults["Subnets"]);
+    assert!(!defaults.is_empty());
+    assert_eq!(network.subnets().len(), defaults.len(), "every default subnet of the default VPC");
     assert_eq!(network.assign_public_ip().unwrap().as_str(), "ENABLED");
     assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &committed).code, 0);
 }
@@ -1040,20 +1018,19 @@ async fn a_stack_image_that_does_not_exist_is_never_applied() {
 #[tokio::test(flavor = "multi_thread")]
 async fn private_subnets_are_those_without_a_route_to_an_internet_gateway() {
     let account = Account::new().await;
-    let ec2 = account.ec2();
-    let gateway = ec2.create_internet_gateway().send().await.unwrap();
-    let gateway = gateway.internet_gateway().unwrap().internet_gateway_id().unwrap().to_owned();
-    ec2.attach_internet_gateway().internet_gateway_id(&gateway).vpc_id(&account.vpc).send().await.unwrap();
-    let table = ec2.create_route_table().vpc_id(&account.vpc).send().await.unwrap();
-    let table = table.route_table().unwrap().route_table_id().unwrap().to_owned();
-    ec2.create_route()
-        .route_table_id(&table)
-        .destination_cidr_block("0.0.0.0/0")
-        .gateway_id(&gateway)
-        .send()
-        .await
-        .unwrap();
-    ec2.associate_route_table().route_table_id(&table).subnet_id(&account.subnets[0]).send().await.unwrap();
+    let gateway = account.ec2("create_internet_gateway", json!({}));
+    let gateway = text(&gateway["InternetGateway"]["InternetGatewayId"]);
+    account.ec2("attach_internet_gateway", json!({"InternetGatewayId": gateway, "VpcId": account.vpc}));
+    let table = account.ec2("create_route_table", json!({"VpcId": account.vpc}));
+    let table = text(&table["RouteTable"]["RouteTableId"]);
+    let route_to_gateway = |table: &str| {
+        account.ec2(
+            "create_route",
+            json!({"RouteTableId": table, "DestinationCidrBlock": "0.0.0.0/0", "GatewayId": gateway}),
+        )
+    };
+    route_to_gateway(&table);
+    account.ec2("associate_route_table", json!({"RouteTableId": table, "SubnetId": account.subnets[0]}));
 
     let subnets = format!("{:?}", account.subnets);
     let stack = account.write_stack(&[(&subnets, "\"private\"")]);
@@ -1064,21 +1041,10 @@ async fn private_subnets_are_those_without_a_route_to_an_internet_gateway() {
     assert_eq!(network.subnets(), [account.subnets[1].as_str()], "the public subnet is left out");
 
     // With the main route table public too, no subnet is private: say so.
-    let main = ec2
-        .describe_route_tables()
-        .filters(Filter::builder().name("vpc-id").values(&account.vpc).build())
-        .filters(Filter::builder().name("association.main").values("true").build())
-        .send()
-        .await
-        .unwrap();
-    let main = main.route_tables()[0].route_table_id().unwrap().to_owned();
-    ec2.create_route()
-        .route_table_id(&main)
-        .destination_cidr_block("0.0.0.0/0")
-        .gateway_id(&gateway)
-        .send()
-        .await
-        .unwrap();
+    let filters =
+        json!([{"Name": "vpc-id", "Values": [account.vpc]}, {"Name": "association.main", "Values": ["true"]}]);
+    let main = account.ec2("describe_route_tables", json!({ "Filters": filters }));
+    route_to_gateway(&text(&main["RouteTables"][0]["RouteTableId"]));
     let plan = account.provision(&["plan"], &stack);
     assert_eq!(plan.code, 1);
     assert!(plan.stderr.contains("has no private subnets (without a route to an internet gateway)"), "{}", plan.stderr);
@@ -1130,13 +1096,13 @@ async fn a_store_is_made_with_tls_auth_and_its_own_group_and_ranking_gets_its_ur
     let primary = group.node_groups()[0].primary_endpoint().unwrap().address().unwrap().to_owned();
 
     // Its group admits the store's port from the tasks' group, nothing else.
-    let tasks = account.security_groups_named("shop-tasks").await[0].group_id().unwrap().to_owned();
+    let tasks = text(&account.security_groups_named("shop-tasks").await[0]["GroupId"]);
     let store_group = account.security_groups_named("shop-board-store").await;
-    let rules = store_group[0].ip_permissions();
+    let rules = list(&store_group[0]["IpPermissions"]);
     assert_eq!(rules.len(), 1, "{rules:?}");
-    assert_eq!((rules[0].from_port(), rules[0].to_port()), (Some(6379), Some(6379)));
-    assert_eq!(rules[0].user_id_group_pairs()[0].group_id(), Some(tasks.as_str()));
-    assert!(rules[0].ip_ranges().is_empty(), "no CIDR: {rules:?}");
+    assert_eq!((&rules[0]["FromPort"], &rules[0]["ToPort"]), (&json!(6379), &json!(6379)));
+    assert_eq!(rules[0]["UserIdGroupPairs"][0]["GroupId"], tasks.as_str());
+    assert!(list(&rules[0]["IpRanges"]).is_empty(), "no CIDR: {rules:?}");
 
     // The secret holds the whole URL; ranking gets it under `secrets`.
     let secret = account.secrets().get_secret_value().secret_id("shop/board/url").send().await.unwrap();

@@ -56,6 +56,38 @@ impl MotoServer {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// Calls `operation` (boto3's name, e.g. `describe_vpcs`) of AWS
+    /// `service` on this server with boto3, the AWS SDK for Python that moto
+    /// is installed with, `params` as its keyword arguments; the answer as
+    /// JSON, without its ResponseMetadata. Fixtures and checks made by a
+    /// client nobody here wrote, which costs the tests no Rust SDK crate to
+    /// compile. Panics with boto3's error when the call fails.
+    pub fn boto3(&self, service: &str, operation: &str, params: serde_json::Value) -> serde_json::Value {
+        const CALL: &str = r#"
+import json, sys, boto3
+service, operation, endpoint, params = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+client = boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+answer = getattr(client, operation)(**params)
+answer.pop("ResponseMetadata", None)
+print(json.dumps(answer, default=str))
+"#;
+        let python = moto_server_binary().with_file_name("python3");
+        let output = Command::new(&python)
+            .args(["-c", CALL, service, operation, &self.url(), &params.to_string()])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run {} for boto3: {error}", python.display()));
+        assert!(
+            output.status.success(),
+            "boto3 {service}.{operation}({params}) failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+            panic!("boto3 {service}.{operation} printed no JSON ({error}): {}", String::from_utf8_lossy(&output.stdout))
+        })
+    }
 }
 
 impl Drop for MotoServer {

@@ -292,6 +292,23 @@ async fn redis_stopped_mid_test_fails_fast_and_recovers_by_itself() {
 }
 
 #[tokio::test]
+async fn submissions_load_their_script_again_when_redis_has_forgotten_it() {
+    let server = RedisServer::start();
+    let store = Store::open(&server.url(), TIMEOUT).await.unwrap();
+    let daily = [write(Period::Daily, Policy::Best, at(0))];
+    store.submit(&daily, "alice", 1).await.unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    // As after a restart or a failover to a replica that never ran it.
+    redis::cmd("SCRIPT").arg("FLUSH").query_async::<()>(&mut connection).await.unwrap();
+    store.submit_many(&daily, &[("bob", 5), ("carol", 3)]).await.expect("a batch loads it first");
+    redis::cmd("SCRIPT").arg("FLUSH").query_async::<()>(&mut connection).await.unwrap();
+    assert_eq!(store.submit(&daily, "alice", 4).await.unwrap(), [(4, 2)], "one submission loads it on NOSCRIPT");
+    let (top, _) = store.top(&board(Period::Daily), 10).await.unwrap();
+    assert_eq!(names(&top), [("bob", 5, 1), ("alice", 4, 2), ("carol", 3, 3)]);
+}
+
+#[tokio::test]
 async fn redis_keys_follow_the_documented_layout() {
     let server = RedisServer::start();
     let store = Store::open(&server.url(), TIMEOUT).await.unwrap();
@@ -325,6 +342,11 @@ async fn redis_cluster_urls_work_with_the_same_semantics() {
     let (top, _) = store.top(&writes[3].board, 10).await.unwrap();
     assert_eq!(names(&top), [("zoe", 1000, 1)]);
     assert_eq!(store.profiles(&["zoe".into()]).await.unwrap(), vec![Some(Profile { name: "Zoe".into(), grade: 1 })]);
+    // A batch is one pipeline (SCRIPT LOAD, then the EVALSHAs), routed to
+    // the node of the boards' slot.
+    store.submit_many(&writes, &[("yan", 400), ("yan", 700), ("xia", 900)]).await.unwrap();
+    let (top, total) = store.top(&writes[3].board, 10).await.unwrap();
+    assert_eq!((names(&top), total), (vec![("yan", 1100, 1), ("zoe", 1000, 2), ("xia", 900, 3)], 3));
     drop(server);
 }
 

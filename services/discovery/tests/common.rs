@@ -51,16 +51,11 @@ impl Fleet {
     }
 
     /// Starts (or restarts) replica `index` and waits until it serves.
-    /// A previous process on the address is killed and reaped first: a
-    /// SIGKILL is delivered at once but the port is free only once the
-    /// process is gone, and the new one would fail to bind before that.
+    /// A previous process on the address is dropped first, which kills and
+    /// reaps it: a SIGKILL is delivered at once but the port is free only
+    /// once the process is gone, and the new one would fail to bind before.
     pub async fn start_replica(&mut self, index: usize, extra: &[&str]) {
-        if let Some(mut previous) = self.replicas[index].take() {
-            if previous.wait_exit(Duration::ZERO).await.is_none() {
-                previous.kill();
-            }
-            previous.wait_exit(Duration::from_secs(10)).await.expect("the previous replica exits");
-        }
+        drop(self.replicas[index].take());
         let addr = self.addr(index).to_string();
         let mut args = vec!["serve", "--grpc-addr", addr.as_str()];
         args.extend_from_slice(extra);

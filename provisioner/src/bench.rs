@@ -3,7 +3,7 @@
 //! faults injected into a running `provision local`.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
     path::PathBuf,
     str::FromStr,
@@ -30,6 +30,7 @@ use tonic::{
 use crate::{
     call::resolve_target,
     local::{DEFAULT_CONTROL_ADDR, DEFAULT_DNS_ADDR, control},
+    rate::RateSchedule,
     reflect,
 };
 
@@ -59,9 +60,10 @@ pub struct BenchArgs {
     pub connections: u64,
     /// Open loop: start this many calls per second whatever the answers do,
     /// and measure latency from when each call should have started (no
-    /// coordinated omission).
+    /// coordinated omission). Phases as RATE:SECS,...: `2000:40,50:60` loads
+    /// for 40 s, then goes on lightly for 60 s (the run lasts as long).
     #[arg(long)]
-    pub rate: Option<f64>,
+    pub rate: Option<RateSchedule>,
     /// `text` for people, `json` for scripts.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -146,6 +148,9 @@ struct Measured {
     codes: BTreeMap<String, u64>,
     endpoints: BTreeMap<String, (u64, u64)>,
     first_seen: BTreeMap<String, Duration>,
+    last_seen: BTreeMap<String, Duration>,
+    /// The endpoints that answered OK in each second of the run.
+    answering: BTreeMap<u64, BTreeSet<String>>,
     failures: Vec<Duration>,
     interrupted: bool,
 }
@@ -157,6 +162,19 @@ impl Measured {
 
     fn rate(&self) -> f64 {
         self.calls() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// How many endpoints answered in each second, as runs of equal counts:
+    /// (first second, last second, endpoints).
+    fn answering_over_time(&self) -> Vec<(u64, u64, usize)> {
+        let mut runs: Vec<(u64, u64, usize)> = Vec::new();
+        for (second, endpoints) in &self.answering {
+            match runs.last_mut() {
+                Some((_, last, count)) if *count == endpoints.len() && *last + 1 == *second => *last = *second,
+                _ => runs.push((*second, *second, endpoints.len())),
+            }
+        }
+        runs
     }
 
     fn percentile(&self, fraction: f64) -> Duration {
@@ -172,7 +190,7 @@ struct Plan {
     requests: u64,
     duration: Duration,
     concurrency: u64,
-    rate: Option<f64>,
+    rate: Option<RateSchedule>,
     timeout: Duration,
 }
 
@@ -180,9 +198,6 @@ struct Plan {
 pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
     if args.concurrency == 0 || args.connections == 0 {
         bail!("--concurrency and --connections must be at least 1");
-    }
-    if args.rate.is_some_and(|rate| !(rate > 0.0 && rate.is_finite())) {
-        bail!("--rate must be a positive number of calls per second");
     }
     let target = resolve_target(&args.target, &args.stack, args.dns_addr)?;
     let timeout = Duration::from_millis(args.timeout_ms);
@@ -201,11 +216,14 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
             .map_err(|_| anyhow!("{target}: no endpoint answered reflection within {timeout:?}"))??;
     let request = DynamicMessage::deserialize(method.input(), &mut serde_json::Deserializer::from_str(&args.data))
         .with_context(|| format!("--data is not a valid {} in JSON", method.input().full_name()))?;
+    // A schedule of phases that all have a length is the run's length.
+    let scheduled = args.rate.as_ref().and_then(RateSchedule::length);
+    let duration = args.duration.map(|secs| Duration::from_secs_f64(secs.max(0.0)));
     let plan = Plan {
-        requests: args.requests.unwrap_or(if args.duration.is_some() { u64::MAX } else { 10_000 }),
-        duration: Duration::from_secs_f64(args.duration.unwrap_or(60.0).max(0.0)),
+        requests: args.requests.unwrap_or(if duration.or(scheduled).is_some() { u64::MAX } else { 10_000 }),
+        duration: duration.or(scheduled).unwrap_or(Duration::from_secs(60)),
         concurrency: args.concurrency,
-        rate: args.rate,
+        rate: args.rate.clone(),
         timeout,
     };
 
@@ -308,7 +326,7 @@ where
     };
 
     let mut workers = Vec::new();
-    match plan.rate {
+    match &plan.rate {
         None => {
             for worker in 0..plan.concurrency {
                 let client = clients[worker as usize % clients.len()].clone();
@@ -324,21 +342,23 @@ where
                 }));
             }
         }
-        Some(rate) => {
+        Some(schedule) => {
             let permits = Arc::new(Semaphore::new(plan.concurrency as usize));
-            let (stop, records, requests, clients) =
-                (Arc::clone(&stop), records.clone(), plan.requests, clients.clone());
+            let (stop, records, requests, clients, schedule) =
+                (Arc::clone(&stop), records.clone(), plan.requests, clients.clone(), schedule.clone());
             workers.push(tokio::spawn(async move {
                 let mut calls = Vec::new();
-                for index in 0..requests {
-                    let intended = started + Duration::from_secs_f64(index as f64 / rate);
+                for (index, offset) in
+                    schedule.offsets().take(usize::try_from(requests).unwrap_or(usize::MAX)).enumerate()
+                {
+                    let intended = started + offset;
                     if intended >= deadline || stop.load(Ordering::Relaxed) {
                         break;
                     }
                     tokio::time::sleep_until(intended.into()).await;
                     let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { break };
                     let (client, records, one_call) =
-                        (clients[index as usize % clients.len()].clone(), records.clone(), one_call.clone());
+                        (clients[index % clients.len()].clone(), records.clone(), one_call.clone());
                     calls.push(tokio::spawn(async move {
                         let _ = records.send(one_call(client, intended).await);
                         drop(permit);
@@ -358,12 +378,14 @@ where
     while let Some(record) = collected.recv().await {
         since_report += 1;
         if live && last_report.elapsed() >= Duration::from_secs(1) {
+            let second = started.elapsed().as_secs().saturating_sub(1);
             eprintln!(
-                "[{:>5.1}s] {} calls, {:.0} calls/s, {} failed",
+                "[{:>5.1}s] {} calls, {:.0} calls/s, {} failed, {} endpoint(s) answering",
                 started.elapsed().as_secs_f64(),
                 measured.calls() + 1,
                 since_report as f64 / last_report.elapsed().as_secs_f64(),
-                measured.failures.len()
+                measured.failures.len(),
+                measured.answering.get(&second).map_or(0, BTreeSet::len)
             );
             last_report = Instant::now();
             since_report = 0;
@@ -378,6 +400,12 @@ where
             // When it failed, so that a call in flight at the fault counts
             // after it.
             measured.failures.push(record.started + record.latency);
+        }
+        if record.code == tonic::Code::Ok {
+            let answered = record.started + record.latency;
+            measured.answering.entry(answered.as_secs()).or_default().insert(endpoint.clone());
+            let last = measured.last_seen.entry(endpoint.clone()).or_insert(answered);
+            *last = (*last).max(answered);
         }
         let first = measured.first_seen.entry(endpoint).or_insert(record.started);
         *first = (*first).min(record.started);
@@ -489,8 +517,8 @@ fn print_text(
     chaos: Option<&ChaosOutcome>,
     direct: Option<&(SocketAddr, Measured)>,
 ) {
-    let mode = match plan.rate {
-        Some(rate) => format!("open loop at {rate} calls/s, up to {} in flight", plan.concurrency),
+    let mode = match &plan.rate {
+        Some(schedule) => format!("open loop at {schedule}, up to {} in flight", plan.concurrency),
         None => format!("closed loop, {} callers", plan.concurrency),
     };
     println!("target    {target}");
@@ -513,10 +541,17 @@ fn print_text(
     );
     let codes: Vec<String> = measured.codes.iter().map(|(code, count)| format!("{code} {count}")).collect();
     println!("status    {}", codes.join(", "));
-    println!("\n{:<24} {:>10} {:>8} {:>8}", "ENDPOINT", "CALLS", "SHARE", "ERRORS");
+    println!("\n{:<24} {:>10} {:>8} {:>8} {:>8} {:>8}", "ENDPOINT", "CALLS", "SHARE", "ERRORS", "FIRST", "LAST");
+    let seconds = |at: Option<&Duration>| at.map_or_else(|| "-".to_owned(), |at| format!("{:.1}s", at.as_secs_f64()));
     for (endpoint, (calls, errors)) in &measured.endpoints {
         let share = *calls as f64 * 100.0 / measured.calls().max(1) as f64;
-        println!("{endpoint:<24} {calls:>10} {share:>7.1}% {errors:>8}");
+        let (first, last) = (seconds(measured.first_seen.get(endpoint)), seconds(measured.last_seen.get(endpoint)));
+        println!("{endpoint:<24} {calls:>10} {share:>7.1}% {errors:>8} {first:>8} {last:>8}");
+    }
+    let over_time: Vec<String> =
+        measured.answering_over_time().iter().map(|(from, to, count)| format!("{from}-{}s: {count}", to + 1)).collect();
+    if over_time.len() > 1 {
+        println!("answering {}", over_time.join(", "));
     }
     if let Some(spread) = spread(measured) {
         println!("spread    max/min share {spread:.3}");
@@ -558,7 +593,14 @@ fn print_json(
         .endpoints
         .iter()
         .map(|(endpoint, (calls, errors))| {
-            json!({"address": endpoint, "calls": calls, "share": *calls as f64 / measured.calls().max(1) as f64, "errors": errors})
+            json!({
+                "address": endpoint,
+                "calls": calls,
+                "share": *calls as f64 / measured.calls().max(1) as f64,
+                "errors": errors,
+                "first_call_seconds": measured.first_seen.get(endpoint).map(Duration::as_secs_f64),
+                "last_answer_seconds": measured.last_seen.get(endpoint).map(Duration::as_secs_f64),
+            })
         })
         .collect();
     let mut report = json!({
@@ -578,6 +620,11 @@ fn print_json(
         "status": measured.codes,
         "endpoints": endpoints,
         "spread": spread(measured),
+        "answering_over_time": measured
+            .answering_over_time()
+            .iter()
+            .map(|(from, to, count)| json!({"from_second": from, "to_second": to + 1, "endpoints": count}))
+            .collect::<Vec<_>>(),
     });
     if let Some((chaos, at, outcome)) = chaos {
         let (before, after, newcomer) = chaos_report(measured, *at);

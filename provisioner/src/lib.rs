@@ -10,6 +10,7 @@
 mod bench;
 mod call;
 mod local;
+mod rate;
 mod reflect;
 
 use provision_aws as aws;

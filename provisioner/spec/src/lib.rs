@@ -8,10 +8,12 @@ use serde::Deserialize;
 use service_runtime::{ConnectionAge, age};
 use toml::Spanned;
 
+pub mod autoscaling;
 pub mod aws;
 pub mod health;
 pub mod store;
 
+use autoscaling::{Autoscaling, RawAutoscaling};
 use aws::{AwsService, AwsStack, RawAws, RawAwsService, parse_aws, parse_aws_service};
 use health::{HealthCheck, RawHealthCheck};
 use store::{RawStore, Store};
@@ -57,8 +59,12 @@ pub struct Service {
     pub package: String,
     /// The gRPC port every replica listens on (each on its own address).
     pub port: u16,
-    /// How many replicas to keep healthy.
+    /// How many replicas to keep healthy; with `autoscaling`, how many to
+    /// start with.
     pub count: u32,
+    /// Target tracking between a minimum and a maximum count, if the
+    /// service scales.
+    pub autoscaling: Option<Autoscaling>,
     /// Extra environment, as a task definition would set it.
     pub env: BTreeMap<String, String>,
     /// Services whose discovery target this one gets as `<NAME>_ADDR`.
@@ -183,6 +189,7 @@ struct RawService {
     aws: Option<RawAwsService>,
     #[serde(default)]
     stores: BTreeMap<String, Spanned<String>>,
+    autoscaling: Option<Spanned<RawAutoscaling>>,
 }
 
 /// Reads and validates the stack file at `path`.
@@ -265,6 +272,11 @@ pub fn parse(text: &str, file: &str) -> Result<Stack, SpecError> {
                 _ => return Err(at(count.span(), format!("count {} is outside 0..=250", count.get_ref()))),
             },
         };
+        let autoscaling = raw
+            .autoscaling
+            .as_ref()
+            .map(|table| autoscaling::parse(table, &name, count, raw.count.as_ref().map(Spanned::span), &error))
+            .transpose()?;
         let binary = raw.binary.as_ref().map_or_else(|| name.clone(), |binary| binary.get_ref().clone());
         let health_check = health::parse(raw.health_check.as_ref(), &binary, &name, spanned.span(), &error)?;
         let dns_ttl = match &raw.dns_ttl_secs {
@@ -314,6 +326,7 @@ pub fn parse(text: &str, file: &str) -> Result<Stack, SpecError> {
             binary,
             port,
             count,
+            autoscaling,
             env: raw.env.clone(),
             depends_on: raw.depends_on.iter().map(|dependency| dependency.get_ref().clone()).collect(),
             health_check,
@@ -345,6 +358,16 @@ pub fn parse(text: &str, file: &str) -> Result<Stack, SpecError> {
                     return Err(error(
                         Some(span.clone()),
                         format!("service {:?}: count is 0 but {:?} depends on it", target.name, raw.name.get_ref()),
+                    ));
+                }
+                Some((target, span)) if target.autoscaling.as_ref().is_some_and(|scaling| scaling.min == 0) => {
+                    return Err(error(
+                        Some(span.clone()),
+                        format!(
+                            "service {:?}: autoscaling.min is 0 but {:?} depends on it",
+                            target.name,
+                            raw.name.get_ref()
+                        ),
                     ));
                 }
                 Some((target, _)) if &target.name == raw.name.get_ref() => {
@@ -441,6 +464,27 @@ mod tests {
         assert_eq!(stack.services[0].depends_on, ["ranking"]);
         assert_eq!(stack.services[1].addr_variable(), "RANKING_ADDR");
         assert_eq!(stack.services[0].dns_name(&stack.namespace), "game-server.local");
+    }
+
+    #[test]
+    fn the_committed_autoscaling_example_is_valid_once_uncommented() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../stack.toml")).unwrap();
+        let mut inside = false;
+        let uncommented: Vec<&str> = text
+            .lines()
+            .map(|line| {
+                inside |= line == "# [service.autoscaling]";
+                let result = if inside { line.strip_prefix("# ").unwrap_or(line) } else { line };
+                inside &= !line.starts_with("# scale_in_cooldown_secs");
+                result
+            })
+            .collect();
+        let stack = parse(&uncommented.join("\n"), "stack.toml").unwrap();
+        let scaling = stack.services[0].autoscaling.clone().expect("the example is on game-server");
+        assert_eq!(
+            (scaling.min, scaling.max, scaling.cpu_percent, scaling.memory_percent),
+            (2, 6, Some(50.0), Some(80.0))
+        );
     }
 
     #[test]
@@ -566,6 +610,60 @@ mod tests {
         assert!(error_of("[[service]]\nname = \"game\"\ndepends_on = [\"nope\"]\n").contains("not in the stack"));
         assert!(error_of("[[service]]\nname = \"Game_Server\"\n").contains("must be a DNS label"));
         assert!(error_of("").contains("no [[service]]"));
+    }
+
+    #[test]
+    fn autoscaling_bounds_the_count_and_needs_a_target() {
+        let service =
+            |count: &str, table: &str| format!("[[service]]\nname = \"svc\"\n{count}[service.autoscaling]\n{table}\n");
+        let stack = parse(&service("count = 2\n", "min = 1\nmax = 4\ncpu_percent = 50"), "stack.toml").unwrap();
+        let scaling = stack.services[0].autoscaling.clone().unwrap();
+        assert_eq!((scaling.min, scaling.max, scaling.cpu_percent, scaling.memory_percent), (1, 4, Some(50.0), None));
+        assert_eq!(
+            (scaling.scale_out_cooldown, scaling.scale_in_cooldown),
+            (Duration::from_secs(60), Duration::from_secs(120))
+        );
+        assert_eq!(scaling.targets(), [(autoscaling::Metric::Cpu, 50.0)]);
+        assert_eq!(parse("[[service]]\nname = \"svc\"\n", "stack.toml").unwrap().services[0].autoscaling, None);
+
+        assert_eq!(
+            error_of(&service("count = 5\n", "min = 1\nmax = 4\ncpu_percent = 50")),
+            "stack.toml:3: service \"svc\": count 5 is outside autoscaling.min..=max (1..=4): count is where the \
+             service starts"
+        );
+        // Without a count, the default 1 must fit too; the table is the place.
+        assert!(
+            error_of(&service("", "min = 2\nmax = 4\ncpu_percent = 50"))
+                .starts_with("stack.toml:3: service \"svc\": count 1 (the default) is outside")
+        );
+        assert_eq!(
+            error_of(&service("", "min = 3\nmax = 2\ncpu_percent = 50")),
+            "stack.toml:5: service \"svc\": autoscaling.max 2 is below autoscaling.min 3"
+        );
+        assert_eq!(
+            error_of(&service("", "min = 1\nmax = 2\ncpu_percent = 150")),
+            "stack.toml:6: service \"svc\": autoscaling.cpu_percent 150 is outside 1..=100"
+        );
+        assert!(
+            error_of(&service("", "min = 1\nmax = 2")).contains("autoscaling needs a target to track"),
+            "{}",
+            error_of(&service("", "min = 1\nmax = 2"))
+        );
+        assert!(
+            error_of(&service("", "min = 1\nmax = 300\ncpu_percent = 50"))
+                .contains("autoscaling.max 300 is outside 1..=250")
+        );
+        assert!(
+            error_of(&service("", "min = 1\nmax = 2\nmemory_percent = 80\nscale_in_cooldown_secs = -5"))
+                .starts_with("stack.toml:7: service \"svc\": autoscaling.scale_in_cooldown_secs -5 is outside")
+        );
+        assert!(error_of(&service("", "min = 1\nmax = 2\ncpu = 50")).contains("unknown field `cpu`"));
+        let depended = "[[service]]\nname = \"game\"\ndepends_on = [\"rank\"]\n[[service]]\nname = \"rank\"\n\
+                        [service.autoscaling]\nmin = 0\nmax = 2\ncpu_percent = 50\n";
+        assert_eq!(
+            error_of(depended),
+            "stack.toml:4: service \"rank\": autoscaling.min is 0 but \"game\" depends on it"
+        );
     }
 
     #[test]

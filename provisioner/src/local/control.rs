@@ -5,13 +5,14 @@
 
 use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
+use crate::spec::autoscaling::Metric;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::{TcpListener, TcpStream},
     sync::{mpsc, oneshot},
 };
 
-use super::supervisor::{ReplicaStatus, Request};
+use super::supervisor::{Request, ServiceStatus};
 
 /// The supervisors by service name, in stack order.
 pub type Supervisors = Vec<(String, mpsc::Sender<Request>)>;
@@ -47,7 +48,7 @@ async fn answer(request: &str, supervisors: &Supervisors) -> Result<String, Stri
             for (_, supervisor) in supervisors {
                 let (tx, rx) = oneshot::channel();
                 supervisor.send(Request::Status(tx)).await.map_err(|_| "the runner is stopping".to_owned())?;
-                statuses.extend(rx.await.map_err(|_| "the runner is stopping".to_owned())?);
+                statuses.push(rx.await.map_err(|_| "the runner is stopping".to_owned())?);
             }
             Ok(table(&statuses))
         }
@@ -68,17 +69,20 @@ async fn answer(request: &str, supervisors: &Supervisors) -> Result<String, Stri
     }
 }
 
-/// The status table, a line per replica.
-pub fn table(statuses: &[ReplicaStatus]) -> String {
+/// The status table, a line per replica (CPU and memory in percent of the
+/// service's `aws.cpu` and `aws.memory`), then a line per service on its
+/// replacements and its scaling.
+pub fn table(services: &[ServiceStatus]) -> String {
     let mut restarts: BTreeMap<&str, u32> = BTreeMap::new();
     let mut text = format!(
-        "{:<14} {:<12} {:<20} {:<10} {:<7} {:>8} {:>8}\n",
-        "SERVICE", "REPLICA", "ADDRESS", "STATE", "IN DNS", "PID", "UPTIME"
+        "{:<14} {:<12} {:<20} {:<10} {:<7} {:>8} {:>8} {:>6} {:>6}\n",
+        "SERVICE", "REPLICA", "ADDRESS", "STATE", "IN DNS", "PID", "UPTIME", "CPU", "MEM"
     );
-    for status in statuses {
+    let percent = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |value| format!("{value:.0}%"));
+    for status in services.iter().flat_map(|service| &service.replicas) {
         restarts.insert(&status.service, status.restarts);
         text.push_str(&format!(
-            "{:<14} {:<12} {:<20} {:<10} {:<7} {:>8} {:>7}s\n",
+            "{:<14} {:<12} {:<20} {:<10} {:<7} {:>8} {:>7}s {:>6} {:>6}\n",
             status.service,
             status.replica,
             status.addr.to_string(),
@@ -89,11 +93,38 @@ pub fn table(statuses: &[ReplicaStatus]) -> String {
                 None => "-",
             },
             status.pid,
-            status.uptime_secs
+            status.uptime_secs,
+            percent(status.utilization.map(|utilization| utilization.cpu)),
+            percent(status.utilization.map(|utilization| utilization.memory)),
         ));
     }
     for (service, count) in restarts {
         text.push_str(&format!("{service}: {count} replacement(s) so far\n"));
+    }
+    for scaling in services.iter().filter_map(|service| service.scaling.as_ref()) {
+        let measured: Vec<String> = scaling
+            .targets
+            .iter()
+            .map(|(metric, target)| {
+                let value = scaling.utilization.map(|utilization| match metric {
+                    Metric::Cpu => utilization.cpu,
+                    Metric::Memory => utilization.memory,
+                });
+                format!("{metric} {} (target {target}%)", percent(value))
+            })
+            .collect();
+        text.push_str(&format!(
+            "{}: autoscaling {}..={}, {} wanted, {}",
+            scaling.service,
+            scaling.min,
+            scaling.max,
+            scaling.desired,
+            measured.join(", ")
+        ));
+        if let Some((change, ago)) = &scaling.last_change {
+            text.push_str(&format!("; {change} {} s ago", ago.as_secs()));
+        }
+        text.push('\n');
     }
     text
 }

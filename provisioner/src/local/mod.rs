@@ -3,11 +3,13 @@
 //! on the service's port; a DNS server answers `<service>.<namespace>` with
 //! the healthy replicas; unhealthy or dead replicas are replaced.
 
+mod autoscaler;
 pub mod control;
 mod health;
 mod replica;
 mod store;
 mod supervisor;
+mod usage;
 
 use std::{
     net::SocketAddr,
@@ -82,6 +84,12 @@ pub struct RunArgs {
     /// Start the stores empty: delete their data first.
     #[arg(long)]
     pub fresh: bool,
+
+    /// Run autoscaling's windows and cooldowns this many times faster than
+    /// the stack file says, so that a demo scales out and back in within a
+    /// minute (e.g. 10: a 60 s cooldown lasts 6 s).
+    #[arg(long, env = "PROVISION_AUTOSCALE_SPEEDUP", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=600))]
+    pub autoscale_speedup: u32,
 }
 
 /// Requests to a running `provision local`.
@@ -229,13 +237,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             timeout: service.health_check.timeout,
         };
         let mut service = service.clone();
-        if !service.stores.is_empty() && stores.is_empty() && service.count > 1 {
+        let scales = service.autoscaling.as_ref().is_some_and(|scaling| scaling.max > 1);
+        if !service.stores.is_empty() && stores.is_empty() && (service.count > 1 || scales) {
             println!(
-                "provision | {}: runs as 1 replica instead of {}: without its store each replica would keep a \
+                "provision | {}: runs as 1 replica instead of {}{}: without its store each replica would keep a \
                  board of its own",
-                service.name, service.count
+                service.name,
+                service.count,
+                if scales { " and does not autoscale" } else { "" }
             );
             service.count = 1;
+            service.autoscaling = None;
         }
         plans.push(Plan {
             env: environment(&stack, &service, args.dns_addr, &stores),
@@ -244,6 +256,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             program,
             health,
             subnet: u8::try_from(index + 1).context("at most 254 services")?,
+            autoscale_speedup: args.autoscale_speedup,
         });
     }
 

@@ -8,6 +8,8 @@ use tokio::{
     process::{Child, Command},
 };
 
+use super::usage::{Reading, Utilization};
+
 /// Where a replica is in its life, as ECS would say it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplicaState {
@@ -49,6 +51,10 @@ pub struct Replica {
     pub failures: u32,
     /// When a draining replica gets SIGKILL.
     pub kill_at: Option<Instant>,
+    /// Its last reading from the OS, to measure CPU from.
+    pub last_reading: Option<Reading>,
+    /// Its utilization between its last two readings.
+    pub utilization: Option<Utilization>,
 }
 
 impl Replica {
@@ -120,6 +126,8 @@ impl Replica {
             started: Instant::now(),
             failures: 0,
             kill_at: None,
+            last_reading: None,
+            utilization: None,
         })
     }
 

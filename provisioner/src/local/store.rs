@@ -18,7 +18,7 @@ use tokio::{
 
 use super::{
     replica::{Replica, ReplicaState},
-    supervisor::{ReplicaStatus, Request},
+    supervisor::{ReplicaStatus, Request, ServiceStatus},
 };
 
 /// How often the store is PINGed.
@@ -221,8 +221,9 @@ impl StoreMember {
         Ok(format!("killed {}/redis ({}, pid {})", self.plan.name, process.addr, process.pid))
     }
 
-    fn status(&self) -> Vec<ReplicaStatus> {
-        self.process
+    fn status(&self) -> ServiceStatus {
+        let replicas = self
+            .process
             .iter()
             .map(|process| ReplicaStatus {
                 service: self.plan.name.clone(),
@@ -233,8 +234,10 @@ impl StoreMember {
                 pid: process.pid,
                 uptime_secs: process.started.elapsed().as_secs(),
                 restarts: self.restarts,
+                utilization: None,
             })
-            .collect()
+            .collect();
+        ServiceStatus { replicas, scaling: None }
     }
 
     /// SIGTERM: redis-server finishes its append-only file and exits;
@@ -290,7 +293,7 @@ pub async fn wait_healthy(name: &str, store: &mpsc::Sender<Request>) {
         if store.send(Request::Status(tx)).await.is_err() {
             return;
         }
-        if rx.await.is_ok_and(|statuses| statuses.iter().any(|status| status.state == "healthy")) {
+        if rx.await.is_ok_and(|status| status.replicas.iter().any(|replica| replica.state == "healthy")) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

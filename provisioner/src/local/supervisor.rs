@@ -13,10 +13,12 @@ use local_dns::Registry;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
+    autoscaler::Autoscaler,
     health::{self, HealthCommand},
     replica::{Replica, ReplicaState},
+    usage::{self, Utilization},
 };
-use crate::spec::Service;
+use crate::spec::{Service, autoscaling::Metric};
 
 /// How long after the first signal of a whole-stack shutdown the second one
 /// comes, cutting the drain short: long enough for health watchers to hear
@@ -26,6 +28,8 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_secs(1);
 const TICK: Duration = Duration::from_millis(100);
 /// The longest wait before starting a replacement for a failing replica.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often replicas' CPU and memory are read.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// A line of `provision local status`.
 #[derive(Debug, Clone)]
@@ -47,12 +51,42 @@ pub struct ReplicaStatus {
     pub uptime_secs: u64,
     /// Replacements this service has needed so far.
     pub restarts: u32,
+    /// Its CPU and memory over its reservation, once measured.
+    pub utilization: Option<Utilization>,
+}
+
+/// A service's lines of `provision local status`.
+#[derive(Debug, Clone)]
+pub struct ServiceStatus {
+    /// Every replica (draining ones included).
+    pub replicas: Vec<ReplicaStatus>,
+    /// How it scales, if it does.
+    pub scaling: Option<ScalingStatus>,
+}
+
+/// Where an autoscaled service stands.
+#[derive(Debug, Clone)]
+pub struct ScalingStatus {
+    /// The service.
+    pub service: String,
+    /// Its bounds.
+    pub min: u32,
+    /// Its bounds.
+    pub max: u32,
+    /// The count it keeps now.
+    pub desired: u32,
+    /// The average over the scale-out window, once measured.
+    pub utilization: Option<Utilization>,
+    /// What it tracks.
+    pub targets: Vec<(Metric, f64)>,
+    /// The last change: what, and how long ago.
+    pub last_change: Option<(String, Duration)>,
 }
 
 /// What the control endpoint and the runner ask of a supervisor.
 pub enum Request {
-    /// Every replica's status.
-    Status(oneshot::Sender<Vec<ReplicaStatus>>),
+    /// Every replica's status, and the service's scaling.
+    Status(oneshot::Sender<ServiceStatus>),
     /// Replace every replica, one at a time, keeping the count healthy.
     Restart(oneshot::Sender<Result<String, String>>),
     /// SIGKILL one healthy replica, as a crash would.
@@ -76,6 +110,9 @@ pub struct Plan {
     pub env: Vec<(String, String)>,
     /// The third octet of this service's loopback addresses.
     pub subnet: u8,
+    /// How much faster than configured autoscaling's windows and
+    /// cooldowns run (1: as configured).
+    pub autoscale_speedup: u32,
 }
 
 struct HealthResult {
@@ -88,6 +125,11 @@ pub struct Supervisor {
     plan: Plan,
     registry: Registry,
     replicas: Vec<Replica>,
+    /// The count to keep: the stack's, or the autoscaler's.
+    desired: u32,
+    autoscaler: Option<Autoscaler>,
+    last_change: Option<(String, Instant)>,
+    next_sample_at: Instant,
     next_seq: u32,
     restarts: u32,
     failure_streak: u32,
@@ -105,7 +147,16 @@ impl Supervisor {
         let (requests_tx, requests) = mpsc::channel(16);
         let (health_tx, health_rx) = mpsc::channel(64);
         registry.define(&plan.dns_name, plan.service.dns_ttl);
+        let autoscaler =
+            plan.service.autoscaling.as_ref().map(|rule| Autoscaler::new(rule, plan.autoscale_speedup, Instant::now()));
+        if let Some(autoscaler) = &autoscaler {
+            println!("provision | {}: {}", plan.service.name, autoscaler.describe());
+        }
         let supervisor = Supervisor {
+            desired: plan.service.count,
+            autoscaler,
+            last_change: None,
+            next_sample_at: Instant::now(),
             plan,
             registry,
             replicas: Vec::new(),
@@ -130,7 +181,9 @@ impl Supervisor {
     async fn run(mut self, mut requests: mpsc::Receiver<Request>, mut health: mpsc::Receiver<HealthResult>) {
         loop {
             self.reap();
+            self.sample_and_scale();
             self.keep_count();
+            self.shed_excess();
             self.advance_restart();
             tokio::select! {
                 Some(result) = health.recv() => self.on_health(result),
@@ -164,10 +217,67 @@ impl Supervisor {
     /// Starts replicas until the desired count is met, with backoff while
     /// replicas keep failing.
     fn keep_count(&mut self) {
-        while self.active() < self.plan.service.count as usize && Instant::now() >= self.next_start_at {
+        while self.active() < self.desired as usize && Instant::now() >= self.next_start_at {
             if self.start_replica().is_none() {
                 break;
             }
+        }
+    }
+
+    /// Reads every replica's CPU and memory once a [`SAMPLE_EVERY`], and
+    /// lets the autoscaler (if any) move the desired count.
+    fn sample_and_scale(&mut self) {
+        let now = Instant::now();
+        if now < self.next_sample_at {
+            return;
+        }
+        self.next_sample_at = now + SAMPLE_EVERY;
+        let (cpu_units, memory_mib) = (self.plan.service.aws.cpu, self.plan.service.aws.memory);
+        let mut measured = Vec::new();
+        // As ECS averages over the service's running tasks: not the ones
+        // already stopping.
+        for replica in self.replicas.iter_mut().filter(|replica| replica.state != ReplicaState::Draining) {
+            let Some(reading) = usage::read(replica.pid) else { continue };
+            if let Some(previous) = &replica.last_reading {
+                replica.utilization = Utilization::between(previous, &reading, cpu_units, memory_mib);
+                measured.extend(replica.utilization);
+            }
+            replica.last_reading = Some(reading);
+        }
+        let Some(autoscaler) = &mut self.autoscaler else { return };
+        if let Some(mean) = Utilization::mean(&measured) {
+            autoscaler.record(now, mean);
+        }
+        // ECS suspends scale-in while a deployment runs; so does a restart.
+        let scale_in_allowed = self.restart_done.is_none();
+        if let Some(decision) = autoscaler.decide(now, self.desired, scale_in_allowed) {
+            let direction = if decision.to > decision.from { "out" } else { "in" };
+            let line = format!("scaled {direction} {} -> {} ({})", decision.from, decision.to, decision.reason);
+            println!("provision | {}: {line}", self.plan.service.name);
+            self.desired = decision.to;
+            self.last_change = Some((line, now));
+        }
+    }
+
+    /// Stops replicas beyond the desired count after a scale-in, newest
+    /// first (one not yet in DNS before any that is), exactly as a rolling
+    /// restart stops one: out of DNS, then drained.
+    fn shed_excess(&mut self) {
+        if self.restart_done.is_some() {
+            return;
+        }
+        while self.active() > self.desired as usize {
+            let newest = self
+                .replicas
+                .iter()
+                .enumerate()
+                .filter(|(_, replica)| replica.state != ReplicaState::Draining)
+                .max_by_key(|(_, replica)| (replica.state == ReplicaState::Starting, replica.seq))
+                .map(|(index, _)| index);
+            let Some(index) = newest else { return };
+            println!("provision | {}/{} scaled in: removed from DNS, draining", self.name(), self.replicas[index].name);
+            self.deregister(index);
+            self.stop_replica(index);
         }
     }
 
@@ -387,9 +497,10 @@ impl Supervisor {
         Ok(format!("killed {}/{} ({}, pid {})", self.name(), replica.name, replica.addr, replica.pid))
     }
 
-    fn status(&self) -> Vec<ReplicaStatus> {
+    fn status(&self) -> ServiceStatus {
         let in_dns = self.registry.service(&self.plan.dns_name).map(|records| records.instances).unwrap_or_default();
-        self.replicas
+        let replicas = self
+            .replicas
             .iter()
             .map(|replica| ReplicaStatus {
                 service: self.name().to_owned(),
@@ -400,8 +511,22 @@ impl Supervisor {
                 pid: replica.pid,
                 uptime_secs: replica.started.elapsed().as_secs(),
                 restarts: self.restarts,
+                utilization: replica.utilization.filter(|_| replica.state != ReplicaState::Draining),
             })
-            .collect()
+            .collect();
+        let scaling = self.autoscaler.as_ref().map(|autoscaler| {
+            let (min, max) = autoscaler.bounds();
+            ScalingStatus {
+                service: self.name().to_owned(),
+                min,
+                max,
+                desired: self.desired,
+                utilization: autoscaler.recent(Instant::now()),
+                targets: autoscaler.targets(),
+                last_change: self.last_change.as_ref().map(|(line, at)| (line.clone(), at.elapsed())),
+            }
+        });
+        ServiceStatus { replicas, scaling }
     }
 
     async fn shutdown(&mut self) {

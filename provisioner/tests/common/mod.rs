@@ -107,6 +107,20 @@ impl LocalStack {
         envs: &[(&str, &str)],
         rankings: usize,
     ) -> Self {
+        Self::start_until(stack, args, envs, |status| {
+            healthy_count(status, "game-server") == 3 && healthy_count(status, "ranking") == rankings
+        })
+        .await
+    }
+
+    /// A stack from the file `stack` writes, once its status satisfies
+    /// `ready`.
+    pub async fn start_until(
+        stack: impl Fn(u16, u16) -> String,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        ready: impl Fn(&str) -> bool,
+    ) -> Self {
         // Built by this test run, beside the provision binary.
         let bin_dir = workspace_binary("game-server", "game-server").parent().unwrap().to_path_buf();
         workspace_binary("ranking", "ranking");
@@ -133,11 +147,7 @@ impl LocalStack {
         words.extend(args);
         let process = Process::start(PROVISION, &words, envs);
         let stack = Self { process, dns, control, game_port, stack, _dir: TempDir(dir) };
-        stack
-            .wait_for(|status| {
-                healthy_count(status, "game-server") == 3 && healthy_count(status, "ranking") == rankings
-            })
-            .await;
+        stack.wait_for(ready).await;
         stack
     }
 
@@ -173,6 +183,29 @@ impl LocalStack {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The addresses `dig` gets for `<service>.local` from the stack's DNS
+    /// server: what any resolver would hand its client.
+    pub fn dig(&self, service: &str) -> Vec<String> {
+        let output = std::process::Command::new("dig")
+            .args([
+                "+short",
+                "+tries=1",
+                "+time=2",
+                &format!("@{}", self.dns.ip()),
+                "-p",
+                &self.dns.port().to_string(),
+                &format!("{service}.local"),
+                "A",
+            ])
+            .output()
+            .expect("dig runs (apt-get install dnsutils)");
+        assert!(output.status.success(), "dig: {}", String::from_utf8_lossy(&output.stderr));
+        let mut addresses: Vec<String> =
+            String::from_utf8_lossy(&output.stdout).lines().map(|line| line.trim().to_owned()).collect();
+        addresses.sort();
+        addresses
     }
 
     pub fn target(&self, service: &str, port: u16) -> String {

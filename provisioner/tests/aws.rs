@@ -1171,3 +1171,144 @@ async fn a_store_is_made_with_tls_auth_and_its_own_group_and_ranking_gets_its_ur
         assert!(destroy.stderr.contains("elasticache:DeleteCacheSubnetGroup on shop-board"), "{}", destroy.stderr);
     }
 }
+
+/// game-server's autoscaling table, inserted after its `depends_on`.
+const SCALING: &str = "depends_on = [\"ranking\"]\n\n[service.autoscaling]\nmin = 2\nmax = 6\ncpu_percent = 50\n\
+                       memory_percent = 80\n";
+
+impl Account {
+    /// The app's scalable targets, through boto3: (resource id, min, max).
+    fn scalable_targets(&self) -> Vec<(String, u64, u64)> {
+        let answer =
+            self.moto.boto3("application-autoscaling", "describe_scalable_targets", json!({"ServiceNamespace": "ecs"}));
+        list(&answer["ScalableTargets"])
+            .iter()
+            .map(|target| {
+                (
+                    text(&target["ResourceId"]),
+                    target["MinCapacity"].as_u64().unwrap(),
+                    target["MaxCapacity"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// game-server's scaling policies, through boto3: name -> (metric,
+    /// target, scale-out cooldown, scale-in cooldown).
+    fn scaling_policies(&self) -> BTreeMap<String, (String, f64, u64, u64)> {
+        let answer = self.moto.boto3(
+            "application-autoscaling",
+            "describe_scaling_policies",
+            json!({"ServiceNamespace": "ecs", "ResourceId": "service/shop/game-server"}),
+        );
+        list(&answer["ScalingPolicies"])
+            .iter()
+            .map(|policy| {
+                let configuration = &policy["TargetTrackingScalingPolicyConfiguration"];
+                assert_eq!(policy["PolicyType"], "TargetTrackingScaling", "{policy}");
+                assert_eq!(policy["ScalableDimension"], "ecs:service:DesiredCount", "{policy}");
+                (
+                    text(&policy["PolicyName"]),
+                    (
+                        text(&configuration["PredefinedMetricSpecification"]["PredefinedMetricType"]),
+                        configuration["TargetValue"].as_f64().unwrap(),
+                        configuration["ScaleOutCooldown"].as_u64().unwrap(),
+                        configuration["ScaleInCooldown"].as_u64().unwrap(),
+                    ),
+                )
+            })
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn autoscaling_owns_the_count_from_the_first_deploy_and_leaving_it_pins_the_count_again() {
+    let account = Account::new().await;
+    let stack = account.write_stack(&[("depends_on = [\"ranking\"]\n", SCALING)]);
+
+    // Without an image the service is held at 0 and nothing registers yet:
+    // Application Auto Scaling would raise it to min with nothing to run.
+    let apply = account.provision(&["apply", "--yes", "--no-wait"], &stack);
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    assert_eq!(account.scalable_targets(), []);
+    assert_eq!(account.service("game-server").await.unwrap().desired_count(), 0);
+
+    // The first image registers the target and the policies with the deploy.
+    account.push_image("shop/game-server", "v1").await;
+    let image = format!("{REGISTRY}/shop/game-server:v1");
+    let deploy = account.provision(&["deploy", "--service", "game-server", "--image", &image, "--no-wait"], &stack);
+    assert_eq!(deploy.code, 0, "{}", deploy.stderr);
+    assert!(deploy.stdout.contains("registered scalable target game-server"), "{}", deploy.stdout);
+    assert_eq!(account.scalable_targets(), [("service/shop/game-server".to_owned(), 2, 6)]);
+    assert_eq!(
+        account.scaling_policies(),
+        BTreeMap::from([
+            ("shop-game-server-cpu".to_owned(), ("ECSServiceAverageCPUUtilization".to_owned(), 50.0, 60, 120)),
+            ("shop-game-server-memory".to_owned(), ("ECSServiceAverageMemoryUtilization".to_owned(), 80.0, 60, 120)),
+        ])
+    );
+    assert_eq!(account.service("game-server").await.unwrap().desired_count(), 3, "raised from 0 to its count once");
+    assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &stack).code, 0, "a second plan is clean");
+
+    // Autoscaling moves the count (as its alarm would); neither a plan, nor
+    // an apply, nor a deploy takes it back.
+    account.ecs().update_service().cluster(APP).service("game-server").desired_count(5).send().await.unwrap();
+    let plan = account.provision(&["plan", "--detailed-exitcode"], &stack);
+    assert_eq!(plan.code, 0, "{}", plan.stdout);
+    account.push_image("shop/game-server", "v2").await;
+    let image = format!("{REGISTRY}/shop/game-server:v2");
+    let deploy = account.provision(&["deploy", "--service", "game-server", "--image", &image, "--no-wait"], &stack);
+    assert_eq!(deploy.code, 0, "{}", deploy.stderr);
+    let service = account.service("game-server").await.unwrap();
+    assert!(service.task_definition().unwrap().ends_with("shop-game-server:3"), "{:?}", service.task_definition());
+    assert_eq!(service.desired_count(), 5, "the deploy left the scaled-out count");
+    let status = account.provision(&["status"], &stack);
+    assert!(status.stdout.contains("game-server      min 2 max 6, desired 5"), "{}", status.stdout);
+
+    // New bounds and targets change in place; a target left out goes.
+    // (Each stack written replaces the one before, in the same file.)
+    let changed = account.write_stack(&[(
+        "depends_on = [\"ranking\"]\n",
+        "depends_on = [\"ranking\"]\n\n[service.autoscaling]\nmin = 2\nmax = 8\ncpu_percent = 60\n\
+         scale_in_cooldown_secs = 300\n",
+    )]);
+    let plan = account.provision(&["plan"], &changed);
+    assert!(plan.stdout.contains("capacity: min 2 max 6 -> min 2 max 8"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("target: 80% ECSServiceAverageMemoryUtilization -> none (deleted)"),
+        "{}",
+        plan.stdout
+    );
+    assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &changed).code, 0);
+    assert_eq!(account.scalable_targets(), [("service/shop/game-server".to_owned(), 2, 8)]);
+    assert_eq!(
+        account.scaling_policies(),
+        BTreeMap::from([(
+            "shop-game-server-cpu".to_owned(),
+            ("ECSServiceAverageCPUUtilization".to_owned(), 60.0, 60, 300)
+        )])
+    );
+    assert_eq!(account.service("game-server").await.unwrap().desired_count(), 5);
+    assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &changed).code, 0);
+
+    // Without the table: deregistered, and the service pinned at its count.
+    let fixed = account.write_stack(&[]);
+    let plan = account.provision(&["plan"], &fixed);
+    assert!(plan.stdout.contains("desired_count: 5 -> 3"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("capacity: min 2 max 8 -> none (autoscaling off)"), "{}", plan.stdout);
+    let apply = account.provision(&["apply", "--yes", "--no-wait"], &fixed);
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    assert_eq!(account.scalable_targets(), []);
+    assert_eq!(account.scaling_policies(), BTreeMap::new());
+    assert_eq!(account.service("game-server").await.unwrap().desired_count(), 3);
+    assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &fixed).code, 0);
+
+    // Back on, then destroy removes the target and its policies.
+    let stack = account.write_stack(&[("depends_on = [\"ranking\"]\n", SCALING)]);
+    assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
+    assert_eq!(account.scalable_targets().len(), 1);
+    let destroy = account.provision(&["destroy", "--yes"], &stack);
+    assert_eq!(destroy.code, 0, "{}", destroy.stderr);
+    assert!(destroy.stdout.contains("deleted scaling policy shop-game-server-cpu"), "{}", destroy.stdout);
+    assert_eq!(account.scalable_targets(), []);
+}

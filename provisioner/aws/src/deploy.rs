@@ -22,6 +22,7 @@ use super::{
         ecs_service::{EcsService, primary_deployment},
         namespace::Namespace,
         repository::Repository,
+        scaling::{policy::ScalingPolicy, target::ScalableTarget},
         task_definition::{TaskDefinition, active_revisions},
     },
     names::Names,
@@ -176,7 +177,9 @@ pub async fn deploy(
     let services: Vec<String> = selected.iter().map(|service| service.name.clone()).collect();
     let plan = plan::plan(&stack.app, &desired, &live)?.only(|step| match step.kind {
         TaskDefinition::KEY => families.contains(&step.name),
-        EcsService::KEY => services.contains(&step.name),
+        // A service's first image registers its autoscaling, if it has any.
+        EcsService::KEY | ScalableTarget::KEY => services.contains(&step.name),
+        ScalingPolicy::KEY => step.name.split('/').next().is_some_and(|service| services.iter().any(|s| s == service)),
         _ => false,
     });
     for (service, image) in &images {
@@ -316,7 +319,13 @@ pub async fn rollback(clients: &Clients, stack: &Stack, service: &str) -> anyhow
         service: service.to_owned(),
         deployment_id,
         task_definition: previous,
-        desired_count: current.desired_count(),
+        // What it runs now, unless autoscaling may move it meanwhile.
+        desired_count: stack
+            .services
+            .iter()
+            .find(|candidate| candidate.name == service)
+            .is_none_or(|candidate| candidate.autoscaling.is_none())
+            .then(|| current.desired_count()),
     })
 }
 

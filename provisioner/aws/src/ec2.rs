@@ -11,42 +11,20 @@
 //! attempt timeouts, retries with backoff on throttling and transient
 //! failures, pagination, and errors that name the call and the resource.
 
-use std::{
-    collections::BTreeMap,
-    time::{Duration, SystemTime},
-};
+use std::collections::BTreeMap;
 
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::{
-    http_request::{SignableBody, SignableRequest, SigningSettings, sign},
-    sign::v4,
+use super::{
+    error::{AwsError, Failure},
+    signed::{Request, SignedClient},
 };
-use aws_smithy_runtime_api::client::identity::Identity;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-
-use super::error::{AwsError, Failure, describe};
 
 /// The API version every call names.
 const VERSION: &str = "2016-11-15";
-/// Attempts per call, the first included, as the SDK clients are set up.
-const ATTEMPTS: u32 = 5;
-/// The first pause before a retry; it doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
-
-type Https = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 
 /// An EC2 client for one region (or one `--endpoint-url`).
 #[derive(Clone, Debug)]
 pub struct Ec2 {
-    http: Client<Https, Full<Bytes>>,
-    endpoint: String,
-    region: String,
-    credentials: SharedCredentialsProvider,
+    client: SignedClient,
 }
 
 /// A `Filter.N` of a Describe call: a name and the values it may take.
@@ -103,29 +81,7 @@ impl Ec2 {
     /// A client with the SDK configuration's credentials, region and
     /// endpoint override.
     pub fn new(config: &aws_types::SdkConfig, region: &str) -> anyhow::Result<Self> {
-        let credentials =
-            config.credentials_provider().ok_or_else(|| anyhow::anyhow!("no AWS credentials provider"))?;
-        let endpoint = config.endpoint_url().map_or_else(
-            || format!("https://ec2.{region}.amazonaws.com/"),
-            |url| format!("{}/", url.trim_end_matches('/')),
-        );
-        let tls = rustls::ClientConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
-            .with_safe_default_protocol_versions()?;
-        let tls = hyper_rustls::ConfigBuilderExt::with_native_roots(tls)?.with_no_client_auth();
-        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        Ok(Self {
-            http: Client::builder(TokioExecutor::new()).build(connector),
-            endpoint,
-            region: region.to_owned(),
-            credentials,
-        })
+        Ok(Self { client: SignedClient::new(config, region, "ec2", "ec2")? })
     }
 
     /// `ec2:DescribeVpcs` with `filters` or `vpc_ids`: the VPCs' ids.
@@ -294,77 +250,32 @@ impl Ec2 {
 
     /// One call, retried with backoff while the failure is transient.
     async fn call(&self, action: &str, params: &[(String, String)], resource: &str) -> Result<Element, AwsError> {
-        let what = format!("ec2:{action}");
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempt = 1;
-        loop {
-            let failure = match tokio::time::timeout(ATTEMPT_TIMEOUT, self.attempt(action, params)).await {
-                Ok(Ok(answer)) => return Ok(answer),
-                Ok(Err(failure)) => failure,
-                Err(_) => Failure::Transport(format!("no answer within {ATTEMPT_TIMEOUT:?}")),
-            };
-            if attempt >= ATTEMPTS || !failure.is_transient() {
-                return Err(describe(failure, &what, resource));
-            }
-            tokio::time::sleep(backoff.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-            attempt += 1;
-        }
-    }
-
-    async fn attempt(&self, action: &str, params: &[(String, String)]) -> Result<Element, Failure> {
         let body = form_urlencoded::Serializer::new(String::new())
             .append_pair("Action", action)
             .append_pair("Version", VERSION)
             .extend_pairs(params)
             .finish();
-        let credentials = self
-            .credentials
-            .provide_credentials()
-            .await
-            .map_err(|error| Failure::Credentials(super::error::causes(&error)))?;
-        let identity: Identity = credentials.into();
-        let content_type = "application/x-www-form-urlencoded; charset=utf-8";
-        let headers = [("content-type", content_type)];
-        let signable =
-            SignableRequest::new("POST", &self.endpoint, headers.into_iter(), SignableBody::Bytes(body.as_bytes()))
-                .map_err(|error| Failure::Transport(error.to_string()))?;
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("ec2")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|error| Failure::Transport(error.to_string()))?
-            .into();
-        let (instructions, _) =
-            sign(signable, &params).map_err(|error| Failure::Transport(error.to_string()))?.into_parts();
-        let mut request = http::Request::post(&self.endpoint)
-            .header("content-type", content_type)
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|error| Failure::Transport(error.to_string()))?;
-        instructions.apply_to_request_http1x(&mut request);
-
-        let response =
-            self.http.request(request).await.map_err(|error| Failure::Transport(super::error::causes(&error)))?;
-        let status = response.status();
-        let body = response.into_body().collect().await.map_err(|error| Failure::Transport(error.to_string()))?;
-        let text = String::from_utf8_lossy(&body.to_bytes()).into_owned();
-        let document = Element::parse(&text).map_err(|error| {
-            Failure::Transport(format!("HTTP {status} with an answer that is not XML ({error}): {text:.200}"))
-        })?;
-        if status.is_success() {
-            return Ok(document);
-        }
-        // <Response><Errors><Error><Code>..</Code><Message>..</Message>
-        let error = document.child("Errors").and_then(|errors| errors.child("Error"));
-        Err(Failure::Service {
-            status: status.as_u16(),
-            code: error.and_then(|error| error.text("Code")),
-            message: error.and_then(|error| error.text("Message")).unwrap_or_else(|| format!("HTTP {status}")),
-        })
+        let request =
+            Request { content_type: "application/x-www-form-urlencoded; charset=utf-8", headers: &[], body: &body };
+        self.client.send(&request, &format!("ec2:{action}"), resource, answer).await
     }
+}
+
+/// An answer's XML, or the error in it.
+fn answer(status: u16, text: &str) -> Result<Element, Failure> {
+    let document = Element::parse(text).map_err(|error| {
+        Failure::Transport(format!("HTTP {status} with an answer that is not XML ({error}): {text:.200}"))
+    })?;
+    if (200..300).contains(&status) {
+        return Ok(document);
+    }
+    // <Response><Errors><Error><Code>..</Code><Message>..</Message>
+    let error = document.child("Errors").and_then(|errors| errors.child("Error"));
+    Err(Failure::Service {
+        status,
+        code: error.and_then(|error| error.text("Code")),
+        message: error.and_then(|error| error.text("Message")).unwrap_or_else(|| format!("HTTP {status}")),
+    })
 }
 
 /// `Filter.N.Name` and `Filter.N.Value.1`.

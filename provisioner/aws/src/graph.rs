@@ -17,6 +17,7 @@ use super::{
         namespace::Namespace,
         repository::Repository,
         role::Role,
+        scaling::{policy::ScalingPolicy, target::ScalableTarget},
         security_group::SecurityGroup,
         store::{
             replication_group::ReplicationGroup, secret::StoreSecret, security_group::StoreSecurityGroup,
@@ -80,6 +81,11 @@ pub static KINDS: &[Node] = &[
         needs: &[CloudMapService::KEY, TaskDefinition::KEY, SecurityGroup::KEY, Cluster::KEY],
         reads: &[Cluster::KEY],
     },
+    // the ECS service it scales (Application Auto Scaling checks that it
+    // exists)
+    Node { kind: Of::<ScalableTarget>::KIND, needs: &[EcsService::KEY], reads: &[] },
+    // its scalable target; reads only the targets that exist
+    Node { kind: Of::<ScalingPolicy>::KIND, needs: &[ScalableTarget::KEY], reads: &[ScalableTarget::KEY] },
 ];
 
 /// The kinds in layers by `edges` (a node's needs or reads): each layer
@@ -306,6 +312,8 @@ mod tests {
                 vec!["store"],
                 vec!["task-definition"],
                 vec!["service"],
+                vec!["scalable-target"],
+                vec!["scaling-policy"],
             ]
         );
     }
@@ -325,9 +333,10 @@ mod tests {
                     "repository",
                     "cache-subnet-group",
                     "store-secret",
-                    "store"
+                    "store",
+                    "scalable-target"
                 ],
-                vec!["store-security-group", "discovery-service", "service"],
+                vec!["store-security-group", "discovery-service", "service", "scaling-policy"],
                 vec!["task-definition"],
             ]
         );
@@ -338,6 +347,8 @@ mod tests {
         assert_eq!(
             keys(&teardown_order()),
             [
+                "scaling-policy",
+                "scalable-target",
                 "service",
                 "discovery-service",
                 "namespace",

@@ -9,6 +9,8 @@ use clap::{Args, ValueEnum};
 #[cfg(feature = "aws")]
 mod account;
 #[cfg(feature = "aws")]
+mod app_autoscaling;
+#[cfg(feature = "aws")]
 mod apply;
 #[cfg(feature = "aws")]
 mod backoff;
@@ -38,6 +40,8 @@ mod progress;
 mod resource;
 #[cfg(feature = "aws")]
 mod sdk;
+#[cfg(feature = "aws")]
+mod signed;
 #[cfg(feature = "aws")]
 mod state;
 #[cfg(feature = "aws")]

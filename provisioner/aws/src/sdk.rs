@@ -23,6 +23,7 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub elasticache: aws_sdk_elasticache::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub scaling: super::app_autoscaling::AppAutoScaling,
 }
 
 /// Where the clients point.
@@ -69,6 +70,7 @@ impl Clients {
         }
         Ok(Self {
             ec2: super::ec2::Ec2::new(&config, &region)?,
+            scaling: super::app_autoscaling::AppAutoScaling::new(&config, &region)?,
             region,
             ecs: aws_sdk_ecs::Client::new(&config),
             cloud_map: aws_sdk_servicediscovery::Client::new(&config),

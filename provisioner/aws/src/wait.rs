@@ -18,8 +18,11 @@ pub struct Rollout {
     pub deployment_id: Option<String>,
     /// The task definition ARN it rolls out.
     pub task_definition: String,
-    /// The count it should reach.
-    pub desired_count: i32,
+    /// The count it should reach; `None` when autoscaling owns the count,
+    /// which may move during the rollout (ECS suspends scale-in while a
+    /// deployment runs, not scale-out): then the deployment's own desired
+    /// count at each poll.
+    pub desired_count: Option<i32>,
 }
 
 /// One deployment of a service, as DescribeServices shows it.
@@ -74,10 +77,8 @@ pub fn judge(rollout: &Rollout, state: &ServiceState) -> Verdict {
             if deployment.rollout_reason.is_empty() { "no reason given" } else { &deployment.rollout_reason }
         )),
         Some(deployment) if deployment.status == "PRIMARY" => {
-            if deployment.rollout_state == "COMPLETED"
-                && deployment.desired == rollout.desired_count
-                && deployment.running == rollout.desired_count
-            {
+            let wanted = rollout.desired_count.unwrap_or(deployment.desired);
+            if deployment.rollout_state == "COMPLETED" && deployment.desired == wanted && deployment.running == wanted {
                 Verdict::Done
             } else {
                 Verdict::InProgress
@@ -265,7 +266,7 @@ mod tests {
             service: "game".into(),
             deployment_id: Some("ecs-svc/2".into()),
             task_definition: NEW.into(),
-            desired_count: 2,
+            desired_count: Some(2),
         }
     }
 
@@ -378,6 +379,18 @@ mod tests {
         let outcomes = wait(&[rollout()], options(), poll, |_| {}).await;
         let Verdict::Failed(reason) = &outcomes[0].verdict else { panic!("{outcomes:?}") };
         assert!(reason.contains("ecs-svc/2 failed"), "{reason}");
+    }
+
+    #[test]
+    fn an_autoscaled_rollout_is_done_at_whatever_count_it_was_scaled_to() {
+        let scaled = Rollout { desired_count: None, ..rollout() };
+        let mut grown = deployment("ecs-svc/2", "PRIMARY", "COMPLETED", NEW, 2);
+        grown.desired = 5;
+        assert_eq!(judge(&scaled, &state(vec![grown.clone()], &[])), Verdict::InProgress, "3 of 5 still starting");
+        grown.running = 5;
+        assert_eq!(judge(&scaled, &state(vec![grown.clone()], &[])), Verdict::Done);
+        // With a fixed count, the same deployment is not what was asked for.
+        assert_eq!(judge(&rollout(), &state(vec![grown], &[])), Verdict::InProgress);
     }
 
     #[test]

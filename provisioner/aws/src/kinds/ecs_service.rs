@@ -34,7 +34,12 @@ pub struct EcsService;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceSpec {
     pub name: String,
+    /// What it is created with (and raised to from 0 once it has an
+    /// image); kept in step with the stack unless `autoscaled`.
     pub desired_count: i32,
+    /// Whether Application Auto Scaling owns the desired count: apply and
+    /// deploy then never send one, except to raise a service held at 0.
+    pub autoscaled: bool,
     pub minimum_healthy_percent: i32,
     pub maximum_percent: i32,
     pub circuit_breaker: bool,
@@ -83,6 +88,7 @@ impl Kind for EcsService {
                     } else {
                         i32::try_from(service.count).unwrap_or(i32::MAX)
                     },
+                    autoscaled: service.autoscaling.is_some(),
                     minimum_healthy_percent: to_i32(deployment.minimum_healthy_percent),
                     maximum_percent: to_i32(deployment.maximum_percent),
                     circuit_breaker: deployment.circuit_breaker,
@@ -178,12 +184,18 @@ impl Kind for EcsService {
             live.get::<CloudMapService>(&want.name).map(|found| found.id.clone()).unwrap_or_default()
         };
         wanted.insert("cloud_map_service", registry);
-        let current = have.map(|found| {
+        let mut current = have.map(|found| {
             let mut fields = Self::fields(&found.spec);
             fields.insert("task_definition", render::revision_of(&found.id));
             fields.insert("cloud_map_service", found.spec.registry.clone().unwrap_or_else(|| "none".to_owned()));
             fields
         });
+        if owned_by_autoscaling(want, have) {
+            wanted.remove("desired_count");
+            if let Some(current) = &mut current {
+                current.remove("desired_count");
+            }
+        }
         (wanted, current)
     }
 
@@ -196,7 +208,7 @@ impl Kind for EcsService {
     async fn apply(
         cx: ApplyCx<'_>,
         spec: &ServiceSpec,
-        _have: Option<&Found<ServiceSpec>>,
+        have: Option<&Found<ServiceSpec>>,
         action: &Action,
     ) -> anyhow::Result<Output> {
         use aws_sdk_ecs::types::{
@@ -255,12 +267,15 @@ impl Kind for EcsService {
             Self::done("created", &spec.name);
             answer.service
         } else {
+            // A scale-out must survive a deploy: no count while autoscaling
+            // owns it.
+            let count = (!owned_by_autoscaling(spec, have)).then_some(spec.desired_count);
             let answer = ecs
                 .update_service()
                 .cluster(cluster)
                 .service(&spec.name)
                 .task_definition(&definition)
-                .desired_count(spec.desired_count)
+                .set_desired_count(count)
                 .deployment_configuration(deployment)
                 .network_configuration(network)
                 .service_registries(registry)
@@ -277,7 +292,7 @@ impl Kind for EcsService {
                 service: spec.name.clone(),
                 deployment_id,
                 task_definition: definition,
-                desired_count: spec.desired_count,
+                desired_count: (!spec.autoscaled).then_some(spec.desired_count),
             }),
         })
     }
@@ -410,6 +425,13 @@ impl Kind for EcsService {
     }
 }
 
+/// Whether autoscaling owns the live service's desired count: the stack
+/// scales it and it runs (a service held at 0 for want of an image is
+/// raised to its count once, by the deploy that brings the image).
+fn owned_by_autoscaling(want: &ServiceSpec, have: Option<&Found<ServiceSpec>>) -> bool {
+    want.autoscaled && have.is_some_and(|found| found.spec.desired_count > 0)
+}
+
 /// An ECS service as a spec; `id` is the task definition it runs.
 fn service_found(names: &Names, service: &aws_sdk_ecs::types::Service) -> Found<ServiceSpec> {
     let deployment = service.deployment_configuration();
@@ -422,6 +444,7 @@ fn service_found(names: &Names, service: &aws_sdk_ecs::types::Service) -> Found<
         owned: names.owns(service.tags().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or("")))),
         spec: ServiceSpec {
             desired_count: service.desired_count(),
+            autoscaled: false,
             minimum_healthy_percent: deployment.and_then(|d| d.minimum_healthy_percent()).unwrap_or(100),
             maximum_percent: deployment.and_then(|d| d.maximum_percent()).unwrap_or(200),
             circuit_breaker: breaker.is_some_and(|breaker| breaker.enable()),

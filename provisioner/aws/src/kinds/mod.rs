@@ -8,6 +8,7 @@ pub mod log_group;
 pub mod namespace;
 pub mod repository;
 pub mod role;
+pub mod scaling;
 pub mod security_group;
 pub mod store;
 pub mod task_definition;

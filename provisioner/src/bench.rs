@@ -137,6 +137,8 @@ struct Record {
     started: Duration,
     latency: Duration,
     code: tonic::Code,
+    /// The status message of a failed call.
+    message: Option<String>,
     endpoint: Option<String>,
 }
 
@@ -152,8 +154,13 @@ struct Measured {
     /// The endpoints that answered OK in each second of the run.
     answering: BTreeMap<u64, BTreeSet<String>>,
     failures: Vec<Duration>,
+    /// Failed calls by `CODE: message`, the first distinct ones only.
+    error_messages: BTreeMap<String, u64>,
     interrupted: bool,
 }
+
+/// How many distinct failure messages a report keeps.
+const ERROR_MESSAGES_KEPT: usize = 10;
 
 impl Measured {
     fn calls(&self) -> u64 {
@@ -314,13 +321,19 @@ where
                     Ok(()) => client.unary(call, path, RawCodec).await,
                     Err(error) => Err(tonic::Status::unavailable(error.into().to_string())),
                 };
-                let (code, metadata) = match &outcome {
-                    Ok(response) => (tonic::Code::Ok, response.metadata()),
-                    Err(status) => (status.code(), status.metadata()),
+                let (code, message, metadata) = match &outcome {
+                    Ok(response) => (tonic::Code::Ok, None, response.metadata()),
+                    Err(status) => (status.code(), Some(status.message().to_owned()), status.metadata()),
                 };
                 let endpoint =
                     metadata.get(discovery::SERVED_BY_HEADER).and_then(|value| value.to_str().ok()).map(str::to_owned);
-                Record { started: intended.duration_since(started), latency: intended.elapsed(), code, endpoint }
+                Record {
+                    started: intended.duration_since(started),
+                    latency: intended.elapsed(),
+                    code,
+                    message,
+                    endpoint,
+                }
             }
         }
     };
@@ -397,6 +410,10 @@ where
         entry.0 += 1;
         if record.code != tonic::Code::Ok {
             entry.1 += 1;
+            let key = format!("{}: {}", code_name(record.code), record.message.unwrap_or_default());
+            if measured.error_messages.len() < ERROR_MESSAGES_KEPT || measured.error_messages.contains_key(&key) {
+                *measured.error_messages.entry(key).or_default() += 1;
+            }
             // When it failed, so that a call in flight at the fault counts
             // after it.
             measured.failures.push(record.started + record.latency);
@@ -541,6 +558,9 @@ fn print_text(
     );
     let codes: Vec<String> = measured.codes.iter().map(|(code, count)| format!("{code} {count}")).collect();
     println!("status    {}", codes.join(", "));
+    for (message, count) in &measured.error_messages {
+        println!("error     {count} x {message}");
+    }
     println!("\n{:<24} {:>10} {:>8} {:>8} {:>8} {:>8}", "ENDPOINT", "CALLS", "SHARE", "ERRORS", "FIRST", "LAST");
     let seconds = |at: Option<&Duration>| at.map_or_else(|| "-".to_owned(), |at| format!("{:.1}s", at.as_secs_f64()));
     for (endpoint, (calls, errors)) in &measured.endpoints {
@@ -618,6 +638,7 @@ fn print_json(
             "max": millis(measured.latencies.last().copied().unwrap_or_default()),
         },
         "status": measured.codes,
+        "error_messages": measured.error_messages,
         "endpoints": endpoints,
         "spread": spread(measured),
         "answering_over_time": measured

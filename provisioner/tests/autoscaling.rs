@@ -10,7 +10,7 @@ use common::{LocalStack, PROVISION, healthy_count};
 
 /// game-server from 1 replica up to 3, aiming at 25% of its 256 CPU units
 /// (the load below takes a replica well past that; the light phase far
-/// below), with its real drain at a short connection age.
+/// below), with its real drain (the default connection age).
 fn stack_file(game_port: u16, ranking_port: u16) -> String {
     format!(
         r#"
@@ -22,8 +22,6 @@ name = "game-server"
 port = {game_port}
 count = 1
 dns_ttl_secs = 1
-max_connection_age_secs = 3
-max_connection_age_grace_secs = 2
 depends_on = ["ranking"]
 [service.autoscaling]
 min = 1

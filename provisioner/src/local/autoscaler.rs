@@ -157,10 +157,16 @@ impl Autoscaler {
         if !scale_in_blocked && let Some(average) = self.average(now, self.scale_in_window) {
             let every_metric_low =
                 self.targets().iter().all(|(metric, target)| value(&average, *metric) < target * SCALE_IN_BELOW);
-            let (desired, metric, measured, target) = self.desired(current, &average);
+            let (desired, ..) = self.desired(current, &average);
             if every_metric_low && desired.max(min) < current {
+                let measured: Vec<String> = self
+                    .targets()
+                    .iter()
+                    .map(|(metric, target)| format!("{metric} {:.0}% (target {target}%)", value(&average, *metric)))
+                    .collect();
                 let reason = format!(
-                    "{metric} {measured:.0}% over {} s, below {:.0}% of the target {target}%",
+                    "{} over {} s, each below {:.0}% of its target",
+                    measured.join(", "),
                     self.scale_in_window.as_secs_f64(),
                     SCALE_IN_BELOW * 100.0
                 );
@@ -286,7 +292,7 @@ mod tests {
         assert_eq!(scaler.decide(at(start, 69), 3, false), None);
         let decision = scaler.decide(at(start, 69), 3, true).unwrap();
         assert_eq!((decision.from, decision.to), (3, 1));
-        assert!(decision.reason.starts_with("cpu 1% over 60 s, below 90% of the target 50%"), "{}", decision.reason);
+        assert_eq!(decision.reason, "cpu 1% (target 50%) over 60 s, each below 90% of its target");
         // The scale-in cooldown holds the next one.
         assert_eq!(scaler.decide(at(start, 140), 2, true), None);
     }

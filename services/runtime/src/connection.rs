@@ -100,10 +100,19 @@ where
     /// Accepts until told to stop, then closes the listener (new clients
     /// are refused at once rather than left waiting) and returns; the
     /// connections carry on until they finish.
+    ///
+    /// Connections the kernel has already completed but this loop has not
+    /// accepted yet (a client that reconnected just before the stop, while
+    /// the server was busy) are accepted first: closing the listener would
+    /// reset them, and their calls would fail with a broken pipe that no
+    /// client may safely retry. Accepted after the stop, each gets GOAWAY
+    /// once its handshake is done, which every gRPC client retries.
     pub async fn run(self, listener: TcpListener) {
         let mut stop = self.stop.clone();
         loop {
             tokio::select! {
+                biased;
+                _ = stop.wait_for(|stop| *stop) => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => self.spawn_connection(stream),
                     Err(error) => {
@@ -111,8 +120,23 @@ where
                         tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                     }
                 },
-                _ = stop.wait_for(|stop| *stop) => break,
             }
+        }
+        // Asked of the socket itself: the reactor may not have reported
+        // them yet.
+        let mut waiting = 0;
+        if let Ok(listener) = listener.into_std() {
+            while let Ok((stream, _)) = listener.accept() {
+                let accepted = stream.set_nonblocking(true).and_then(|()| TcpStream::from_std(stream));
+                match accepted {
+                    Ok(stream) => self.spawn_connection(stream),
+                    Err(error) => tracing::warn!(%error, "cannot take a connection waiting at the stop"),
+                }
+                waiting += 1;
+            }
+        }
+        if waiting > 0 {
+            tracing::info!(connections = waiting, "accepted the connections waiting at the stop, to GOAWAY them");
         }
     }
 
@@ -128,9 +152,21 @@ where
             let (closing, closing_rx) = watch::channel(false);
             let service = EndStreamsOnClose::new(routes, closing_rx);
             // One connection, then nothing: ending the stream would read as
-            // the server's shutdown.
-            let incoming = tokio_stream::once(Ok::<_, io::Error>(io)).chain(tokio_stream::pending());
+            // the server's shutdown. Its shutdown waits until the server has
+            // taken it: a server told to stop first would drop it unserved,
+            // and the client would get a reset instead of GOAWAY.
+            let (taken_tx, taken) = oneshot::channel::<()>();
+            let mut taken_tx = Some(taken_tx);
+            let incoming = tokio_stream::once(io)
+                .map(move |io| {
+                    if let Some(taken_tx) = taken_tx.take() {
+                        let _ = taken_tx.send(());
+                    }
+                    Ok::<_, io::Error>(io)
+                })
+                .chain(tokio_stream::pending());
             let shutdown = async move {
+                let _ = taken.await;
                 let aged = async {
                     match age {
                         Some(age) => tokio::time::sleep(age).await,
@@ -228,5 +264,68 @@ impl Connected for AgedIo {
 
     fn connect_info(&self) -> TcpConnectInfo {
         self.stream.connect_info()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// The client connection preface and an empty SETTINGS frame.
+    const CLIENT_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+    const GOAWAY: u8 = 0x7;
+
+    /// The frame types in `bytes`, read as HTTP/2 frames.
+    fn frame_types(mut bytes: &[u8]) -> Vec<u8> {
+        let mut types = Vec::new();
+        while bytes.len() >= 9 {
+            let length = usize::from(bytes[0]) << 16 | usize::from(bytes[1]) << 8 | usize::from(bytes[2]);
+            types.push(bytes[3]);
+            bytes = &bytes[(9 + length).min(bytes.len())..];
+        }
+        types
+    }
+
+    #[tokio::test]
+    async fn connections_waiting_to_be_accepted_at_the_stop_get_goaway_not_a_reset() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Clients that connected while the server was not accepting: in the
+        // kernel's backlog when the stop comes.
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            client.write_all(CLIENT_PREFACE).await.unwrap();
+            clients.push(client);
+        }
+        let (_, health) = tonic_health::server::health_reporter();
+        let routes = tonic::service::Routes::new(health).prepare();
+        let (_stop_tx, stop) = watch::channel(true);
+        let acceptor = Acceptor {
+            server: tonic::transport::Server::builder(),
+            routes,
+            age: ConnectionAge::from_secs(0, 1),
+            stop,
+            open: OpenConnections::default(),
+        };
+        acceptor.run(listener).await;
+        for mut client in clients {
+            // Until GOAWAY (the rest of a graceful close needs a client that
+            // answers PINGs); a reset before it fails the test.
+            let mut answer = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !frame_types(&answer).contains(&GOAWAY) {
+                let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut chunk))
+                    .await
+                    .expect("the server answers within 5 s");
+                match read {
+                    Ok(0) => panic!("closed without GOAWAY; frames {:?}", frame_types(&answer)),
+                    Ok(n) => answer.extend_from_slice(&chunk[..n]),
+                    Err(error) => panic!("{error} before GOAWAY; frames {:?}", frame_types(&answer)),
+                }
+            }
+        }
     }
 }

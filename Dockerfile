@@ -2,6 +2,10 @@
 #   docker build --build-arg SERVICE=game-server -t game-server .
 #   docker build --build-arg SERVICE=ranking -t ranking .
 #
+# Or, with the binary already built (a pipeline builds the workspace once;
+# `provision deploy --binaries DIR` does this), packaging only, in seconds:
+#   docker build --target prebuilt -f Dockerfile -t game-server DIR_WITH_A_FILE_NAMED_service
+#
 # The ECS task definition carries the health check ECS uses (ECS ignores a
 # Dockerfile HEALTHCHECK); the one here is for `docker run` users.
 
@@ -26,8 +30,7 @@ RUN cargo build --release --locked --package "${SERVICE}" --bin "${SERVICE}" \
     && install -D "target/release/${SERVICE}" /out/service
 
 # distroless/cc: glibc, libgcc and CA certificates, no shell, a nonroot user.
-FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /out/service /usr/local/bin/service
+FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
 # distroless's nonroot user, by number so that the host can resolve it.
 USER 65532:65532
 ENV GRPC_ADDR=0.0.0.0:5000 LOG_FORMAT=json
@@ -36,3 +39,12 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["/usr/local/bin/service", "health"]
 ENTRYPOINT ["/usr/local/bin/service"]
 CMD ["serve"]
+
+# A binary built outside (glibc-linked, for the image's architecture), from a
+# context holding only it, named `service`.
+FROM runtime AS prebuilt
+COPY service /usr/local/bin/service
+
+# The default: the binary built above.
+FROM runtime
+COPY --from=build /out/service /usr/local/bin/service

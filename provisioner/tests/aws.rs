@@ -982,6 +982,43 @@ async fn deploy_without_docker_fails_at_once_and_says_how_to_deploy_a_prebuilt_i
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn deploy_from_prebuilt_binaries_refuses_a_missing_or_foreign_binary_before_any_call() {
+    let account = Account::new().await;
+    let stack = account.write_stack(&[]);
+    let binaries = account.dir.join("release");
+    std::fs::create_dir_all(&binaries).unwrap();
+    let deploy = |service: &str| {
+        account.provision(
+            &["deploy", "--service", service, "--binaries", binaries.to_str().unwrap(), "--apply", "--no-wait"],
+            &stack,
+        )
+    };
+    let missing = deploy("game-server");
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("--binaries: no game-server binary in")
+            && missing.stderr.contains("cargo build --release --locked -p game-server"),
+        "{}",
+        missing.stderr
+    );
+    // An x86_64 executable (this test's own) where ranking's tasks are arm64.
+    std::fs::copy(std::env::current_exe().unwrap(), binaries.join("ranking")).unwrap();
+    let foreign = deploy("ranking");
+    assert_eq!(foreign.code, 1);
+    assert!(
+        foreign.stderr.contains("is built for X86_64 but service ranking's tasks run on ARM64"),
+        "{}",
+        foreign.stderr
+    );
+    std::fs::write(binaries.join("game-server"), "#!/bin/sh\n").unwrap();
+    let script = deploy("game-server");
+    assert!(script.stderr.contains("is not a Linux executable"), "{}", script.stderr);
+    // Refused before --apply made anything.
+    assert!(account.service("game-server").await.is_none());
+    assert!(account.ecr().describe_repositories().send().await.unwrap().repositories().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_stack_image_that_does_not_exist_is_never_applied() {
     let account = Account::new().await;
     let missing = format!("{REGISTRY}/shop/game-server:v7");

@@ -62,7 +62,16 @@ fn the_build_makes_provision_with_the_aws_feature() {
     let manifest: toml::Table =
         std::fs::read_to_string(repo().join(after("--package")).join("Cargo.toml")).unwrap().parse().unwrap();
     assert_eq!(manifest["package"]["name"].as_str(), Some(after("--package")));
-    assert!(manifest["features"].as_table().unwrap().contains_key(after("--features")));
+    let feature = after("--features").strip_prefix("provisioner/").expect("the feature of provisioner");
+    assert!(manifest["features"].as_table().unwrap().contains_key(feature));
+    // The same build makes every service's binary, which deploy packages.
+    let packages: Vec<&str> = words.windows(2).filter(|pair| pair[0] == "--package").map(|pair| pair[1]).collect();
+    let stack = stack_spec::load(&repo().join("stack.toml")).unwrap();
+    for service in &stack.services {
+        assert!(packages.contains(&service.package.as_str()), "{} is not built: {cargo}", service.package);
+    }
+    let deploy = build.iter().find(|c| c.contains("provision deploy")).unwrap();
+    assert!(deploy.contains("--binaries \"$CARGO_TARGET_DIR/release\""), "{deploy}");
     let bins = manifest["bin"].as_array().unwrap();
     assert!(bins.iter().any(|bin| bin["name"].as_str() == Some("provision")));
     assert!(words.contains(&"--release") && words.contains(&"--locked"));

@@ -5,7 +5,7 @@
 
 use std::{
     collections::BTreeMap,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
 };
 
@@ -43,6 +43,9 @@ pub struct DeployRequest {
     pub tag: Option<String>,
     /// A prebuilt image to deploy instead of building one.
     pub image: Option<String>,
+    /// Where the services' release binaries already are: the images only
+    /// package them (the Dockerfile's `prebuilt` stage).
+    pub binaries: Option<PathBuf>,
 }
 
 /// The services `names` selects (all when empty), or an error listing the
@@ -118,10 +121,19 @@ pub async fn deploy(
     if request.image.is_some() && selected.len() != 1 {
         bail!("--image names one image: pass exactly one --service with it");
     }
+    if request.image.is_some() && request.binaries.is_some() {
+        bail!("--image deploys an image as it is and --binaries builds one from binaries: pass one of them");
+    }
+    let desired = graph::desired(stack, live);
+    let architecture = |service: &Service| {
+        desired
+            .get::<TaskDefinition>(&names.family(&service.name))
+            .map_or("X86_64", |definition| definition.architecture.as_str())
+            .to_owned()
+    };
 
     // The repositories first: a build needs somewhere to push.
     let cx = Cx { clients, names: &names, stack };
-    let desired = graph::desired(stack, live);
     let repositories: Vec<String> = selected.iter().map(|service| names.repository(&service.name)).collect();
     let repository_plan = plan::plan(&stack.app, &desired, live)?
         .only(|step| step.kind == Repository::KEY && repositories.contains(&step.name));
@@ -150,15 +162,24 @@ pub async fn deploy(
             for service in &selected {
                 let uri = &uris[&service.name];
                 let image = format!("{uri}:{tag}");
-                let architecture = desired
-                    .get::<TaskDefinition>(&names.family(&service.name))
-                    .map_or("X86_64", |definition| definition.architecture.as_str());
-                println!("building {image} ({})", docker::platform(architecture));
-                docker::run(
-                    &docker,
-                    &docker::build_args(root, &service.binary, docker::platform(architecture), &image),
-                    None,
-                )?;
+                let platform = docker::platform(&architecture(service));
+                match &request.binaries {
+                    Some(dir) => {
+                        println!("packaging {} as {image} ({platform})", dir.join(&service.binary).display());
+                        let context = stage_binary(dir, service)?;
+                        let built = docker::run(
+                            &docker,
+                            &docker::prebuilt_build_args(&root.join("Dockerfile"), &context, platform, &image),
+                            None,
+                        );
+                        let _ = std::fs::remove_dir_all(&context);
+                        built?;
+                    }
+                    None => {
+                        println!("building {image} ({platform})");
+                        docker::run(&docker, &docker::build_args(root, &service.binary, platform, &image), None)?;
+                    }
+                }
                 docker::run(&docker, &docker::push_args(&image), None)?;
                 images.insert(service.name.clone(), pin(clients, &names.repository(&service.name), uri, &image).await?);
             }
@@ -193,6 +214,56 @@ pub async fn deploy(
     println!("\nDeploying:");
     let cx = Cx { clients, names: &names, stack: &pinned };
     Ok(super::apply::apply(cx, &desired, &live, &plan, |_| true).await?.rollouts())
+}
+
+/// Refuses a `--binaries` directory whose binary for one of `services` is
+/// missing, not an executable, or built for another architecture than its
+/// tasks; before any call, so a pipeline fails in a second, not after
+/// applying.
+pub fn check_binaries(dir: &Path, services: &[&Service]) -> anyhow::Result<()> {
+    services.iter().try_for_each(|service| check_binary(dir, service))
+}
+
+fn check_binary(dir: &Path, service: &Service) -> anyhow::Result<()> {
+    let architecture = match service.aws.architecture {
+        stack_spec::aws::Architecture::X86_64 => "X86_64",
+        stack_spec::aws::Architecture::Arm64 => "ARM64",
+    };
+    let path = dir.join(&service.binary);
+    let mut header = [0u8; 64];
+    let read = std::fs::File::open(&path).and_then(|mut file| std::io::Read::read(&mut file, &mut header));
+    let Ok(read) = read else {
+        bail!(
+            "--binaries: no {} binary in {} for service {}: build it (cargo build --release --locked -p {}) or \
+             deploy without --binaries",
+            service.binary,
+            dir.display(),
+            service.name,
+            service.package
+        );
+    };
+    match docker::elf_architecture(&header[..read]) {
+        None => bail!("--binaries: {} is not a Linux executable (ELF, x86_64 or arm64)", path.display()),
+        Some(built) if built != architecture => bail!(
+            "--binaries: {} is built for {built} but service {}'s tasks run on {architecture} \
+             ([service.aws] architecture): build it for that target or deploy without --binaries",
+            path.display(),
+            service.name
+        ),
+        Some(_) => Ok(()),
+    }
+}
+
+/// A build context holding only `service`'s binary, named `service` as the
+/// Dockerfile's `prebuilt` stage expects (docker sends the whole context to
+/// its daemon, so never the target directory itself).
+fn stage_binary(dir: &Path, service: &Service) -> anyhow::Result<PathBuf> {
+    let context = std::env::temp_dir().join(format!("provision-image-{}-{}", std::process::id(), service.name));
+    std::fs::create_dir_all(&context).with_context(|| format!("cannot create {}", context.display()))?;
+    let from = dir.join(&service.binary);
+    std::fs::copy(&from, context.join("service"))
+        .with_context(|| format!("cannot copy {} into {}", from.display(), context.display()))?;
+    Ok(context)
 }
 
 /// `image` pinned by digest: a tag in our repository is resolved (and must

@@ -58,6 +58,44 @@ pub fn build_args(context: &Path, binary: &str, platform: &str, image: &str) -> 
     ]
 }
 
+/// `docker build` of the image of a binary built beforehand: the
+/// Dockerfile's `prebuilt` stage, from `context`, a directory holding only
+/// the binary, named `service` (the build context is sent to the daemon).
+pub fn prebuilt_build_args(dockerfile: &Path, context: &Path, platform: &str, image: &str) -> Vec<String> {
+    vec![
+        "build".into(),
+        "--platform".into(),
+        platform.into(),
+        "--target".into(),
+        "prebuilt".into(),
+        "--file".into(),
+        dockerfile.display().to_string(),
+        "--tag".into(),
+        image.into(),
+        context.display().to_string(),
+    ]
+}
+
+/// The task definition architecture (`X86_64`, `ARM64`) an ELF executable
+/// runs on, from its header; `None` for anything else.
+pub fn elf_architecture(header: &[u8]) -> Option<&'static str> {
+    if header.len() < 20 || &header[..4] != b"\x7fELF" {
+        return None;
+    }
+    // e_machine, after e_ident (16 bytes) and e_type (2), in the file's
+    // byte order (EI_DATA: 1 little-endian, 2 big-endian).
+    let machine = match header[5] {
+        1 => u16::from_le_bytes([header[18], header[19]]),
+        2 => u16::from_be_bytes([header[18], header[19]]),
+        _ => return None,
+    };
+    match machine {
+        0x3e => Some("X86_64"),
+        0xb7 => Some("ARM64"),
+        _ => None,
+    }
+}
+
 /// `docker login` to a registry, the password on stdin (never in argv).
 pub fn login_args(registry: &str, user: &str) -> Vec<String> {
     vec!["login".into(), "--username".into(), user.into(), "--password-stdin".into(), registry.into()]
@@ -120,6 +158,39 @@ mod tests {
             ]
         );
         assert_eq!(platform("X86_64"), "linux/amd64");
+    }
+
+    #[test]
+    fn a_prebuilt_binary_is_packaged_by_the_prebuilt_stage_from_its_own_context() {
+        let args = prebuilt_build_args(Path::new("/src/app/Dockerfile"), Path::new("/tmp/ctx"), "linux/amd64", "r/x:1");
+        assert_eq!(
+            args,
+            [
+                "build",
+                "--platform",
+                "linux/amd64",
+                "--target",
+                "prebuilt",
+                "--file",
+                "/src/app/Dockerfile",
+                "--tag",
+                "r/x:1",
+                "/tmp/ctx"
+            ]
+        );
+        let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Dockerfile")).unwrap();
+        assert!(dockerfile.contains("FROM runtime AS prebuilt\nCOPY service /usr/local/bin/service"), "{dockerfile}");
+    }
+
+    #[test]
+    fn the_architecture_of_a_binary_is_read_from_its_elf_header() {
+        let this = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let expected = if cfg!(target_arch = "x86_64") { Some("X86_64") } else { Some("ARM64") };
+        assert_eq!(elf_architecture(&this[..64]), expected);
+        let mut arm = this[..64].to_vec();
+        arm[18..20].copy_from_slice(&0xb7u16.to_le_bytes());
+        assert_eq!(elf_architecture(&arm), Some("ARM64"));
+        assert_eq!(elf_architecture(b"#!/bin/sh\necho not a binary\n"), None);
     }
 
     #[test]

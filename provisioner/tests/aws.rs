@@ -1019,6 +1019,35 @@ async fn deploy_from_prebuilt_binaries_refuses_a_missing_or_foreign_binary_befor
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_ingress_table_is_checked_and_the_plan_says_no_load_balancer_is_made_yet() {
+    let account = Account::new().await;
+    let certificate = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c";
+    let stack = account.write_stack(&[(
+        "depends_on = [\"ranking\"]\n",
+        &format!("depends_on = [\"ranking\"]\n\n[service.ingress]\ncertificate_arn = \"{certificate}\"\n"),
+    )]);
+    let plan = account.provision(&["plan"], &stack);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(
+        plan.stdout.lines().any(|line| line.starts_with("  note: game-server: ")
+            && line.contains("[service.ingress] is checked but not made yet by this version")),
+        "{}",
+        plan.stdout
+    );
+    let bad = account.write_stack(&[(
+        "depends_on = [\"ranking\"]\n",
+        "depends_on = [\"ranking\"]\n\n[service.ingress]\ncertificate_arn = \"my-cert\"\n",
+    )]);
+    let refused = account.provision(&["plan"], &bad);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("ingress.certificate_arn \"my-cert\" is not an ACM certificate ARN"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_stack_image_that_does_not_exist_is_never_applied() {
     let account = Account::new().await;
     let missing = format!("{REGISTRY}/shop/game-server:v7");

@@ -19,7 +19,10 @@ use test_support::{Process, free_addr};
 
 #[tokio::test]
 async fn the_stack_answers_in_dns_and_serves_report_match_through_discovery() {
-    let stack = LocalStack::start("").await;
+    // (ranking, the last service, with an ingress: the runner says how a
+    // client of its load balancer is played locally.)
+    let ingress = "[service.ingress]\ncertificate_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/0abc\"\n";
+    let stack = LocalStack::start(ingress).await;
     let status = stack.status();
     assert!(status.starts_with("ok\nSERVICE"), "{status}");
     let game_addresses = addresses(&status, "game-server");
@@ -66,6 +69,16 @@ async fn the_stack_answers_in_dns_and_serves_report_match_through_discovery() {
 
     let unknown = discovery::connect(&stack.target("nobody", 1)).await.expect_err("NXDOMAIN");
     assert!(unknown.to_string().contains("NXDOMAIN"), "{unknown}");
+
+    // One replica's address, as the runner suggests for the ingress, answers
+    // `provision call` directly.
+    let log = stack.process.output();
+    let line = log.lines().find(|line| line.contains("ranking: on AWS an internet-facing ALB")).expect(&log);
+    let addr = line.split("provision call ").nth(1).and_then(|rest| rest.split(' ').next()).expect(line);
+    assert!(addr.starts_with("127.0.2.2:"), "{line}");
+    let output =
+        std::process::Command::new(PROVISION).args(["call", addr, "ranking.v1.Ranking/GetTop", "{}"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
 #[tokio::test]

@@ -11,11 +11,13 @@ use toml::Spanned;
 pub mod autoscaling;
 pub mod aws;
 pub mod health;
+pub mod ingress;
 pub mod store;
 
 use autoscaling::{Autoscaling, RawAutoscaling};
 use aws::{AwsService, AwsStack, RawAws, RawAwsService, parse_aws, parse_aws_service};
 use health::{HealthCheck, RawHealthCheck};
+use ingress::{Ingress, RawIngress};
 use store::{RawStore, Store};
 
 /// Fargate's largest stopTimeout.
@@ -65,6 +67,9 @@ pub struct Service {
     /// Target tracking between a minimum and a maximum count, if the
     /// service scales.
     pub autoscaling: Option<Autoscaling>,
+    /// The load balancer in front of it on AWS, if clients outside the VPC
+    /// call it.
+    pub ingress: Option<Ingress>,
     /// Extra environment, as a task definition would set it.
     pub env: BTreeMap<String, String>,
     /// Services whose discovery target this one gets as `<NAME>_ADDR`.
@@ -190,6 +195,7 @@ struct RawService {
     #[serde(default)]
     stores: BTreeMap<String, Spanned<String>>,
     autoscaling: Option<Spanned<RawAutoscaling>>,
+    ingress: Option<Spanned<RawIngress>>,
 }
 
 /// Reads and validates the stack file at `path`.
@@ -277,6 +283,7 @@ pub fn parse(text: &str, file: &str) -> Result<Stack, SpecError> {
             .as_ref()
             .map(|table| autoscaling::parse(table, &name, count, raw.count.as_ref().map(Spanned::span), &error))
             .transpose()?;
+        let ingress = raw.ingress.as_ref().map(|table| ingress::parse(table, &name, &error)).transpose()?;
         let binary = raw.binary.as_ref().map_or_else(|| name.clone(), |binary| binary.get_ref().clone());
         let health_check = health::parse(raw.health_check.as_ref(), &binary, &name, spanned.span(), &error)?;
         let dns_ttl = match &raw.dns_ttl_secs {
@@ -327,6 +334,7 @@ pub fn parse(text: &str, file: &str) -> Result<Stack, SpecError> {
             port,
             count,
             autoscaling,
+            ingress,
             env: raw.env.clone(),
             depends_on: raw.depends_on.iter().map(|dependency| dependency.get_ref().clone()).collect(),
             health_check,
@@ -466,25 +474,41 @@ mod tests {
         assert_eq!(stack.services[0].dns_name(&stack.namespace), "game-server.local");
     }
 
-    #[test]
-    fn the_committed_autoscaling_example_is_valid_once_uncommented() {
+    /// The committed stack.toml with the commented block that starts with
+    /// `# {header}` (up to its first empty line) uncommented.
+    fn committed_with(header: &str) -> String {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../stack.toml")).unwrap();
         let mut inside = false;
-        let uncommented: Vec<&str> = text
+        let lines: Vec<String> = text
             .lines()
             .map(|line| {
-                inside |= line == "# [service.autoscaling]";
-                let result = if inside { line.strip_prefix("# ").unwrap_or(line) } else { line };
-                inside &= !line.starts_with("# scale_in_cooldown_secs");
-                result
+                inside = (inside || line == format!("# {header}")) && !line.is_empty();
+                let line = if inside { line.strip_prefix("# ").unwrap_or(line) } else { line };
+                line.to_owned()
             })
             .collect();
-        let stack = parse(&uncommented.join("\n"), "stack.toml").unwrap();
+        assert!(lines.iter().any(|line| line == header), "no commented {header} in stack.toml");
+        lines.join("\n")
+    }
+
+    #[test]
+    fn the_committed_autoscaling_and_ingress_examples_are_valid_once_uncommented() {
+        let stack = parse(&committed_with("[service.autoscaling]"), "stack.toml").unwrap();
         let scaling = stack.services[0].autoscaling.clone().expect("the example is on game-server");
         assert_eq!(
             (scaling.min, scaling.max, scaling.cpu_percent, scaling.memory_percent),
             (2, 6, Some(50.0), Some(80.0))
         );
+        // The example's certificate ARN is a placeholder: it must be
+        // replaced, and the parser says so.
+        let error = parse(&committed_with("[service.ingress]"), "stack.toml").unwrap_err();
+        assert!(
+            error.message.contains("ingress.certificate_arn \"arn:aws:acm:us-east-1:123456789012:certificate/...\""),
+            "{error}"
+        );
+        let filled = committed_with("[service.ingress]").replace("certificate/...", "certificate/0f1e2d3c");
+        let ingress = parse(&filled, "stack.toml").unwrap().services[0].ingress.clone().expect("on game-server");
+        assert_eq!(ingress.allow, ingress::Allow::Cidrs(vec!["0.0.0.0/0".into(), "::/0".into()]));
     }
 
     #[test]
@@ -664,6 +688,41 @@ mod tests {
             error_of(depended),
             "stack.toml:4: service \"rank\": autoscaling.min is 0 but \"game\" depends on it"
         );
+    }
+
+    #[test]
+    fn an_ingress_needs_a_certificate_and_defaults_to_the_internet_on_443() {
+        let service = |table: &str| format!("[[service]]\nname = \"svc\"\n[service.ingress]\n{table}\n");
+        let certificate = "certificate_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/0abc\"";
+        let ingress = parse(&service(certificate), "stack.toml").unwrap().services[0].ingress.clone().unwrap();
+        assert_eq!(
+            (ingress.scheme, &ingress.allow, &ingress.subnets, ingress.idle_timeout),
+            (
+                ingress::Scheme::InternetFacing,
+                &ingress::Allow::Anywhere,
+                &ingress::IngressSubnets::ForScheme,
+                Duration::from_secs(60)
+            )
+        );
+        let internal = parse(&service(&format!("{certificate}\nscheme = \"internal\"")), "stack.toml").unwrap();
+        assert_eq!(internal.services[0].ingress.as_ref().unwrap().allow, ingress::Allow::Vpc);
+        assert_eq!(parse("[[service]]\nname = \"svc\"\n", "stack.toml").unwrap().services[0].ingress, None);
+
+        assert!(error_of(&service("scheme = \"internal\"")).starts_with(
+            "stack.toml:3: service \"svc\": ingress.certificate_arn is missing: an ALB carries gRPC only on an HTTPS"
+        ));
+        assert!(
+            error_of(&service("certificate_arn = \"my-cert\""))
+                .starts_with("stack.toml:4: service \"svc\": ingress.certificate_arn \"my-cert\" is not an ACM")
+        );
+        assert_eq!(
+            error_of(&service(&format!("{certificate}\nallow_cidrs = [\"10.0.0.0/8\", \"office\"]"))),
+            "stack.toml:5: service \"svc\": ingress.allow_cidrs: \"office\" is not a CIDR block like 203.0.113.0/24"
+        );
+        assert!(error_of(&service(&format!("{certificate}\nscheme = \"public\""))).contains("is not one of"));
+        assert!(error_of(&service(&format!("{certificate}\nsubnets = [\"subnet-0a\"]"))).contains("at least two"));
+        assert!(error_of(&service(&format!("{certificate}\nidle_timeout_secs = 0"))).contains("outside 1..=4000"));
+        assert!(error_of(&service(&format!("{certificate}\nport = 443"))).contains("unknown field `port`"));
     }
 
     #[test]

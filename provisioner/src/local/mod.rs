@@ -294,6 +294,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.control_addr
     );
 
+    for (index, service) in stack.services.iter().enumerate() {
+        let Some(ingress) = &service.ingress else { continue };
+        println!(
+            "provision | {}: on AWS an {} ALB carries gRPC to it on 443 ([service.ingress]); locally there is no \
+             load balancer: call one replica as a client of the ALB would, e.g. `provision call 127.0.{}.2:{} \
+             METHOD` or `grpcurl -plaintext 127.0.{}.2:{} list`",
+            service.name,
+            ingress.scheme.as_str(),
+            index + 1,
+            service.port,
+            index + 1,
+            service.port
+        );
+    }
+
     let signal = tokio::select! {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",

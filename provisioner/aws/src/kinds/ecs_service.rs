@@ -58,6 +58,9 @@ pub struct ServiceSpec {
     pub family: String,
     /// Why it runs fewer tasks than the stack asks, if it does.
     pub held_back: Option<String>,
+    /// Whether the stack asks for a load balancer in front of it, which
+    /// this version does not make yet; not compared.
+    pub ingress: bool,
     /// The service as DescribeServices answered (counts, deployments), for
     /// status to show without asking again; live only.
     pub described: Option<Box<aws_sdk_ecs::types::Service>>,
@@ -100,6 +103,7 @@ impl Kind for EcsService {
                     port: service.port,
                     family: names.family(&service.name),
                     held_back,
+                    ingress: service.ingress.is_some(),
                     described: None,
                 }
             })
@@ -200,7 +204,12 @@ impl Kind for EcsService {
     }
 
     fn note(want: &ServiceSpec) -> Option<String> {
-        want.held_back.as_ref().map(|reason| format!("{}: {reason}", want.name))
+        let ingress = want.ingress.then_some(
+            "[service.ingress] is checked but not made yet by this version: no load balancer is created, so only \
+             clients inside the VPC reach it (through Cloud Map)",
+        );
+        let notes: Vec<&str> = want.held_back.as_deref().into_iter().chain(ingress).collect();
+        (!notes.is_empty()).then(|| format!("{}: {}", want.name, notes.join("; ")))
     }
 
     /// Creates or updates the ECS service; passes on the rollout to wait
@@ -467,6 +476,7 @@ fn service_found(names: &Names, service: &aws_sdk_ecs::types::Service) -> Found<
                 .map_or(0, |port| u16::try_from(port).unwrap_or(0)),
             family: String::new(),
             held_back: None,
+            ingress: false,
             described: Some(Box::new(service.clone())),
             name,
         },

@@ -22,6 +22,8 @@ name = "game-server"
 port = {game_port}
 count = 1
 dns_ttl_secs = 1
+max_connection_age_secs = 3
+max_connection_age_grace_secs = 2
 depends_on = ["ranking"]
 [service.autoscaling]
 min = 1

@@ -41,7 +41,17 @@ pub(crate) struct Call {
     policy: Option<RetryPolicy>,
     max_attempts: u32,
     attempt: u32,
+    /// Retries so far of attempts that never reached a server.
+    transparent_retries: u32,
 }
+
+/// How many times a call whose request never reached a server is sent
+/// again (beyond what a retry policy allows). It cannot have run anywhere,
+/// so this is safe; more than once because a busy client may find a second
+/// connection closing under it too: every replica ages its connections out,
+/// and a client that is slow to read their GOAWAYs still picks them for a
+/// moment. The deadline bounds it as well.
+const TRANSPARENT_RETRIES: u32 = 4;
 
 impl Call {
     /// Takes the request apart and keeps its body if it can be replayed.
@@ -63,6 +73,7 @@ impl Call {
             policy,
             max_attempts,
             attempt: 0,
+            transparent_retries: 0,
         }
     }
 
@@ -131,8 +142,14 @@ impl Call {
                         self.balancer.publish();
                     }
                     self.balancer.request_reresolve();
-                    let safe = never_reached_server(&error) || self.policy.is_some();
-                    if may_retry && safe {
+                    let transparent = never_reached_server(&error)
+                        && self.body.is_replayable()
+                        && self.transparent_retries < TRANSPARENT_RETRIES;
+                    let by_policy = may_retry && self.policy.is_some();
+                    if transparent || by_policy {
+                        if transparent {
+                            self.transparent_retries += 1;
+                        }
                         tracing::debug!(target = %self.balancer.target, addr = %endpoint.addr, path = %self.parts.uri.path(), %reason, "retrying on another endpoint");
                         avoid = Some(endpoint.addr);
                         continue;

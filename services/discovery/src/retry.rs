@@ -2,8 +2,9 @@
 //!
 //! Like gRPC's transparent retry, a call whose request never reached a
 //! server (the connection was refused, the stream was refused or fell above
-//! a GOAWAY, the connection closed before the request went out) is retried once on another
-//! endpoint: it cannot have run anywhere. An opt-in [`RetryPolicy`] retries
+//! a GOAWAY, the connection closed before the request went out) is sent
+//! again on another endpoint, up to four times within its deadline: it
+//! cannot have run anywhere. An opt-in [`RetryPolicy`] retries
 //! idempotent methods more, on failed transport or on chosen status codes.
 
 use std::{error::Error as StdError, io, time::Duration};

@@ -31,6 +31,9 @@ use crate::{age::ConnectionAge, stream_end::EndStreamsOnClose};
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 /// Pause after a failed accept (out of descriptors, say) before the next.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+/// The longest a finished connection is kept half-closed, reading what the
+/// client still sends, before its socket is closed (see [`linger`]).
+const LINGER: Duration = Duration::from_secs(3);
 
 /// The number of open client connections, so that the drain can end as
 /// soon as the last one has gone.
@@ -144,10 +147,12 @@ where
         let _ = stream.set_nodelay(true);
         let _ =
             socket2::SockRef::from(&stream).set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE));
-        let age = self.age.pick();
-        let (io, dropped) = AgedIo::new(stream, age.map(|age| Instant::now() + age + self.age.grace));
+        // Both instants from the accept: a connection task that starts late
+        // (a busy server) still gives its calls the whole grace after GOAWAY.
+        let goaway_at = self.age.pick().map(|age| Instant::now() + age);
+        // Counted until its socket is closed, lingering included.
+        let (io, dropped) = AgedIo::new(stream, goaway_at.map(|at| at + self.age.grace), self.open.open());
         let (server, routes, mut stop) = (self.server.clone(), self.routes.clone(), self.stop.clone());
-        let guard = self.open.open();
         tokio::spawn(async move {
             let (closing, closing_rx) = watch::channel(false);
             let service = EndStreamsOnClose::new(routes, closing_rx);
@@ -168,8 +173,8 @@ where
             let shutdown = async move {
                 let _ = taken.await;
                 let aged = async {
-                    match age {
-                        Some(age) => tokio::time::sleep(age).await,
+                    match goaway_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
                         None => std::future::pending().await,
                     }
                 };
@@ -185,7 +190,6 @@ where
             if let Err(error) = server.serve_with_incoming_shutdown(service, incoming, shutdown).await {
                 tracing::debug!(%error, "connection ended with an error");
             }
-            drop(guard);
         });
     }
 }
@@ -194,19 +198,30 @@ where
 /// (age + grace) has passed, which makes hyper drop it: the bound on how
 /// long a client can hold an aged-out connection open.
 pub(crate) struct AgedIo {
-    stream: TcpStream,
+    /// Taken only when dropped, to linger.
+    stream: Option<TcpStream>,
     deadline: Option<Pin<Box<Sleep>>>,
     /// Dropped with the connection: tells its server that it is over.
     _dropped: oneshot::Sender<()>,
+    /// Its place in the open count, handed on to the linger.
+    guard: Option<OpenGuard>,
 }
 
 impl AgedIo {
     /// The connection, and what resolves once hyper has dropped it.
-    fn new(stream: TcpStream, deadline: Option<Instant>) -> (Self, oneshot::Receiver<()>) {
+    fn new(stream: TcpStream, deadline: Option<Instant>, guard: OpenGuard) -> (Self, oneshot::Receiver<()>) {
         let (dropped_tx, dropped) = oneshot::channel();
-        let io =
-            Self { stream, deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))), _dropped: dropped_tx };
+        let io = Self {
+            stream: Some(stream),
+            deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+            _dropped: dropped_tx,
+            guard: Some(guard),
+        };
         (io, dropped)
+    }
+
+    fn stream(&mut self) -> Pin<&mut TcpStream> {
+        Pin::new(self.stream.as_mut().expect("taken only when dropped"))
     }
 
     fn past_deadline(&mut self, cx: &mut Context<'_>) -> bool {
@@ -223,7 +238,7 @@ impl AsyncRead for AgedIo {
         if self.past_deadline(cx) {
             return Poll::Ready(Err(outlived()));
         }
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        self.stream().poll_read(cx, buf)
     }
 }
 
@@ -232,7 +247,7 @@ impl AsyncWrite for AgedIo {
         if self.past_deadline(cx) {
             return Poll::Ready(Err(outlived()));
         }
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        self.stream().poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -243,27 +258,63 @@ impl AsyncWrite for AgedIo {
         if self.past_deadline(cx) {
             return Poll::Ready(Err(outlived()));
         }
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        self.stream().poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        self.stream.as_ref().is_some_and(TcpStream::is_write_vectored)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        self.stream().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        self.stream().poll_shutdown(cx)
     }
+}
+
+impl Drop for AgedIo {
+    fn drop(&mut self) {
+        let (Some(stream), guard) = (self.stream.take(), self.guard.take()) else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(linger(stream, guard));
+            }
+            Err(_) => drop((stream, guard)),
+        }
+    }
+}
+
+/// Closes a finished connection without losing what it sent last. Closing
+/// a socket while the client's bytes are still unread makes the kernel
+/// answer with a reset, and a reset makes the client's kernel discard what
+/// the client had not read yet: the answers to its last calls, served here
+/// but lost there (`broken pipe`). A busy client is often still sending
+/// (window updates, PING acks) when hyper drops a gracefully closed
+/// connection. So: send FIN, read and discard until the client closes too,
+/// for at most [`LINGER`], then close; the connection stays counted as
+/// open until then, so a draining process does not exit under it.
+async fn linger(mut stream: TcpStream, guard: Option<OpenGuard>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Ok(read) = stream.read(&mut sink).await {
+            if read == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+    drop(guard);
 }
 
 impl Connected for AgedIo {
     type ConnectInfo = TcpConnectInfo;
 
     fn connect_info(&self) -> TcpConnectInfo {
-        self.stream.connect_info()
+        self.stream.as_ref().expect("taken only when dropped").connect_info()
     }
 }
 
@@ -286,6 +337,38 @@ mod tests {
             bytes = &bytes[(9 + length).min(bytes.len())..];
         }
         types
+    }
+
+    /// A server that answered and closed while its client's last bytes were
+    /// unread: the client must still read the answer, then a clean end.
+    async fn answer_then_close(lingering: bool) -> io::Result<Vec<u8>> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        // What a busy client still sends (window updates, PING acks), unread.
+        client.write_all(&[0u8; 64]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        server.write_all(b"the answer").await.unwrap();
+        if lingering {
+            let open = OpenConnections::default();
+            tokio::spawn(linger(server, Some(open.open())));
+        } else {
+            drop(server);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).await.map(|_| answer)
+    }
+
+    #[tokio::test]
+    async fn a_lingering_close_delivers_the_last_answer_where_a_plain_close_resets_it() {
+        assert_eq!(answer_then_close(true).await.unwrap(), b"the answer");
+        let plain = answer_then_close(false).await;
+        assert_eq!(
+            plain.map_err(|error| error.kind()),
+            Err(io::ErrorKind::ConnectionReset),
+            "the kernel resets a socket closed with unread bytes, and the client loses the answer"
+        );
     }
 
     #[tokio::test]

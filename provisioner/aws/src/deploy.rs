@@ -225,10 +225,7 @@ pub fn check_binaries(dir: &Path, services: &[&Service]) -> anyhow::Result<()> {
 }
 
 fn check_binary(dir: &Path, service: &Service) -> anyhow::Result<()> {
-    let architecture = match service.aws.architecture {
-        stack_spec::aws::Architecture::X86_64 => "X86_64",
-        stack_spec::aws::Architecture::Arm64 => "ARM64",
-    };
+    let architecture = service.aws.architecture.as_ecs();
     let path = dir.join(&service.binary);
     let mut header = [0u8; 64];
     let read = std::fs::File::open(&path).and_then(|mut file| std::io::Read::read(&mut file, &mut header));

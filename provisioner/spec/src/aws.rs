@@ -74,6 +74,16 @@ pub enum Architecture {
     Arm64,
 }
 
+impl Architecture {
+    /// As ECS's `runtimePlatform.cpuArchitecture` spells it.
+    pub fn as_ecs(self) -> &'static str {
+        match self {
+            Architecture::X86_64 => "X86_64",
+            Architecture::Arm64 => "ARM64",
+        }
+    }
+}
+
 /// An ECS deployment configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deployment {

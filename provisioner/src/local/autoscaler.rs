@@ -111,24 +111,23 @@ impl Autoscaler {
         if now.saturating_duration_since(self.since) < window {
             return None;
         }
-        let recent: Vec<Utilization> = self
-            .samples
-            .iter()
-            .filter(|(at, _)| *at > self.since && now.saturating_duration_since(*at) <= window)
-            .map(|(_, utilization)| *utilization)
-            .collect();
-        Utilization::mean(&recent)
+        self.mean_of(now, window, |at| at > self.since)
     }
 
     /// The average over the scale-out window, for status.
     pub fn recent(&self, now: Instant) -> Option<Utilization> {
-        let recent: Vec<Utilization> = self
+        self.mean_of(now, self.scale_out_window, |_| true)
+    }
+
+    /// The mean of the samples of the last `window` that `keep` accepts.
+    fn mean_of(&self, now: Instant, window: Duration, keep: impl Fn(Instant) -> bool) -> Option<Utilization> {
+        let samples: Vec<Utilization> = self
             .samples
             .iter()
-            .filter(|(at, _)| now.saturating_duration_since(*at) <= self.scale_out_window)
+            .filter(|(at, _)| keep(*at) && now.saturating_duration_since(*at) <= window)
             .map(|(_, utilization)| *utilization)
             .collect();
-        Utilization::mean(&recent)
+        Utilization::mean(&samples)
     }
 
     /// What the count should become at `now`, from `current`; `None` to

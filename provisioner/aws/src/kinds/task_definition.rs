@@ -18,7 +18,7 @@ use crate::{
     sdk::Clients,
     state::Live,
 };
-use stack_spec::{Stack, aws::Architecture};
+use stack_spec::Stack;
 
 /// A service's task definition family.
 pub struct TaskDefinition;
@@ -124,11 +124,7 @@ impl Kind for TaskDefinition {
                     repository: names.repository(&service.name),
                     cpu: service.aws.cpu,
                     memory: service.aws.memory,
-                    architecture: match service.aws.architecture {
-                        Architecture::X86_64 => "X86_64",
-                        Architecture::Arm64 => "ARM64",
-                    }
-                    .to_owned(),
+                    architecture: service.aws.architecture.as_ecs().to_owned(),
                     image: image(stack, live, &service.name),
                     port: service.port,
                     environment,

@@ -1,6 +1,8 @@
 //! `provision call`: one unary call through discovery, with the request
-//! written as JSON (turned into protobuf with the server's reflection), printing the answer and which replica served it, so a
-//! newcomer sees the balancing at work.
+//! written as JSON (turned into protobuf with the server's reflection),
+//! printing the answer and which replica served it, so a newcomer sees the
+//! balancing at work. Or one call over TLS to a load balancer, as a client
+//! outside the VPC makes it.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -12,15 +14,22 @@ use tonic::{
     Status,
     codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
     codegen::http::uri::PathAndQuery,
+    transport::{Certificate, ClientTlsConfig, Endpoint},
 };
 
-use crate::{local::DEFAULT_DNS_ADDR, reflect, spec};
+use crate::{
+    aws::{self, AwsArgs},
+    local::DEFAULT_DNS_ADDR,
+    reflect, spec,
+};
 
 /// Flags of `provision call`.
 #[derive(Debug, Args)]
 pub struct CallArgs {
-    /// A service of the stack file (`game-server`), or any discovery target
-    /// (`dns:///game-server.local:5000`, `127.0.0.1:5000`).
+    /// A service of the stack file (`game-server`), any discovery target
+    /// (`dns:///game-server.local:5000`, `127.0.0.1:5000`), or an HTTPS
+    /// URL (`https://api.example.com:443`: TLS to one address, as a client
+    /// of a load balancer).
     pub target: String,
     /// The method: `rpc.Rpc/GetChampion`; its messages come from the server's
     /// reflection.
@@ -29,9 +38,23 @@ pub struct CallArgs {
     /// `{"champion_id": 1}`).
     #[arg(default_value = "{}")]
     pub json: String,
-    /// The stack file, to find a service named by itself.
-    #[arg(long, env = "PROVISION_STACK", default_value = "stack.toml")]
-    pub stack: PathBuf,
+    /// Call the service through its load balancer on AWS
+    /// (`[service.ingress]`): its DNS name over TLS, the server verified
+    /// against its certificate's name. Needs AWS credentials, as `plan`.
+    #[arg(long)]
+    pub ingress: bool,
+    /// The name the server's certificate must be for, when it is not the
+    /// host called (a load balancer's DNS name with a certificate for your
+    /// domain).
+    #[arg(long)]
+    pub server_name: Option<String>,
+    /// A PEM file of certificate authorities to trust besides the system's
+    /// (a private CA, a self-signed certificate).
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// The stack file and, for --ingress, where AWS is.
+    #[command(flatten)]
+    pub aws: AwsArgs,
     /// The DNS server of the local stack, for a service named by itself.
     #[arg(long, env = "PROVISION_DNS_ADDR", default_value = DEFAULT_DNS_ADDR)]
     pub dns_addr: SocketAddr,
@@ -56,9 +79,73 @@ pub(crate) fn resolve_target(target: &str, stack: &std::path::Path, dns_addr: So
 
 /// Runs `provision call`.
 pub async fn main(args: CallArgs) -> anyhow::Result<()> {
-    let target = resolve_target(&args.target, &args.stack, args.dns_addr)?;
     let timeout = Duration::from_millis(args.timeout_ms);
+    if args.ingress || args.target.starts_with("https://") {
+        return call_over_tls(&args, timeout).await;
+    }
+    let target = resolve_target(&args.target, &args.aws.stack, args.dns_addr)?;
     let channel = discovery::Builder::new(&target)?.deadline(timeout).connect().await?;
+    let result = invoke(channel.clone(), &args, &target, timeout).await?;
+    let served_by: Vec<String> = channel
+        .endpoints()
+        .iter()
+        .filter(|endpoint| endpoint.picks > 0)
+        .map(|endpoint| endpoint.addr.to_string())
+        .collect();
+    let endpoints = channel.endpoints().len();
+    let answer = result.map_err(|status| {
+        anyhow!("{:?}: {} (sent to {}; {target})", status.code(), status.message(), served_by.join(" then "))
+    })?;
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    eprintln!("served by {} ({target}, {endpoints} endpoints)", served_by.join(" then "));
+    Ok(())
+}
+
+/// The call over TLS to one address: an `https://` target, or a service's
+/// load balancer on AWS (`--ingress`). The load balancer picks the task.
+async fn call_over_tls(args: &CallArgs, timeout: Duration) -> anyhow::Result<()> {
+    let (url, certificate_name) = if args.ingress {
+        let endpoint = aws::ingress_endpoint(&args.aws, &args.target).await?;
+        (endpoint.url, endpoint.server_name)
+    } else {
+        (args.target.clone(), None)
+    };
+    let uri: tonic::transport::Uri = url.parse().with_context(|| format!("{url:?} is not a URL"))?;
+    let host = uri.host().unwrap_or_default().to_owned();
+    let server_name = args.server_name.clone().or(certificate_name).unwrap_or_else(|| host.clone());
+    if server_name.starts_with("*.") {
+        bail!("the certificate is for {server_name}: pass --server-name with the name you call the service by");
+    }
+    let mut tls = ClientTlsConfig::new().with_native_roots().domain_name(&server_name);
+    if let Some(path) = &args.ca_cert {
+        let pem = std::fs::read(path).with_context(|| format!("cannot read --ca-cert {}", path.display()))?;
+        tls = tls.ca_certificate(Certificate::from_pem(pem));
+    }
+    let channel = Endpoint::from_shared(url.clone())?
+        .tls_config(tls)
+        .with_context(|| format!("TLS settings for {url}"))?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .connect()
+        .await
+        .map_err(|error| anyhow!("{url} (TLS, server name {server_name}): {}", causes(&error)))?;
+    let target = format!("{url}, TLS for {server_name}");
+    let answer = invoke(channel, args, &target, timeout)
+        .await?
+        .map_err(|status| anyhow!("{:?}: {} ({target})", status.code(), status.message()))?;
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    eprintln!("served through {target}");
+    Ok(())
+}
+
+/// Asks the server behind `channel` for the method's messages by
+/// reflection, then makes the call; the answer, or the call's status.
+async fn invoke<C: reflect::Channel>(
+    channel: C,
+    args: &CallArgs,
+    target: &str,
+    timeout: Duration,
+) -> anyhow::Result<Result<DynamicMessage, Status>> {
     // The server describes its own messages: any service can be called.
     // A little past the channel's own deadline, whose error says more.
     let method =
@@ -67,31 +154,26 @@ pub async fn main(args: CallArgs) -> anyhow::Result<()> {
             .map_err(|_| anyhow!("{target}: no endpoint answered reflection within {timeout:?}"))??;
     let request = DynamicMessage::deserialize(method.input(), &mut serde_json::Deserializer::from_str(&args.json))
         .with_context(|| format!("the request is not a valid {} in JSON", method.input().full_name()))?;
-    let mut grpc = tonic::client::Grpc::new(channel.clone());
-    grpc.ready().await.map_err(|error| anyhow!("{target}: {error}"))?;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|error| anyhow!("{target}: {}", error.into()))?;
     let path: PathAndQuery = format!("/{}/{}", method.parent_service().full_name(), method.name()).parse()?;
     let mut call = tonic::Request::new(request);
     call.set_timeout(timeout);
-    let result = grpc.unary(call, path, DynamicCodec { output: method.output() }).await;
+    Ok(grpc.unary(call, path, DynamicCodec { output: method.output() }).await.map(tonic::Response::into_inner))
+}
 
-    let served_by: Vec<String> = channel
-        .endpoints()
-        .iter()
-        .filter(|endpoint| endpoint.picks > 0)
-        .map(|endpoint| endpoint.addr.to_string())
-        .collect();
-    let endpoints = channel.endpoints().len();
-    match result {
-        Ok(response) => {
-            let json = serde_json::to_string_pretty(&response.into_inner())?;
-            println!("{json}");
-            eprintln!("served by {} ({target}, {endpoints} endpoints)", served_by.join(" then "));
-            Ok(())
+/// An error and its causes on one line (a TLS failure is three levels down).
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
         }
-        Err(status) => {
-            bail!("{:?}: {} (sent to {}; {target})", status.code(), status.message(), served_by.join(" then "))
-        }
+        next = cause.source();
     }
+    parts.join(": ")
 }
 
 /// Encodes any message and decodes the method's output type.

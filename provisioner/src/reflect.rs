@@ -6,14 +6,41 @@ use anyhow::{Context, anyhow, bail};
 use prost::Message;
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 use prost_types::FileDescriptorProto;
+use tonic::{
+    body::Body,
+    client::GrpcService,
+    codegen::{Body as HttpBody, Bytes, StdError},
+};
 use tonic_reflection::pb::v1::{
     ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 
+/// What a gRPC client can be built on: the discovery channel, or a tonic
+/// channel to one address (over TLS, to a load balancer).
+pub trait Channel:
+    GrpcService<Body, Error = Self::Failure, ResponseBody = Self::Answer> + Clone + Send + 'static
+{
+    type Failure: Into<StdError>;
+    type Answer: HttpBody<Data = Bytes, Error = Self::AnswerFailure> + Send + 'static;
+    type AnswerFailure: Into<StdError> + Send;
+}
+
+impl<T, A> Channel for T
+where
+    T: GrpcService<Body, ResponseBody = A> + Clone + Send + 'static,
+    T::Error: Into<StdError>,
+    A: HttpBody<Data = Bytes> + Send + 'static,
+    A::Error: Into<StdError> + Send,
+{
+    type Failure = T::Error;
+    type Answer = A;
+    type AnswerFailure = A::Error;
+}
+
 /// One reflection request; the files of the answer.
-async fn ask(
-    client: &mut ServerReflectionClient<discovery::DiscoveryChannel>,
+async fn ask<C: Channel>(
+    client: &mut ServerReflectionClient<C>,
     request: MessageRequest,
     service_name: &str,
 ) -> anyhow::Result<Vec<FileDescriptorProto>> {
@@ -46,7 +73,7 @@ async fn ask(
 
 /// The descriptor of `method` (`pkg.Service/Method`), asked of the server
 /// behind `channel`.
-pub async fn method(channel: discovery::DiscoveryChannel, method: &str) -> anyhow::Result<MethodDescriptor> {
+pub async fn method<C: Channel>(channel: C, method: &str) -> anyhow::Result<MethodDescriptor> {
     let name = method.trim_start_matches('/');
     let (service_name, method_name) = name
         .split_once('/')

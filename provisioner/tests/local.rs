@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use common::{LocalStack, PROVISION, addresses, call_in_loop, collect, healthy_count};
+use common::{LocalStack, PROVISION, TlsFront, addresses, call_in_loop, collect, healthy_count};
 use contracts::rpc::{GetChampionRequest, ReportMatchRequest, rpc_client::RpcClient};
 use test_support::{Process, free_addr};
 
@@ -79,6 +79,29 @@ async fn the_stack_answers_in_dns_and_serves_report_match_through_discovery() {
     let output =
         std::process::Command::new(PROVISION).args(["call", addr, "ranking.v1.Ranking/GetTop", "{}"]).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    // Behind a TLS-terminating HTTP/2 proxy, as behind an ALB's HTTPS
+    // listener: `provision call https://...` verifies the certificate's name
+    // (a name other than the host called, as an ALB's DNS name is) and
+    // calls through it; a wrong name is refused with TLS's reason.
+    let front = TlsFront::start(addr, "ranking.test");
+    let url = format!("https://{}", front.addr);
+    let through = |server_name: &str| {
+        std::process::Command::new(PROVISION)
+            .args(["call", &url, "ranking.v1.Ranking/GetTop", r#"{"limit": 3}"#, "--server-name", server_name])
+            .arg("--ca-cert")
+            .arg(&front.ca)
+            .output()
+            .unwrap()
+    };
+    let output = through("ranking.test");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains(&format!("served through {url}, TLS for ranking.test")), "{stderr}");
+    let output = through("other.test");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("TLS, server name other.test") && stderr.contains("certificate"), "{stderr}");
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use anyhow::bail;
 
 use super::{
-    ec2::{Filter, RouteTable},
+    ec2::{Filter, RouteTable, Vpc},
     graph,
     names::Names,
     resource::Cx,
@@ -20,14 +20,17 @@ use stack_spec::{Stack, aws::Subnets};
 pub async fn read(clients: &Clients, stack: &Stack) -> anyhow::Result<Live> {
     let names = Names::new(&stack.app);
     let account = clients.account().await?;
-    let vpc_id = find_vpc(clients, &stack.aws.vpc).await?;
-    let subnets = find_subnets(clients, &vpc_id, &stack.aws.subnets).await?;
-    let live = Live::new(account, clients.region.clone(), vpc_id, subnets);
+    let vpc = find_vpc(clients, &stack.aws.vpc).await?;
+    let subnets = find_subnets(clients, &vpc.id, &stack.aws.subnets).await?;
+    let mut live = Live::new(account, clients.region.clone(), &vpc, subnets);
+    if stack.services.iter().any(|service| service.ingress.is_some()) {
+        (live.public_subnets, live.private_subnets) = public_and_private(clients, &vpc.id).await?;
+    }
     graph::read(Cx { clients, names: &names, stack }, live).await
 }
 
-/// The VPC's id: `default` is the account's default VPC in the region.
-pub async fn find_vpc(clients: &Clients, vpc: &str) -> anyhow::Result<String> {
+/// The VPC: `default` is the account's default VPC in the region.
+pub async fn find_vpc(clients: &Clients, vpc: &str) -> anyhow::Result<Vpc> {
     let resource = format!("VPC {vpc}");
     let answer = if vpc == "default" {
         clients.ec2.describe_vpcs(&[Filter("is-default", "true")], &[], &resource).await
@@ -44,7 +47,7 @@ pub async fn find_vpc(clients: &Clients, vpc: &str) -> anyhow::Result<String> {
         }
     };
     match answer.into_iter().next() {
-        Some(id) => Ok(id),
+        Some(found) => Ok(found),
         None if vpc == "default" => {
             bail!("region {} has no default VPC: set [aws] vpc to a vpc-... id in the stack file", clients.region)
         }
@@ -65,22 +68,7 @@ pub async fn find_subnets(clients: &Clients, vpc_id: &str, subnets: &Subnets) ->
             ids.iter().cloned().collect()
         }
         Subnets::Default => all.iter().filter(|subnet| subnet.default_for_az).map(|subnet| subnet.id.clone()).collect(),
-        Subnets::Private => {
-            let tables = clients
-                .ec2
-                .describe_route_tables(&[Filter("vpc-id", vpc_id)], &format!("route tables of {vpc_id}"))
-                .await?;
-            let public = |table: &RouteTable| table.gateway_ids.iter().any(|gateway| gateway.starts_with("igw-"));
-            let main_is_public = tables.iter().any(|table| table.main && public(table));
-            all.iter()
-                .map(|subnet| &subnet.id)
-                .filter(|id| match tables.iter().find(|table| table.subnet_ids.contains(id)) {
-                    Some(table) => !public(table),
-                    None => !main_is_public,
-                })
-                .cloned()
-                .collect()
-        }
+        Subnets::Private => public_and_private(clients, vpc_id).await?.1,
     };
     if chosen.is_empty() {
         let which = match subnets {
@@ -94,4 +82,23 @@ pub async fn find_subnets(clients: &Clients, vpc_id: &str, subnets: &Subnets) ->
         );
     }
     Ok(chosen)
+}
+
+/// The VPC's subnets split by whether their route table (or the main one)
+/// sends traffic to an internet gateway: (public, private).
+pub async fn public_and_private(
+    clients: &Clients,
+    vpc_id: &str,
+) -> anyhow::Result<(BTreeSet<String>, BTreeSet<String>)> {
+    let all = clients.ec2.describe_subnets(&[Filter("vpc-id", vpc_id)], &format!("subnets of {vpc_id}")).await?;
+    let tables =
+        clients.ec2.describe_route_tables(&[Filter("vpc-id", vpc_id)], &format!("route tables of {vpc_id}")).await?;
+    let public = |table: &RouteTable| table.gateway_ids.iter().any(|gateway| gateway.starts_with("igw-"));
+    let main_is_public = tables.iter().any(|table| table.main && public(table));
+    Ok(all.iter().map(|subnet| subnet.id.clone()).partition(|id| {
+        match tables.iter().find(|table| table.subnet_ids.contains(id)) {
+            Some(table) => public(table),
+            None => main_is_public,
+        }
+    }))
 }

@@ -1,14 +1,11 @@
 //! The Application Auto Scaling calls provision makes for ECS services,
 //! spoken directly in its JSON 1.1 protocol (`X-Amz-Target:
-//! AnyScaleFrontendService.<Operation>`) over [`super::signed`]: seven
+//! AnyScaleFrontendService.<Operation>`) over [`super::json11`]: seven
 //! calls did not justify another SDK crate in a two-core build.
 
 use serde_json::{Value, json};
 
-use super::{
-    error::{AwsError, Failure},
-    signed::{Request, SignedClient},
-};
+use super::{error::AwsError, json11::JsonClient};
 
 /// What every call here is about.
 const NAMESPACE: &str = "ecs";
@@ -18,7 +15,7 @@ pub const DIMENSION: &str = "ecs:service:DesiredCount";
 /// An Application Auto Scaling client for one region (or `--endpoint-url`).
 #[derive(Clone, Debug)]
 pub struct AppAutoScaling {
-    client: SignedClient,
+    client: JsonClient,
 }
 
 /// A scalable target: an ECS service's bounds.
@@ -66,7 +63,8 @@ impl AppAutoScaling {
     /// A client with the SDK configuration's credentials, region and
     /// endpoint override.
     pub fn new(config: &aws_types::SdkConfig, region: &str) -> anyhow::Result<Self> {
-        Ok(Self { client: SignedClient::new(config, region, "application-autoscaling", "application-autoscaling")? })
+        let client = JsonClient::new(config, region, "application-autoscaling", "AnyScaleFrontendService")?;
+        Ok(Self { client })
     }
 
     /// `application-autoscaling:DescribeScalableTargets` for these ECS
@@ -226,60 +224,6 @@ impl AppAutoScaling {
     }
 
     async fn call(&self, operation: &str, request: &Value, resource: &str) -> Result<Value, AwsError> {
-        let target = format!("AnyScaleFrontendService.{operation}");
-        let body = request.to_string();
-        let request =
-            Request { content_type: "application/x-amz-json-1.1", headers: &[("x-amz-target", &target)], body: &body };
-        self.client.send(&request, &format!("application-autoscaling:{operation}"), resource, answer).await
-    }
-}
-
-/// A JSON 1.1 answer, or the error in it (`__type`, `message`).
-fn answer(status: u16, text: &str) -> Result<Value, Failure> {
-    let document: Value = if text.trim().is_empty() {
-        Value::Object(serde_json::Map::new())
-    } else {
-        match serde_json::from_str(text) {
-            Ok(document) => document,
-            // An error page of a proxy or an emulator that lacks the call.
-            Err(_) if !(200..300).contains(&status) => {
-                let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-                return Err(Failure::Service { status, code: None, message: format!("HTTP {status}: {text:.120}") });
-            }
-            Err(error) => {
-                return Err(Failure::Transport(format!(
-                    "HTTP {status} with an answer that is not JSON ({error}): {text:.200}"
-                )));
-            }
-        }
-    };
-    if (200..300).contains(&status) {
-        return Ok(document);
-    }
-    // `com.amazonaws...#ValidationException` or plain `ValidationException`.
-    let code = document["__type"].as_str().map(|kind| kind.rsplit('#').next().unwrap_or(kind).to_owned());
-    let message = document["message"]
-        .as_str()
-        .or_else(|| document["Message"].as_str())
-        .map_or_else(|| format!("HTTP {status}"), str::to_owned);
-    Err(Failure::Service { status, code, message })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_are_read_from_the_json_answer() {
-        let Err(Failure::Service { status, code, message }) = answer(
-            400,
-            r#"{"__type": "com.amazonaws.applicationautoscaling#ValidationException", "message": "no such service"}"#,
-        ) else {
-            panic!("an error");
-        };
-        assert_eq!((status, code.as_deref(), message.as_str()), (400, Some("ValidationException"), "no such service"));
-        assert!(matches!(answer(503, "<html>"), Err(Failure::Service { status: 503, code: None, .. })));
-        assert!(matches!(answer(200, "<html>"), Err(Failure::Transport(_))));
-        assert_eq!(answer(200, "").unwrap(), json!({}));
+        self.client.call(operation, request, resource).await
     }
 }

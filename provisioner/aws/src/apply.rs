@@ -1,7 +1,9 @@
 //! Carries out a plan, layer by layer of the stack's graph, every resource
 //! of a layer at once. Every create first looked the resource up by name
 //! (the plan did), and a create that finds it made meanwhile carries on, so
-//! an apply killed half way is finished by the next one.
+//! an apply killed half way is finished by the next one. Resources the
+//! stack no longer asks for go last, in destroy's order (a service lets go
+//! of its target group before the group and its load balancer go).
 
 use futures_util::future::try_join_all;
 
@@ -35,6 +37,9 @@ pub async fn apply(
                 made.insert(node.kind.key(), name, output);
             }
         }
+    }
+    for node in graph::teardown_order().into_iter().filter(|node| only(node.kind.key())) {
+        node.kind.retire(cx, live, plan).await?;
     }
     Ok(made)
 }

@@ -394,6 +394,11 @@ pub async fn rollback(clients: &Clients, stack: &Stack, service: &str) -> anyhow
             .find(|candidate| candidate.name == service)
             .is_none_or(|candidate| candidate.autoscaling.is_none())
             .then(|| current.desired_count()),
+        target_group: current
+            .load_balancers()
+            .first()
+            .and_then(|attached| attached.target_group_arn())
+            .map(str::to_owned),
     })
 }
 

@@ -13,6 +13,10 @@ use super::{
         cloud_map_service::CloudMapService,
         cluster::Cluster,
         ecs_service::EcsService,
+        ingress::{
+            listener::Listener, load_balancer::LoadBalancer, security_group::IngressSecurityGroup,
+            target_group::TargetGroup,
+        },
         log_group::LogGroup,
         namespace::Namespace,
         repository::Repository,
@@ -49,7 +53,10 @@ pub struct Node {
 pub static KINDS: &[Node] = &[
     Node { kind: Of::<Cluster>::KIND, needs: &[], reads: &[] },
     Node { kind: Of::<Namespace>::KIND, needs: &[], reads: &[] },
-    Node { kind: Of::<SecurityGroup>::KIND, needs: &[], reads: &[] },
+    // a load balancer's group: 443 from the allowed CIDRs
+    Node { kind: Of::<IngressSecurityGroup>::KIND, needs: &[], reads: &[] },
+    // the load balancers' groups' ids (each admitted on its service's port)
+    Node { kind: Of::<SecurityGroup>::KIND, needs: &[IngressSecurityGroup::KEY], reads: &[IngressSecurityGroup::KEY] },
     Node { kind: Of::<Role>::KIND, needs: &[], reads: &[] },
     Node { kind: Of::<LogGroup>::KIND, needs: &[], reads: &[] },
     Node { kind: Of::<Repository>::KIND, needs: &[], reads: &[] },
@@ -66,6 +73,15 @@ pub static KINDS: &[Node] = &[
     },
     // the namespace's id
     Node { kind: Of::<CloudMapService>::KIND, needs: &[Namespace::KEY], reads: &[Namespace::KEY] },
+    // its security group's id
+    Node { kind: Of::<LoadBalancer>::KIND, needs: &[IngressSecurityGroup::KEY], reads: &[IngressSecurityGroup::KEY] },
+    Node { kind: Of::<TargetGroup>::KIND, needs: &[], reads: &[] },
+    // its load balancer's ARN and its target group's
+    Node {
+        kind: Of::<Listener>::KIND,
+        needs: &[LoadBalancer::KEY, TargetGroup::KEY],
+        reads: &[LoadBalancer::KEY, TargetGroup::KEY],
+    },
     // the log groups' names, the repositories' URIs, the roles' ARNs, the
     // stores' secrets' ARNs (once the stores are available); reads the
     // revision each ECS service runs (what apply compares with)
@@ -75,10 +91,18 @@ pub static KINDS: &[Node] = &[
         reads: &[EcsService::KEY],
     },
     // the Cloud Map service's ARN, the task definition's ARN, the security
-    // group's id, the cluster
+    // group's id, the cluster, the target group's ARN (attached once its
+    // listener forwards to it, as ECS requires)
     Node {
         kind: Of::<EcsService>::KIND,
-        needs: &[CloudMapService::KEY, TaskDefinition::KEY, SecurityGroup::KEY, Cluster::KEY],
+        needs: &[
+            CloudMapService::KEY,
+            TaskDefinition::KEY,
+            SecurityGroup::KEY,
+            Cluster::KEY,
+            TargetGroup::KEY,
+            Listener::KEY,
+        ],
         reads: &[Cluster::KEY],
     },
     // the ECS service it scales (Application Auto Scaling checks that it
@@ -161,6 +185,8 @@ pub trait AnyKind: Sync {
     fn teardown_lines(&self, live: &Live, options: DestroyOptions) -> Vec<String>;
     /// Deletes the kind's owned resources.
     fn destroy<'a>(&'a self, cx: Cx<'a>, live: &'a Live, options: DestroyOptions) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// Deletes the kind's resources `plan` says to delete.
+    fn retire<'a>(&'a self, cx: Cx<'a>, live: &'a Live, plan: &'a Plan) -> BoxFuture<'a, anyhow::Result<()>>;
     /// The kind's part of `provision status`.
     fn status<'a>(&'a self, cx: Cx<'a>, live: &'a Live, out: &'a mut String) -> BoxFuture<'a, anyhow::Result<bool>>;
 }
@@ -212,6 +238,13 @@ impl<K: Kind> AnyKind for Of<K> {
             let found = have.map(|found| (found.owned, current.unwrap_or_default()));
             steps.add(K::KEY, K::LABEL, name, found, &wanted);
         }
+        if K::RETIRED_WITH_THE_STACK {
+            for (name, _) in live.all::<K>().filter(|(_, found)| found.owned) {
+                if desired.get::<K>(name).is_none() {
+                    steps.push(K::KEY, K::LABEL, name, Action::Delete);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -243,6 +276,17 @@ impl<K: Kind> AnyKind for Of<K> {
     fn destroy<'a>(&'a self, cx: Cx<'a>, live: &'a Live, options: DestroyOptions) -> BoxFuture<'a, anyhow::Result<()>> {
         let owned: Vec<&Found<K::Spec>> = live.all::<K>().map(|(_, found)| found).filter(|found| found.owned).collect();
         Box::pin(K::destroy(cx, owned, options))
+    }
+
+    fn retire<'a>(&'a self, cx: Cx<'a>, live: &'a Live, plan: &'a Plan) -> BoxFuture<'a, anyhow::Result<()>> {
+        let retired: Vec<&Found<K::Spec>> = live
+            .all::<K>()
+            .filter(|(name, found)| found.owned && *plan.action(K::KEY, name) == Action::Delete)
+            .map(|(_, found)| found)
+            .collect();
+        Box::pin(async move {
+            if retired.is_empty() { Ok(()) } else { K::destroy(cx, retired, DestroyOptions::default()).await }
+        })
     }
 
     fn status<'a>(&'a self, cx: Cx<'a>, live: &'a Live, out: &'a mut String) -> BoxFuture<'a, anyhow::Result<bool>> {
@@ -301,14 +345,16 @@ mod tests {
                 vec![
                     "cluster",
                     "namespace",
-                    "security-group",
+                    "ingress-security-group",
                     "role",
                     "log-group",
                     "repository",
                     "cache-subnet-group",
-                    "store-secret"
+                    "store-secret",
+                    "target-group"
                 ],
-                vec!["store-security-group", "discovery-service"],
+                vec!["security-group", "discovery-service", "load-balancer"],
+                vec!["store-security-group", "listener"],
                 vec!["store"],
                 vec!["task-definition"],
                 vec!["service"],
@@ -327,17 +373,18 @@ mod tests {
                 vec![
                     "cluster",
                     "namespace",
-                    "security-group",
+                    "ingress-security-group",
                     "role",
                     "log-group",
                     "repository",
                     "cache-subnet-group",
                     "store-secret",
                     "store",
+                    "target-group",
                     "scalable-target"
                 ],
-                vec!["store-security-group", "discovery-service", "service", "scaling-policy"],
-                vec!["task-definition"],
+                vec!["security-group", "discovery-service", "load-balancer", "service", "scaling-policy"],
+                vec!["store-security-group", "listener", "task-definition"],
             ]
         );
     }
@@ -361,7 +408,11 @@ mod tests {
                 "store-secret",
                 "cache-subnet-group",
                 "security-group",
-                "cluster"
+                "cluster",
+                "listener",
+                "load-balancer",
+                "ingress-security-group",
+                "target-group"
             ]
         );
     }

@@ -9,6 +9,8 @@ use clap::{Args, ValueEnum};
 #[cfg(feature = "aws")]
 mod account;
 #[cfg(feature = "aws")]
+mod acm;
+#[cfg(feature = "aws")]
 mod app_autoscaling;
 #[cfg(feature = "aws")]
 mod apply;
@@ -23,9 +25,13 @@ mod docker;
 #[cfg(feature = "aws")]
 mod ec2;
 #[cfg(feature = "aws")]
+mod elbv2;
+#[cfg(feature = "aws")]
 mod error;
 #[cfg(feature = "aws")]
 mod graph;
+#[cfg(feature = "aws")]
+mod json11;
 #[cfg(feature = "aws")]
 mod kinds;
 #[cfg(feature = "aws")]
@@ -36,6 +42,8 @@ mod names;
 mod plan;
 #[cfg(feature = "aws")]
 mod progress;
+#[cfg(feature = "aws")]
+mod query;
 #[cfg(feature = "aws")]
 mod resource;
 #[cfg(feature = "aws")]
@@ -221,6 +229,30 @@ pub async fn run(command: AwsCommand) -> anyhow::Result<u8> {
     }
 }
 
+/// Where a service's load balancer answers, for `provision call --ingress`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressEndpoint {
+    /// `https://DNS-NAME:443`.
+    pub url: String,
+    /// The name its certificate is for, which the server is verified
+    /// against (the load balancer's own DNS name is not on it).
+    pub server_name: Option<String>,
+}
+
+/// Finds `service`'s load balancer, its DNS name and its certificate's name.
+pub async fn ingress_endpoint(args: &AwsArgs, service: &str) -> anyhow::Result<IngressEndpoint> {
+    #[cfg(feature = "aws")]
+    return commands::ingress_endpoint(args, service).await;
+    #[cfg(not(feature = "aws"))]
+    {
+        let _ = (args, service);
+        anyhow::bail!(
+            "--ingress finds the load balancer on AWS, and this provision was built without AWS support: build it \
+             with `cargo build --release -p provisioner --features aws`, or call https://NAME:443 yourself"
+        )
+    }
+}
+
 #[cfg(feature = "aws")]
 mod commands {
     use std::{
@@ -273,10 +305,10 @@ mod commands {
     }
 
     fn render_json(plan: &Plan) -> anyhow::Result<String> {
-        let [create, update, replace, unchanged] = plan.counts();
+        let [create, update, replace, delete, unchanged] = plan.counts();
         let mut value = serde_json::to_value(plan)?;
         value["summary"] = serde_json::json!({
-            "create": create, "update": update, "replace": replace, "unchanged": unchanged,
+            "create": create, "update": update, "replace": replace, "delete": delete, "unchanged": unchanged,
             "changes": plan.has_changes(),
         });
         Ok(serde_json::to_string_pretty(&value)?)
@@ -388,6 +420,38 @@ mod commands {
         super::destroy::destroy(Cx { clients: &clients, names: &names, stack: &stack }, &live, options).await?;
         println!("Destroyed.");
         Ok(0)
+    }
+
+    pub async fn ingress_endpoint(args: &AwsArgs, service: &str) -> anyhow::Result<super::IngressEndpoint> {
+        let (stack, clients) = connect(args).await?;
+        let file = args.stack.display();
+        let Some(spec) = stack.services.iter().find(|candidate| candidate.name == service) else {
+            bail!("{file} has no service {service:?}");
+        };
+        if spec.ingress.is_none() {
+            bail!(
+                "service {service:?} has no [service.ingress] table in {file}: only Cloud Map reaches it, inside the VPC"
+            );
+        }
+        let name = Names::new(&stack.app).load_balancer(service);
+        let Some(balancer) = clients.elb.load_balancer(&name).await? else {
+            bail!("load balancer {name} of service {service:?} does not exist yet: `provision apply` makes it");
+        };
+        let resource = format!("listeners of load balancer {name}");
+        let listeners = clients.elb.listeners(&balancer.arn, &resource).await?;
+        let certificate = listeners
+            .iter()
+            .find(|listener| listener.port == super::kinds::ingress::HTTPS_PORT)
+            .map(|listener| listener.certificate_arn.clone())
+            .filter(|arn| !arn.is_empty());
+        let server_name = match certificate {
+            Some(arn) => clients.acm.domain_name(&arn).await?,
+            None => None,
+        };
+        Ok(super::IngressEndpoint {
+            url: format!("https://{}:{}", balancer.dns_name, super::kinds::ingress::HTTPS_PORT),
+            server_name,
+        })
     }
 
     /// Asks on the terminal; refuses to guess when there is none.

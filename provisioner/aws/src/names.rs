@@ -77,6 +77,17 @@ impl Names {
         format!("{}/{store}/url", self.app)
     }
 
+    /// A service's load balancer and its target group (ELBv2 allows 32
+    /// characters: see `limits`).
+    pub fn load_balancer(&self, service: &str) -> String {
+        format!("{}-{service}", self.app)
+    }
+
+    /// The security group of a service's load balancer.
+    pub fn ingress_security_group(&self, service: &str) -> String {
+        format!("{}-{service}-ingress", self.app)
+    }
+
     /// Whether `tags` mark a resource as this app's.
     pub fn owns<'a>(&self, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
         let (mut app, mut managed) = (false, false);
@@ -90,6 +101,11 @@ impl Names {
     /// The tags every resource gets.
     pub fn tags(&self) -> [(&'static str, String); 2] {
         [(APP_TAG, self.app.clone()), (MANAGED_BY_TAG, MANAGED_BY.to_owned())]
+    }
+
+    /// [`Self::tags`] as owned pairs, as the hand-written clients take them.
+    pub fn tag_pairs(&self) -> Vec<(String, String)> {
+        self.tags().into_iter().map(|(key, value)| (key.to_owned(), value)).collect()
     }
 }
 

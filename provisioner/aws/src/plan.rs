@@ -23,6 +23,9 @@ pub enum Action {
     Update { changes: Vec<FieldChange> },
     /// It must be deleted and made again.
     Replace { reason: String },
+    /// The stack no longer asks for it: apply deletes it after everything
+    /// else, in destroy's order.
+    Delete,
     /// It is as the stack says.
     Unchanged,
 }
@@ -83,15 +86,16 @@ impl Plan {
             .map_or(&Action::Unchanged, |step| &step.action)
     }
 
-    /// Counts by action: create, update, replace, unchanged.
-    pub fn counts(&self) -> [usize; 4] {
-        let mut counts = [0; 4];
+    /// Counts by action: create, update, replace, delete, unchanged.
+    pub fn counts(&self) -> [usize; 5] {
+        let mut counts = [0; 5];
         for step in &self.steps {
             counts[match step.action {
                 Action::Create => 0,
                 Action::Update { .. } => 1,
                 Action::Replace { .. } => 2,
-                Action::Unchanged => 3,
+                Action::Delete => 3,
+                Action::Unchanged => 4,
             }] += 1;
         }
         counts
@@ -111,6 +115,7 @@ impl Plan {
                 Action::Create => ("+", "create"),
                 Action::Update { .. } => ("~", "update"),
                 Action::Replace { .. } => ("-/+", "replace"),
+                Action::Delete => ("-", "delete"),
                 Action::Unchanged => ("=", "unchanged"),
             };
             let _ = writeln!(out, "  {mark:<3} {word:<9}  {:<19}  {}", step.label, step.name);
@@ -123,7 +128,7 @@ impl Plan {
                 Action::Replace { reason } => {
                     let _ = writeln!(out, "                  because {reason}");
                 }
-                Action::Create | Action::Unchanged => {}
+                Action::Create | Action::Delete | Action::Unchanged => {}
             }
         }
         if !self.notes.is_empty() {
@@ -132,10 +137,11 @@ impl Plan {
                 let _ = writeln!(out, "  note: {note}");
             }
         }
-        let [create, update, replace, unchanged] = self.counts();
+        let [create, update, replace, delete, unchanged] = self.counts();
+        let deleted = if delete > 0 { format!(", {delete} to delete") } else { String::new() };
         let _ = writeln!(
             out,
-            "\n{create} to create, {update} to update, {replace} to replace, {unchanged} unchanged.{}",
+            "\n{create} to create, {update} to update, {replace} to replace{deleted}, {unchanged} unchanged.{}",
             if self.has_changes() { "" } else { " Nothing to do." }
         );
         out

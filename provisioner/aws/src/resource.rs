@@ -92,6 +92,12 @@ pub trait Kind: Send + Sync + 'static {
     const KEY: &'static str;
     /// What plan compares: desired and live are both read into it.
     type Spec: Clone + Debug + Send + Sync + 'static;
+    /// Whether a live resource of this kind that the stack no longer asks
+    /// for is deleted by apply (after everything else, in destroy's order).
+    /// Only for kinds whose read looks up every name the stack could give
+    /// them, e.g. a service's load balancer whether or not the service has
+    /// an ingress table now.
+    const RETIRED_WITH_THE_STACK: bool = false;
 
     /// Settings of the stack this kind cannot take on AWS, a line each;
     /// checked before any call.

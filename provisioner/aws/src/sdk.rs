@@ -24,6 +24,8 @@ pub struct Clients {
     pub elasticache: aws_sdk_elasticache::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub scaling: super::app_autoscaling::AppAutoScaling,
+    pub elb: super::elbv2::Elbv2,
+    pub acm: super::acm::Acm,
 }
 
 /// Where the clients point.
@@ -71,6 +73,8 @@ impl Clients {
         Ok(Self {
             ec2: super::ec2::Ec2::new(&config, &region)?,
             scaling: super::app_autoscaling::AppAutoScaling::new(&config, &region)?,
+            elb: super::elbv2::Elbv2::new(&config, &region)?,
+            acm: super::acm::Acm::new(&config, &region)?,
             region,
             ecs: aws_sdk_ecs::Client::new(&config),
             cloud_map: aws_sdk_servicediscovery::Client::new(&config),

@@ -20,8 +20,16 @@ pub struct Live {
     pub region: String,
     /// The stack's VPC, resolved (`default` becomes an id).
     pub vpc_id: String,
+    /// The VPC's IPv4 range (who an internal load balancer admits by
+    /// default).
+    pub vpc_cidr: String,
     /// The stack's subnets, resolved.
     pub subnets: BTreeSet<String>,
+    /// The VPC's subnets by whether they route to an internet gateway
+    /// (where a load balancer of each scheme goes by default); read only
+    /// when a service has an ingress.
+    pub public_subnets: BTreeSet<String>,
+    pub private_subnets: BTreeSet<String>,
     /// Each kind's live resources by name (a `BTreeMap<String,
     /// Found<K::Spec>>`), under the kind's key.
     found: BTreeMap<&'static str, Box<dyn Any + Send + Sync>>,
@@ -29,8 +37,17 @@ pub struct Live {
 
 impl Live {
     /// The live state of an account before any kind is read.
-    pub fn new(account: String, region: String, vpc_id: String, subnets: BTreeSet<String>) -> Self {
-        Self { account, region, vpc_id, subnets, found: BTreeMap::new() }
+    pub fn new(account: String, region: String, vpc: &super::ec2::Vpc, subnets: BTreeSet<String>) -> Self {
+        Self {
+            account,
+            region,
+            vpc_id: vpc.id.clone(),
+            vpc_cidr: vpc.cidr.clone(),
+            subnets,
+            public_subnets: BTreeSet::new(),
+            private_subnets: BTreeSet::new(),
+            found: BTreeMap::new(),
+        }
     }
 
     /// Records what was read of kind `K`.

@@ -23,6 +23,9 @@ pub struct Rollout {
     /// deployment runs, not scale-out): then the deployment's own desired
     /// count at each poll.
     pub desired_count: Option<i32>,
+    /// The target group of its load balancer, if it has one: the rollout is
+    /// done only once that many targets are healthy there too.
+    pub target_group: Option<String>,
 }
 
 /// One deployment of a service, as DescribeServices shows it.
@@ -48,6 +51,8 @@ pub struct ServiceState {
     pub deployments: Vec<DeploymentState>,
     /// Newest first.
     pub events: Vec<String>,
+    /// Healthy targets in its load balancer's target group, if it has one.
+    pub healthy_targets: Option<usize>,
 }
 
 /// Where a rollout stands.
@@ -63,7 +68,8 @@ pub enum Verdict {
 
 /// Judges `rollout` against one snapshot of its service: done when its
 /// deployment is PRIMARY, COMPLETED, sized for the rollout's count and has
-/// every task running; failed when it failed or another revision took over.
+/// every task running (and, behind a load balancer, as many healthy
+/// targets); failed when it failed or another revision took over.
 pub fn judge(rollout: &Rollout, state: &ServiceState) -> Verdict {
     let ours = state.deployments.iter().find(|deployment| match &rollout.deployment_id {
         Some(id) => &deployment.id == id,
@@ -78,7 +84,13 @@ pub fn judge(rollout: &Rollout, state: &ServiceState) -> Verdict {
         )),
         Some(deployment) if deployment.status == "PRIMARY" => {
             let wanted = rollout.desired_count.unwrap_or(deployment.desired);
-            if deployment.rollout_state == "COMPLETED" && deployment.desired == wanted && deployment.running == wanted {
+            let targets_ready = rollout.target_group.is_none()
+                || state.healthy_targets.is_some_and(|healthy| healthy >= usize::try_from(wanted).unwrap_or(0));
+            if deployment.rollout_state == "COMPLETED"
+                && deployment.desired == wanted
+                && deployment.running == wanted
+                && targets_ready
+            {
                 Verdict::Done
             } else {
                 Verdict::InProgress
@@ -240,8 +252,9 @@ fn progress_line(rollout: &Rollout, state: &ServiceState, verdict: &Verdict) -> 
         Verdict::Failed(_) => "FAILED",
         Verdict::InProgress => rollout_state,
     };
+    let targets = state.healthy_targets.map(|healthy| format!(" healthy targets {healthy}")).unwrap_or_default();
     format!(
-        "  {:<16} {state_word:<12} desired {desired} running {running} pending {pending} failed {failed}",
+        "  {:<16} {state_word:<12} desired {desired} running {running} pending {pending} failed {failed}{targets}",
         rollout.service
     )
 }
@@ -267,6 +280,7 @@ mod tests {
             deployment_id: Some("ecs-svc/2".into()),
             task_definition: NEW.into(),
             desired_count: Some(2),
+            target_group: None,
         }
     }
 
@@ -283,7 +297,12 @@ mod tests {
     }
 
     fn state(deployments: Vec<DeploymentState>, events: &[&str]) -> ServiceState {
-        ServiceState { name: "game".into(), deployments, events: events.iter().map(|e| (*e).to_owned()).collect() }
+        ServiceState {
+            name: "game".into(),
+            deployments,
+            events: events.iter().map(|e| (*e).to_owned()).collect(),
+            healthy_targets: None,
+        }
     }
 
     type Poll = std::future::Ready<Result<Vec<ServiceState>, PollError>>;
@@ -391,6 +410,19 @@ mod tests {
         assert_eq!(judge(&scaled, &state(vec![grown.clone()], &[])), Verdict::Done);
         // With a fixed count, the same deployment is not what was asked for.
         assert_eq!(judge(&rollout(), &state(vec![grown], &[])), Verdict::InProgress);
+    }
+
+    #[test]
+    fn behind_a_load_balancer_a_rollout_is_done_once_its_targets_are_healthy() {
+        let balanced = Rollout { target_group: Some("arn:tg".into()), ..rollout() };
+        let completed = deployment("ecs-svc/2", "PRIMARY", "COMPLETED", NEW, 2);
+        let mut now = state(vec![completed], &[]);
+        assert_eq!(judge(&balanced, &now), Verdict::InProgress, "target health not read yet");
+        now.healthy_targets = Some(1);
+        assert_eq!(judge(&balanced, &now), Verdict::InProgress, "one of two targets still initial");
+        now.healthy_targets = Some(2);
+        assert_eq!(judge(&balanced, &now), Verdict::Done);
+        assert!(progress_line(&balanced, &now, &Verdict::Done).ends_with("healthy targets 2"));
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub async fn wait_for(
         return Ok(());
     }
     println!("\nWaiting for {} deployment(s) (--no-wait to skip, --wait-timeout to bound):", rollouts.len());
-    let poll = |names: Vec<String>| describe(clients, cluster, names);
+    let poll = |names: Vec<String>| describe(clients, cluster, rollouts, names);
     let mut view: Box<dyn View> =
         if std::io::stdout().is_terminal() { Box::new(TerminalView::default()) } else { Box::new(LogView::default()) };
     let show = |progress| {
@@ -64,7 +64,12 @@ async fn report(clients: &Clients, cluster: &str, outcomes: &[Outcome]) -> anyho
     Ok(())
 }
 
-async fn describe(clients: &Clients, cluster: &str, names: Vec<String>) -> Result<Vec<ServiceState>, PollError> {
+async fn describe(
+    clients: &Clients,
+    cluster: &str,
+    rollouts: &[Rollout],
+    names: Vec<String>,
+) -> Result<Vec<ServiceState>, PollError> {
     let answer = match clients.ecs.describe_services().cluster(cluster).set_services(Some(names)).send().await {
         Ok(answer) => answer,
         Err(error) => {
@@ -75,7 +80,7 @@ async fn describe(clients: &Clients, cluster: &str, names: Vec<String>) -> Resul
             return Err(PollError::Fatal(explain(error, "ecs:DescribeServices", &format!("cluster {cluster}"))));
         }
     };
-    Ok(answer
+    let mut states: Vec<ServiceState> = answer
         .services()
         .iter()
         .map(|service| ServiceState {
@@ -96,8 +101,24 @@ async fn describe(clients: &Clients, cluster: &str, names: Vec<String>) -> Resul
                 })
                 .collect(),
             events: service.events().iter().take(10).filter_map(|event| event.message().map(str::to_owned)).collect(),
+            healthy_targets: None,
         })
-        .collect())
+        .collect();
+    for state in &mut states {
+        let group = rollouts.iter().find(|rollout| rollout.service == state.name).and_then(|r| r.target_group.as_ref());
+        let Some(group) = group else { continue };
+        let resource = format!("target group of ECS service {}", state.name);
+        match clients.elb.target_health(group, &resource).await {
+            Ok(targets) => {
+                state.healthy_targets = Some(targets.iter().filter(|target| target.state == "healthy").count());
+            }
+            Err(error) if error.code.as_deref().is_some_and(|code| code.contains("Throttl")) => {
+                return Err(PollError::Throttled);
+            }
+            Err(error) => return Err(PollError::Fatal(error.into())),
+        }
+    }
+    Ok(states)
 }
 
 /// `id: reason` of the service's most recently stopped tasks.

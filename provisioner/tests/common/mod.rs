@@ -275,3 +275,87 @@ pub async fn collect(tasks: Vec<tokio::task::JoinHandle<Vec<tonic::Status>>>) ->
     }
     failures
 }
+
+/// A TLS-terminating HTTP/2 proxy in front of one address, as an ALB's
+/// HTTPS listener is in front of a task: nghttpx (Debian's nghttp2-proxy),
+/// with a certificate for `name` from a CA made for the test.
+pub struct TlsFront {
+    pub addr: SocketAddr,
+    /// The CA's certificate, for `--ca-cert`.
+    pub ca: PathBuf,
+    _process: Process,
+    _dir: TempDir,
+}
+
+impl TlsFront {
+    /// Starts it towards `backend` (`IP:PORT`, plaintext HTTP/2).
+    pub fn start(backend: &str, name: &str) -> Self {
+        let dir =
+            TempDir::new(std::env::temp_dir().join(format!("tls-front-{}-{}", std::process::id(), free_addr().port())));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let openssl = |args: &[&str]| {
+            let done = std::process::Command::new("openssl").args(args).current_dir(&dir.0).output().expect("openssl");
+            assert!(done.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&done.stderr));
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=test CA"],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[&["req"][..], &ec, &["-keyout", "key.pem", "-out", "leaf.csr", "-subj", &format!("/CN={name}")]].concat(),
+        );
+        std::fs::write(dir.0.join("leaf.ext"), format!("subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\n"))
+            .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "cert.pem",
+        ]);
+        let nghttpx = test_support::find_executable(
+            "NGHTTPX",
+            "nghttpx",
+            "install Debian's nghttp2-proxy (.ci/run does), or set NGHTTPX",
+        );
+        let addr = free_addr();
+        let frontend = format!("--frontend={},{}", addr.ip(), addr.port());
+        let backend = format!("--backend={};;proto=h2", backend.replace(':', ","));
+        let (key, cert) = (dir.0.join("key.pem"), dir.0.join("cert.pem"));
+        let process = Process::start(
+            nghttpx,
+            &[
+                &frontend,
+                &backend,
+                "--workers=1",
+                "--no-ocsp",
+                "--conf=/dev/null",
+                "--errorlog-file=/dev/stderr",
+                key.to_str().unwrap(),
+                cert.to_str().unwrap(),
+            ],
+            &[],
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "nghttpx did not listen on {addr}: {}", process.output());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { addr, ca: dir.0.join("ca.pem"), _process: process, _dir: dir }
+    }
+}

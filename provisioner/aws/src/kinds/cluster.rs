@@ -99,7 +99,7 @@ impl Kind for Cluster {
         let strategy = CapacityProviderStrategyItem::builder().capacity_provider("FARGATE").weight(1).build()?;
         let ecs = &cx.cx.clients.ecs;
         match action {
-            Action::Unchanged => {}
+            Action::Unchanged | Action::Delete => {}
             Action::Create => {
                 let mut request = ecs
                     .create_cluster()

@@ -1,7 +1,8 @@
 //! Each ECS service: Fargate tasks of its task definition in the stack's
 //! subnets and security group, registered in its Cloud Map service (the
-//! port for SRV), replaced with the deployment circuit breaker and
-//! rollback. With no image yet it runs no task, and plan says why.
+//! port for SRV) and, with an ingress, in its load balancer's target group
+//! too, replaced with the deployment circuit breaker and rollback. With no
+//! image yet it runs no task, and plan says why.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -12,8 +13,8 @@ use std::{
 use aws_sdk_ecs::types::{DesiredStatus, ServiceField};
 
 use super::{
-    cloud_map_service::CloudMapService, cluster::Cluster, security_group::SecurityGroup,
-    task_definition::TaskDefinition,
+    cloud_map_service::CloudMapService, cluster::Cluster, ingress::target_group::TargetGroup,
+    security_group::SecurityGroup, task_definition::TaskDefinition,
 };
 use crate::{
     destroy::wait_until,
@@ -58,9 +59,10 @@ pub struct ServiceSpec {
     pub family: String,
     /// Why it runs fewer tasks than the stack asks, if it does.
     pub held_back: Option<String>,
-    /// Whether the stack asks for a load balancer in front of it, which
-    /// this version does not make yet; not compared.
-    pub ingress: bool,
+    /// The target group its tasks register in, by name, with the ECS
+    /// health check grace that goes with it; `None` without an ingress.
+    pub target_group: Option<String>,
+    pub grace_period_secs: i32,
     /// The service as DescribeServices answered (counts, deployments), for
     /// status to show without asking again; live only.
     pub described: Option<Box<aws_sdk_ecs::types::Service>>,
@@ -103,7 +105,13 @@ impl Kind for EcsService {
                     port: service.port,
                     family: names.family(&service.name),
                     held_back,
-                    ingress: service.ingress.is_some(),
+                    target_group: service.ingress.as_ref().map(|_| names.load_balancer(&service.name)),
+                    grace_period_secs: to_i32(
+                        u32::try_from(
+                            service.health_check.start_period.max(super::ingress::HEALTH_CHECK_GRACE).as_secs(),
+                        )
+                        .unwrap_or(u32::MAX),
+                    ),
                     described: None,
                 }
             })
@@ -129,6 +137,10 @@ impl Kind for EcsService {
             ),
             ("subnets", render::join(&spec.subnets)),
             ("public_ip", render::on_off(spec.assign_public_ip)),
+            (
+                "target_group",
+                spec.target_group.as_ref().map_or_else(|| "none".to_owned(), |group| format!("{group}:{}", spec.port)),
+            ),
         ]);
         if !spec.deployment_reported {
             fields.remove("deployment");
@@ -204,12 +216,7 @@ impl Kind for EcsService {
     }
 
     fn note(want: &ServiceSpec) -> Option<String> {
-        let ingress = want.ingress.then_some(
-            "[service.ingress] is checked but not made yet by this version: no load balancer is created, so only \
-             clients inside the VPC reach it (through Cloud Map)",
-        );
-        let notes: Vec<&str> = want.held_back.as_deref().into_iter().chain(ingress).collect();
-        (!notes.is_empty()).then(|| format!("{}: {}", want.name, notes.join("; ")))
+        want.held_back.as_ref().map(|why| format!("{}: {why}", want.name))
     }
 
     /// Creates or updates the ECS service; passes on the rollout to wait
@@ -222,7 +229,7 @@ impl Kind for EcsService {
     ) -> anyhow::Result<Output> {
         use aws_sdk_ecs::types::{
             AssignPublicIp, AwsVpcConfiguration, DeploymentCircuitBreaker, DeploymentConfiguration, LaunchType,
-            NetworkConfiguration, PropagateTags, ServiceRegistry, Tag,
+            LoadBalancer, NetworkConfiguration, PropagateTags, ServiceRegistry, Tag,
         };
         let (made, names) = (cx.made, cx.cx.names);
         let cluster = &cx.cx.stack.aws.cluster;
@@ -255,6 +262,18 @@ impl Kind for EcsService {
             .registry_arn(made.id::<CloudMapService>(&spec.name))
             .port(i32::from(spec.port))
             .build();
+        let target_group = spec.target_group.as_ref().map(|group| made.id::<TargetGroup>(group));
+        let load_balancers: Vec<LoadBalancer> = target_group
+            .iter()
+            .map(|arn| {
+                LoadBalancer::builder()
+                    .target_group_arn(arn)
+                    .container_name(crate::names::CONTAINER)
+                    .container_port(i32::from(spec.port))
+                    .build()
+            })
+            .collect();
+        let grace = target_group.as_ref().map(|_| spec.grace_period_secs);
         let ecs = &cx.cx.clients.ecs;
         let answer = if *action == Action::Create {
             let mut request = ecs
@@ -267,6 +286,8 @@ impl Kind for EcsService {
                 .deployment_configuration(deployment)
                 .network_configuration(network)
                 .service_registries(registry)
+                .set_load_balancers(Some(load_balancers))
+                .set_health_check_grace_period_seconds(grace)
                 .enable_ecs_managed_tags(true)
                 .propagate_tags(PropagateTags::Service);
             for (key, value) in names.tags() {
@@ -279,6 +300,10 @@ impl Kind for EcsService {
             // A scale-out must survive a deploy: no count while autoscaling
             // owns it.
             let count = (!owned_by_autoscaling(spec, have)).then_some(spec.desired_count);
+            // Sent when there is or was a load balancer: an empty list lets
+            // go of the target group before it is deleted.
+            let attached = have.is_some_and(|found| found.spec.target_group.is_some());
+            let load_balancers = (target_group.is_some() || attached).then_some(load_balancers);
             let answer = ecs
                 .update_service()
                 .cluster(cluster)
@@ -288,6 +313,8 @@ impl Kind for EcsService {
                 .deployment_configuration(deployment)
                 .network_configuration(network)
                 .service_registries(registry)
+                .set_load_balancers(load_balancers)
+                .set_health_check_grace_period_seconds(grace)
                 .send()
                 .await
                 .map_err(|e| explain(e, "ecs:UpdateService", &resource))?;
@@ -302,6 +329,7 @@ impl Kind for EcsService {
                 deployment_id,
                 task_definition: definition,
                 desired_count: (!spec.autoscaled).then_some(spec.desired_count),
+                target_group,
             }),
         })
     }
@@ -352,8 +380,9 @@ impl Kind for EcsService {
     }
 
     /// Each service's deployments and tasks beside the Cloud Map instances
-    /// that answer its DNS name, with a warning wherever the two disagree (a
-    /// running task missing from DNS, or DNS naming a task that is gone).
+    /// that answer its DNS name (and, behind a load balancer, their health
+    /// as its targets), with a warning wherever the two disagree (a running
+    /// task missing from DNS, or DNS naming a task that is gone).
     async fn status(cx: Cx<'_>, live: &Live, out: &mut String) -> anyhow::Result<bool> {
         let (stack, clients) = (cx.stack, cx.clients);
         let cluster = &stack.aws.cluster;
@@ -398,20 +427,35 @@ impl Kind for EcsService {
                     BTreeMap::new()
                 }
             };
+            let targets = match found.spec.target_group.as_ref().and_then(|name| live.get::<TargetGroup>(name)) {
+                Some(group) => Some(
+                    clients.elb.target_health(&group.id, &format!("target group {}", group.spec.group.name)).await?,
+                ),
+                None => None,
+            };
             if tasks.is_empty() && instances.is_empty() {
                 let _ = writeln!(out, "  no tasks, no Cloud Map instances");
                 continue;
             }
+            let target_column = if targets.is_some() { " target" } else { "" };
             let _ = writeln!(
                 out,
-                "  {:<34} {:<15} {:<10} {:<10} {:<10} cloud map",
-                "task", "ip", "status", "health", "revision"
+                "  {:<34} {:<15} {:<10} {:<10} {:<10} {:<10}{target_column}",
+                "task", "ip", "status", "health", "revision", "cloud map"
             );
             for task in &tasks {
                 let registered = instances.get(&task.id).map_or("-", |(_, health)| health.as_str());
+                let target = targets.as_ref().map_or(String::new(), |targets| {
+                    let found = targets.iter().find(|target| target.id == task.ip);
+                    let state = found.map_or("-".to_owned(), |target| match &target.reason {
+                        Some(reason) => format!("{} ({reason})", target.state),
+                        None => target.state.clone(),
+                    });
+                    format!(" {state}")
+                });
                 let _ = writeln!(
                     out,
-                    "  {:<34} {:<15} {:<10} {:<10} {:<10} {registered}",
+                    "  {:<34} {:<15} {:<10} {:<10} {:<10} {registered:<10}{target}",
                     task.id, task.ip, task.last_status, task.health, task.revision
                 );
                 if task.last_status == "RUNNING" && !instances.contains_key(&task.id) {
@@ -476,7 +520,13 @@ fn service_found(names: &Names, service: &aws_sdk_ecs::types::Service) -> Found<
                 .map_or(0, |port| u16::try_from(port).unwrap_or(0)),
             family: String::new(),
             held_back: None,
-            ingress: false,
+            // arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID
+            target_group: service
+                .load_balancers()
+                .first()
+                .and_then(|attached| attached.target_group_arn())
+                .map(|arn| arn.split('/').nth(1).unwrap_or(arn).to_owned()),
+            grace_period_secs: service.health_check_grace_period_seconds().unwrap_or(0),
             described: Some(Box::new(service.clone())),
             name,
         },

@@ -65,7 +65,7 @@ impl Kind for LogGroup {
             return Ok(Output::id(&spec.name));
         }
         if *action == Action::Create {
-            let tags = cx.cx.names.tags().into_iter().map(|(key, value)| (key.to_owned(), value)).collect();
+            let tags = cx.cx.names.tag_pairs().into_iter().collect();
             if let Err(error) = logs.create_log_group().log_group_name(&spec.name).set_tags(Some(tags)).send().await {
                 let error = classify(error, "logs:CreateLogGroup", &resource);
                 if error.code.as_deref() != Some("ResourceAlreadyExistsException") {

@@ -4,6 +4,7 @@
 pub mod cloud_map_service;
 pub mod cluster;
 pub mod ecs_service;
+pub mod ingress;
 pub mod log_group;
 pub mod namespace;
 pub mod repository;

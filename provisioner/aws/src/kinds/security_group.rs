@@ -1,13 +1,14 @@
 //! The tasks' security group: the service ports open only to members of the
-//! group (or the sources the stack names in `allow_from`), all egress (image
-//! pulls, logs, AWS APIs). A rule found that the stack does not ask for is
-//! revoked.
+//! group (or the sources the stack names in `allow_from`, and a service's
+//! load balancer on that service's port), all egress (image pulls, logs,
+//! AWS APIs). A rule found that the stack does not ask for is revoked.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     time::Duration,
 };
 
+use super::ingress::{self, security_group::IngressSecurityGroup};
 use crate::{
     destroy::wait_until,
     ec2::{Filter, Permission, SecurityGroup as Ec2Group},
@@ -29,7 +30,8 @@ pub struct SecurityGroupSpec {
     pub name: String,
     /// The VPC it belongs to.
     pub vpc_id: String,
-    /// (TCP port, source group id or [`FROM_SELF`]).
+    /// (TCP port, source group id, [`FROM_SELF`] or a load balancer's
+    /// [`ingress::source`]).
     pub ingress: BTreeSet<(u16, String)>,
 }
 
@@ -45,6 +47,7 @@ impl Kind for SecurityGroup {
             .flat_map(|service| {
                 std::iter::once(FROM_SELF.to_owned())
                     .chain(stack.aws.allow_from.iter().cloned())
+                    .chain(service.ingress.as_ref().map(|_| ingress::source(&service.name)))
                     .map(move |source| (service.port, source))
             })
             .collect();
@@ -63,9 +66,21 @@ impl Kind for SecurityGroup {
     async fn read(cx: Cx<'_>, live: &Live) -> anyhow::Result<BTreeMap<String, Found<SecurityGroupSpec>>> {
         let name = cx.names.security_group();
         let vpc_id = &live.vpc_id;
-        let group =
-            read_group(cx, &name, vpc_id, |own, source| if source == own { FROM_SELF } else { source }.to_owned())
-                .await?;
+        let load_balancers: BTreeMap<&str, String> = cx
+            .stack
+            .services
+            .iter()
+            .filter_map(|service| {
+                let group = live.get::<IngressSecurityGroup>(&cx.names.ingress_security_group(&service.name))?;
+                Some((group.id.as_str(), ingress::source(&service.name)))
+            })
+            .collect();
+        let group = read_group(cx, &name, vpc_id, |own, source| match load_balancers.get(source) {
+            Some(label) => label.clone(),
+            None if source == own => FROM_SELF.to_owned(),
+            None => source.to_owned(),
+        })
+        .await?;
         let Some(ReadGroup { id, owned, ingress }) = group else { return Ok(BTreeMap::new()) };
         let found = Found {
             arn: id.clone(),
@@ -95,8 +110,19 @@ impl Kind for SecurityGroup {
                 (id, BTreeSet::new())
             }
         };
+        let load_balancer_group = |source: &str| {
+            let service = cx.cx.stack.services.iter().find(|service| ingress::source(&service.name) == source)?;
+            let name = names.ingress_security_group(&service.name);
+            let made = cx.made.id::<IngressSecurityGroup>(&name);
+            // One being retired was not applied: its rule goes by its live id.
+            Some(if made.is_empty() { cx.live.get::<IngressSecurityGroup>(&name)?.id.clone() } else { made })
+        };
         let permission = |(port, source): &(u16, String)| {
             let mut rule = Permission::tcp(*port);
+            if let Some(group) = load_balancer_group(source) {
+                rule.groups.push((group, Some(source.clone())));
+                return rule;
+            }
             match source.as_str() {
                 FROM_SELF => rule.groups.push((id.clone(), Some("tasks of the same app".into()))),
                 group if group.starts_with("sg-") => {
@@ -174,8 +200,7 @@ pub fn group_fields(vpc_id: &str, ingress: &BTreeSet<(u16, String)>) -> Fields {
 /// Creates a security group of the app named `name` in `vpc_id`; returns
 /// its id.
 pub async fn create_group(cx: ApplyCx<'_>, name: &str, vpc_id: &str, description: &str) -> anyhow::Result<String> {
-    let mut tags: Vec<(String, String)> =
-        cx.cx.names.tags().into_iter().map(|(key, value)| (key.to_owned(), value)).collect();
+    let mut tags = cx.cx.names.tag_pairs();
     tags.push(("Name".to_owned(), name.to_owned()));
     Ok(cx.cx.clients.ec2.create_security_group(name, description, vpc_id, &tags).await?)
 }

@@ -114,9 +114,7 @@ impl Kind for ScalableTarget {
         let scaling = &cx.cx.clients.scaling;
         match spec.bounds {
             Some((min, max)) => {
-                let tags: Vec<(String, String)> =
-                    cx.cx.names.tags().into_iter().map(|(key, value)| (key.to_owned(), value)).collect();
-                scaling.register_scalable_target(&spec.resource_id, min, max, &tags).await?;
+                scaling.register_scalable_target(&spec.resource_id, min, max, &cx.cx.names.tag_pairs()).await?;
                 Self::done(if *action == Action::Create { "registered" } else { "updated" }, &spec.service);
             }
             None => {

@@ -85,7 +85,7 @@ impl Kind for CacheSubnetGroup {
         let resource = format!("cache subnet group {}", spec.name);
         let subnets = Some(spec.subnets.iter().cloned().collect());
         match action {
-            Action::Unchanged => {}
+            Action::Unchanged | Action::Delete => {}
             Action::Create => {
                 let mut request = elasticache
                     .create_cache_subnet_group()

@@ -12,6 +12,7 @@ pub mod autoscaling;
 pub mod aws;
 pub mod health;
 pub mod ingress;
+pub mod pipeline;
 pub mod store;
 
 use autoscaling::{Autoscaling, RawAutoscaling};
@@ -48,6 +49,8 @@ pub struct Stack {
     pub services: Vec<Service>,
     /// Redis stores in file order.
     pub stores: Vec<Store>,
+    /// The delivery pipeline on AWS, if the stack has one.
+    pub pipeline: Option<pipeline::Pipeline>,
 }
 
 /// One service: a binary run as `count` replicas behind one DNS name.
@@ -173,6 +176,7 @@ struct RawStack {
     services: Vec<Spanned<RawService>>,
     #[serde(default, rename = "store")]
     stores: Vec<Spanned<RawStore>>,
+    pipeline: Option<Spanned<pipeline::RawPipeline>>,
 }
 
 #[derive(Deserialize)]
@@ -387,7 +391,15 @@ pub fn parse(text: &str, file: &str) -> Result<Stack, SpecError> {
     }
 
     let stores = parse_stores(&raw, &services, &error)?;
-    Ok(Stack { app, namespace, aws, services: services.into_iter().map(|(service, _)| service).collect(), stores })
+    let pipeline = raw.pipeline.as_ref().map(|table| pipeline::parse(table, &error)).transpose()?;
+    Ok(Stack {
+        app,
+        namespace,
+        aws,
+        services: services.into_iter().map(|(service, _)| service).collect(),
+        stores,
+        pipeline,
+    })
 }
 
 /// The stores, each used by some service, and every service's stores
@@ -509,6 +521,46 @@ mod tests {
         let filled = committed_with("[service.ingress]").replace("certificate/...", "certificate/0f1e2d3c");
         let ingress = parse(&filled, "stack.toml").unwrap().services[0].ingress.clone().expect("on game-server");
         assert_eq!(ingress.allow, ingress::Allow::Cidrs(vec!["0.0.0.0/0".into(), "::/0".into()]));
+    }
+
+    #[test]
+    fn the_committed_pipeline_example_is_valid_once_its_connection_is_filled_in() {
+        let error = parse(&committed_with("[pipeline]"), "stack.toml").unwrap_err();
+        assert!(error.message.starts_with("pipeline.connection_arn \"arn:aws:codeconnections:"), "{error}");
+        let filled = committed_with("[pipeline]").replace("connection/...", "connection/0f1e2d3c");
+        let pipeline = parse(&filled, "stack.toml").unwrap().pipeline.expect("the example");
+        assert_eq!(
+            (pipeline.repository.as_str(), pipeline.branch.as_str(), pipeline.compute_type.as_str()),
+            ("my-org/grpc-fargate", "main", "BUILD_GENERAL1_MEDIUM")
+        );
+        assert_eq!((pipeline.image.as_str(), pipeline.timeout_minutes), (pipeline::DEFAULT_IMAGE, 60));
+    }
+
+    #[test]
+    fn a_pipeline_table_is_checked_with_its_line() {
+        let connection = "connection_arn = \"arn:aws:codestar-connections:us-east-1:123456789012:connection/0f1e\"";
+        let stack = |table: &str| format!("[[service]]\nname = \"svc\"\n\n[pipeline]\n{table}\n");
+        let error =
+            parse(&stack(&format!("repository = \"org/repo\"\n{connection}\ncompute_type = \"HUGE\"")), "stack.toml")
+                .unwrap_err();
+        assert_eq!(error.line, 7);
+        assert!(
+            error.message.starts_with("pipeline.compute_type \"HUGE\" is not one of BUILD_GENERAL1_SMALL"),
+            "{error}"
+        );
+        let error = parse(&stack(connection), "stack.toml").unwrap_err();
+        assert_eq!(error.line, 4);
+        assert!(error.message.starts_with("pipeline.repository is missing"), "{error}");
+        let error = parse(&stack("repository = \"org/repo\""), "stack.toml").unwrap_err();
+        assert!(error.message.contains("codeconnections create-connection"), "{error}");
+        let error =
+            parse(&stack(&format!("repository = \"org/repo\"\n{connection}\ntimeout_minutes = 3")), "stack.toml")
+                .unwrap_err();
+        assert!(error.message.contains("timeout_minutes 3 is outside 5..=2160"), "{error}");
+        assert!(
+            parse(&stack(&format!("repository = \"org/repo\"\n{connection}\nbranch = \"release/2\"")), "stack.toml")
+                .is_ok()
+        );
     }
 
     #[test]

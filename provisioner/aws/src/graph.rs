@@ -19,6 +19,7 @@ use super::{
         },
         log_group::LogGroup,
         namespace::Namespace,
+        pipeline::{bucket::ArtifactBucket, delivery::DeliveryPipeline, project::BuildProject},
         repository::Repository,
         role::Role,
         scaling::{policy::ScalingPolicy, target::ScalableTarget},
@@ -110,6 +111,16 @@ pub static KINDS: &[Node] = &[
     Node { kind: Of::<ScalableTarget>::KIND, needs: &[EcsService::KEY], reads: &[] },
     // its scalable target; reads only the targets that exist
     Node { kind: Of::<ScalingPolicy>::KIND, needs: &[ScalableTarget::KEY], reads: &[ScalableTarget::KEY] },
+    // the pipeline's artifacts and the build's cache
+    Node { kind: Of::<ArtifactBucket>::KIND, needs: &[], reads: &[] },
+    // the build role's ARN, its cache's bucket and its log group
+    Node { kind: Of::<BuildProject>::KIND, needs: &[Role::KEY, ArtifactBucket::KEY, LogGroup::KEY], reads: &[] },
+    // the pipeline role's ARN, the artifact store, the project it runs
+    Node {
+        kind: Of::<DeliveryPipeline>::KIND,
+        needs: &[Role::KEY, ArtifactBucket::KEY, BuildProject::KEY],
+        reads: &[],
+    },
 ];
 
 /// The kinds in layers by `edges` (a node's needs or reads): each layer
@@ -351,10 +362,11 @@ mod tests {
                     "repository",
                     "cache-subnet-group",
                     "store-secret",
-                    "target-group"
+                    "target-group",
+                    "artifact-bucket"
                 ],
-                vec!["security-group", "discovery-service", "load-balancer"],
-                vec!["store-security-group", "listener"],
+                vec!["security-group", "discovery-service", "load-balancer", "build-project"],
+                vec!["store-security-group", "listener", "pipeline"],
                 vec!["store"],
                 vec!["task-definition"],
                 vec!["service"],
@@ -381,7 +393,10 @@ mod tests {
                     "store-secret",
                     "store",
                     "target-group",
-                    "scalable-target"
+                    "scalable-target",
+                    "artifact-bucket",
+                    "build-project",
+                    "pipeline"
                 ],
                 vec!["security-group", "discovery-service", "load-balancer", "service", "scaling-policy"],
                 vec!["store-security-group", "listener", "task-definition"],
@@ -394,6 +409,9 @@ mod tests {
         assert_eq!(
             keys(&teardown_order()),
             [
+                "pipeline",
+                "build-project",
+                "artifact-bucket",
                 "scaling-policy",
                 "scalable-target",
                 "service",

@@ -1,5 +1,6 @@
-//! AWS's JSON 1.1 protocol, shared by the APIs provision speaks without an
-//! SDK crate in it (Application Auto Scaling, ACM): a POST of the request as
+//! AWS's JSON protocol (1.1, and 1.0 where an API speaks it), shared by the
+//! APIs provision speaks without an SDK crate (Application Auto Scaling,
+//! ACM, CodeBuild, CodePipeline, CodeConnections): a POST of the request as
 //! JSON with `X-Amz-Target: <Prefix>.<Operation>` over [`super::signed`], a
 //! JSON answer, and the error in it (`__type`, `message`) when it failed.
 
@@ -19,6 +20,8 @@ pub struct JsonClient {
     service: &'static str,
     /// What `X-Amz-Target` starts with (`AnyScaleFrontendService`).
     target_prefix: &'static str,
+    /// `application/x-amz-json-1.1`, or 1.0 for the APIs that speak it.
+    content_type: &'static str,
 }
 
 impl JsonClient {
@@ -30,7 +33,18 @@ impl JsonClient {
         service: &'static str,
         target_prefix: &'static str,
     ) -> anyhow::Result<Self> {
-        Ok(Self { client: SignedClient::new(config, region, service, service)?, service, target_prefix })
+        Ok(Self {
+            client: SignedClient::new(config, region, service, service)?,
+            service,
+            target_prefix,
+            content_type: "application/x-amz-json-1.1",
+        })
+    }
+
+    /// The same client speaking JSON 1.0 (CodeConnections): the content
+    /// type differs, nothing else.
+    pub fn json_1_0(self) -> Self {
+        Self { content_type: "application/x-amz-json-1.0", ..self }
     }
 
     /// One call, retried with backoff while the failure is transient; the
@@ -38,8 +52,13 @@ impl JsonClient {
     pub async fn call(&self, operation: &str, request: &Value, resource: &str) -> Result<Value, AwsError> {
         let target = format!("{}.{operation}", self.target_prefix);
         let body = request.to_string();
-        let request =
-            Request { content_type: "application/x-amz-json-1.1", headers: &[("x-amz-target", &target)], body: &body };
+        let request = Request {
+            method: "POST",
+            path: "",
+            content_type: self.content_type,
+            headers: &[("x-amz-target", &target)],
+            body: &body,
+        };
         self.client.send(&request, &format!("{}:{operation}", self.service), resource, answer).await
     }
 }

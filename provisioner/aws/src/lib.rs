@@ -17,6 +17,12 @@ mod apply;
 #[cfg(feature = "aws")]
 mod backoff;
 #[cfg(feature = "aws")]
+mod codebuild;
+#[cfg(feature = "aws")]
+mod codepipeline;
+#[cfg(feature = "aws")]
+mod delivery;
+#[cfg(feature = "aws")]
 mod deploy;
 #[cfg(feature = "aws")]
 mod destroy;
@@ -46,6 +52,8 @@ mod progress;
 mod query;
 #[cfg(feature = "aws")]
 mod resource;
+#[cfg(feature = "aws")]
+mod s3;
 #[cfg(feature = "aws")]
 mod sdk;
 #[cfg(feature = "aws")]
@@ -186,6 +194,34 @@ pub struct RollbackArgs {
     pub wait_timeout: u64,
 }
 
+/// `provision pipeline`.
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    #[command(subcommand)]
+    pub command: PipelineCommand,
+}
+
+/// What `provision pipeline` does.
+#[derive(Debug, clap::Subcommand)]
+pub enum PipelineCommand {
+    /// Start the delivery pipeline on the branch's latest commit and follow
+    /// it stage by stage; fails when it does.
+    Run(PipelineRunArgs),
+    /// The pipeline's last executions: commit, result, duration.
+    Status(StatusArgs),
+}
+
+/// `provision pipeline run`.
+#[derive(Debug, Args)]
+pub struct PipelineRunArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// How long to follow the run before failing, in minutes; default: the
+    /// build's timeout and 15 minutes for the rest.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_minutes: Option<u64>,
+}
+
 /// The AWS subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum AwsCommand {
@@ -205,6 +241,8 @@ pub enum AwsCommand {
     Deploy(DeployArgs),
     /// Move a service back to its previous task definition revision.
     Rollback(RollbackArgs),
+    /// The delivery pipeline of `[pipeline]`: run it, or see its runs.
+    Pipeline(PipelineArgs),
 }
 
 /// Runs an AWS subcommand; the exit code on success (plan's
@@ -218,6 +256,7 @@ pub async fn run(command: AwsCommand) -> anyhow::Result<u8> {
         AwsCommand::Destroy(args) => commands::destroy(args).await,
         AwsCommand::Deploy(args) => commands::deploy(args).await,
         AwsCommand::Rollback(args) => commands::rollback(args).await,
+        AwsCommand::Pipeline(args) => commands::pipeline(args).await,
     };
     #[cfg(not(feature = "aws"))]
     {
@@ -419,6 +458,22 @@ mod commands {
         let names = Names::new(&stack.app);
         super::destroy::destroy(Cx { clients: &clients, names: &names, stack: &stack }, &live, options).await?;
         println!("Destroyed.");
+        Ok(0)
+    }
+
+    pub async fn pipeline(args: super::PipelineArgs) -> anyhow::Result<u8> {
+        match args.command {
+            super::PipelineCommand::Run(args) => {
+                let (stack, clients) = connect(&args.aws).await?;
+                let build_minutes = stack.pipeline.as_ref().map_or(60, |pipeline| u64::from(pipeline.timeout_minutes));
+                let minutes = args.timeout_minutes.unwrap_or(build_minutes + 15);
+                super::delivery::run(&clients, &stack, Duration::from_secs(minutes * 60)).await?;
+            }
+            super::PipelineCommand::Status(args) => {
+                let (stack, clients) = connect(&args.aws).await?;
+                print!("{}", super::delivery::status(&clients, &stack).await?);
+            }
+        }
         Ok(0)
     }
 

@@ -88,6 +88,37 @@ impl Names {
         format!("{}-{service}-ingress", self.app)
     }
 
+    /// The role the pipeline's build runs as.
+    pub fn build_role(&self) -> String {
+        format!("{}-build", self.app)
+    }
+
+    /// The role the pipeline itself runs as.
+    pub fn pipeline_role(&self) -> String {
+        format!("{}-pipeline", self.app)
+    }
+
+    /// The CodePipeline, and the CodeBuild project it runs.
+    pub fn pipeline(&self) -> String {
+        self.app.clone()
+    }
+
+    /// The CodeBuild project that tests, builds and deploys.
+    pub fn build_project(&self) -> String {
+        format!("{}-deploy", self.app)
+    }
+
+    /// The build's CloudWatch log group.
+    pub fn build_log_group(&self) -> String {
+        format!("/codebuild/{}", self.app)
+    }
+
+    /// The pipeline's artifact bucket: S3 names are global, so the account
+    /// and region are in it.
+    pub fn artifact_bucket(&self, account: &str, region: &str) -> String {
+        format!("{}-pipeline-{account}-{region}", self.app)
+    }
+
     /// Whether `tags` mark a resource as this app's.
     pub fn owns<'a>(&self, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
         let (mut app, mut managed) = (false, false);

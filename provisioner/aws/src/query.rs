@@ -38,8 +38,13 @@ impl QueryClient {
             .append_pair("Version", self.version)
             .extend_pairs(params)
             .finish();
-        let request =
-            Request { content_type: "application/x-www-form-urlencoded; charset=utf-8", headers: &[], body: &body };
+        let request = Request {
+            method: "POST",
+            path: "",
+            content_type: "application/x-www-form-urlencoded; charset=utf-8",
+            headers: &[],
+            body: &body,
+        };
         self.client.send(&request, &format!("{}:{action}", self.service), resource, answer).await
     }
 }
@@ -128,6 +133,11 @@ impl Element {
     /// lists).
     pub fn members(&self, name: &str) -> Vec<&Element> {
         self.list(name, "member")
+    }
+
+    /// The children called `name` (a list without a wrapper, as S3's).
+    pub fn children(&self, name: &str) -> Vec<&Element> {
+        self.children.iter().filter(|child| child.name == name).collect()
     }
 
     /// The element's own trimmed text (a list entry that is a bare value).

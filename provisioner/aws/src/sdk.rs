@@ -26,6 +26,13 @@ pub struct Clients {
     pub scaling: super::app_autoscaling::AppAutoScaling,
     pub elb: super::elbv2::Elbv2,
     pub acm: super::acm::Acm,
+    pub s3: super::s3::S3,
+    pub codebuild: super::codebuild::CodeBuild,
+    pub codepipeline: super::codepipeline::CodePipeline,
+    /// `GetConnection` of a CodeConnections connection, and of an older
+    /// CodeStar Connections one.
+    pub codeconnections: super::json11::JsonClient,
+    pub codestar_connections: super::json11::JsonClient,
 }
 
 /// Where the clients point.
@@ -75,6 +82,23 @@ impl Clients {
             scaling: super::app_autoscaling::AppAutoScaling::new(&config, &region)?,
             elb: super::elbv2::Elbv2::new(&config, &region)?,
             acm: super::acm::Acm::new(&config, &region)?,
+            s3: super::s3::S3::new(&config, &region)?,
+            codebuild: super::codebuild::CodeBuild::new(&config, &region)?,
+            codepipeline: super::codepipeline::CodePipeline::new(&config, &region)?,
+            codeconnections: super::json11::JsonClient::new(
+                &config,
+                &region,
+                "codeconnections",
+                "CodeConnections_20231201",
+            )?
+            .json_1_0(),
+            codestar_connections: super::json11::JsonClient::new(
+                &config,
+                &region,
+                "codestar-connections",
+                "CodeStar_connections_20191201",
+            )?
+            .json_1_0(),
             region,
             ecs: aws_sdk_ecs::Client::new(&config),
             cloud_map: aws_sdk_servicediscovery::Client::new(&config),

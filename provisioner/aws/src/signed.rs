@@ -1,5 +1,6 @@
 //! The transport of the AWS APIs provision speaks without an SDK crate
-//! (EC2's Query protocol, Application Auto Scaling's JSON): a POST signed
+//! (the Query protocol of EC2 and ELB, the JSON of Application Auto
+//! Scaling, ACM, CodeBuild and CodePipeline, S3's REST): a request signed
 //! with SigV4 by the configured credentials, to the region's endpoint or
 //! `--endpoint-url`, over rustls on ring, with connect and attempt
 //! timeouts and retries with backoff on throttling and transient failures,
@@ -9,7 +10,10 @@ use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::{
-    http_request::{SignableBody, SignableRequest, SigningSettings, sign},
+    http_request::{
+        PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+        UriPathNormalizationMode, sign,
+    },
     sign::v4,
 };
 use aws_smithy_runtime_api::client::identity::Identity;
@@ -37,10 +41,19 @@ pub struct SignedClient {
     signing_name: &'static str,
     region: String,
     credentials: SharedCredentialsProvider,
+    /// S3's signing: the payload's hash in a header, the path encoded
+    /// once and not normalized.
+    s3: bool,
 }
 
-/// One request: its headers beside the content type, and its body.
+/// One request: its method and path, its headers beside the content type,
+/// and its body.
 pub struct Request<'a> {
+    /// `POST` for the Query and JSON protocols.
+    pub method: &'a str,
+    /// The path and query after the endpoint (`""` for the Query and JSON
+    /// protocols, `bucket?tagging` for S3).
+    pub path: &'a str,
     /// `Content-Type`.
     pub content_type: &'a str,
     /// Further headers, signed with the rest (e.g. `X-Amz-Target`).
@@ -83,7 +96,13 @@ impl SignedClient {
             signing_name,
             region: region.to_owned(),
             credentials,
+            s3: false,
         })
+    }
+
+    /// A client of S3, path-style (`ENDPOINT/BUCKET?...`), signed as S3 is.
+    pub fn s3(config: &aws_types::SdkConfig, region: &str) -> anyhow::Result<Self> {
+        Ok(Self { s3: true, ..Self::new(config, region, "s3", "s3")? })
     }
 
     /// Sends `request`, retried with backoff while the failure is
@@ -127,25 +146,32 @@ impl SignedClient {
         let identity: Identity = credentials.into();
         let mut headers = vec![("content-type", request.content_type)];
         headers.extend(request.headers.iter().copied());
+        let url = format!("{}{}", self.endpoint, request.path);
         let signable = SignableRequest::new(
-            "POST",
-            &self.endpoint,
+            request.method,
+            &url,
             headers.iter().copied(),
             SignableBody::Bytes(request.body.as_bytes()),
         )
         .map_err(|error| Failure::Transport(error.to_string()))?;
+        let mut settings = SigningSettings::default();
+        if self.s3 {
+            settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+            settings.percent_encoding_mode = PercentEncodingMode::Single;
+            settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        }
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.region)
             .name(self.signing_name)
             .time(SystemTime::now())
-            .settings(SigningSettings::default())
+            .settings(settings)
             .build()
             .map_err(|error| Failure::Transport(error.to_string()))?
             .into();
         let (instructions, _) =
             sign(signable, &params).map_err(|error| Failure::Transport(error.to_string()))?.into_parts();
-        let mut builder = http::Request::post(&self.endpoint);
+        let mut builder = http::Request::builder().method(request.method).uri(&url);
         for (name, value) in &headers {
             builder = builder.header(*name, *value);
         }

@@ -1,5 +1,6 @@
-//! Each service's CloudWatch log group, with the stack's retention. Kept by
-//! destroy unless asked (`--delete-logs`): logs outlive the stack.
+//! Each service's CloudWatch log group, and the pipeline's build's, with the
+//! stack's retention. Kept by destroy unless asked (`--delete-logs`): logs
+//! outlive the stack.
 
 use std::collections::BTreeMap;
 
@@ -30,13 +31,13 @@ impl Kind for LogGroup {
 
     fn desired(stack: &Stack, _live: &Live) -> Vec<LogGroupSpec> {
         let names = Names::new(&stack.app);
+        let build = stack.pipeline.as_ref().map(|_| names.build_log_group());
         stack
             .services
             .iter()
-            .map(|service| LogGroupSpec {
-                name: names.log_group(&service.name),
-                retention_days: stack.aws.log_retention_days,
-            })
+            .map(|service| names.log_group(&service.name))
+            .chain(build)
+            .map(|name| LogGroupSpec { name, retention_days: stack.aws.log_retention_days })
             .collect()
     }
 
@@ -49,7 +50,8 @@ impl Kind for LogGroup {
     }
 
     async fn read(cx: Cx<'_>, _live: &Live) -> anyhow::Result<BTreeMap<String, Found<LogGroupSpec>>> {
-        let wanted = cx.stack.services.iter().map(|service| cx.names.log_group(&service.name)).collect();
+        let build = cx.stack.pipeline.as_ref().map(|_| cx.names.build_log_group());
+        let wanted = cx.stack.services.iter().map(|service| cx.names.log_group(&service.name)).chain(build).collect();
         read_each(wanted, |name| async move { read_log_group(cx, &name).await }).await
     }
 

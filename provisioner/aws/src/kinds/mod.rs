@@ -7,6 +7,7 @@ pub mod ecs_service;
 pub mod ingress;
 pub mod log_group;
 pub mod namespace;
+pub mod pipeline;
 pub mod repository;
 pub mod role;
 pub mod scaling;

@@ -1,7 +1,10 @@
-//! IAM roles that ECS tasks assume: the app's execution role (pull from the
-//! app's repositories, write to its log groups, read the secrets the stack
-//! names, nothing more) and each service's task role (what its code runs
-//! as: no policy unless the stack attaches some).
+//! IAM roles: those ECS tasks assume (the app's execution role: pull from
+//! the app's repositories, write to its log groups, read the secrets the
+//! stack names, nothing more; and each service's task role, what its code
+//! runs as: no policy unless the stack attaches some), and with a
+//! `[pipeline]`, the build's role (what `provision deploy --apply` calls,
+//! scoped to the app) and the pipeline's (see [`super::pipeline`]). A
+//! pipeline role left over once the table goes is deleted.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,16 +31,21 @@ pub struct RoleSpec {
     pub policy: Option<Value>,
     /// Managed policy ARNs attached to it.
     pub managed_policies: BTreeSet<String>,
+    /// The AWS service that may assume it (`ecs-tasks.amazonaws.com`).
+    pub trusted: String,
 }
 
+/// The principal of the roles ECS tasks assume.
+pub const ECS_TASKS: &str = "ecs-tasks.amazonaws.com";
+
 impl RoleSpec {
-    /// Who may assume it: ECS tasks only.
-    pub fn trust_policy() -> Value {
+    /// Who may assume it: the one service it is for.
+    pub fn trust_policy(&self) -> Value {
         json!({
             "Version": "2012-10-17",
             "Statement": [{
                 "Effect": "Allow",
-                "Principal": { "Service": "ecs-tasks.amazonaws.com" },
+                "Principal": { "Service": self.trusted },
                 "Action": "sts:AssumeRole"
             }]
         })
@@ -47,9 +55,10 @@ impl RoleSpec {
 impl Kind for Role {
     const LABEL: &'static str = "iam role";
     const KEY: &'static str = "role";
+    const RETIRED_WITH_THE_STACK: bool = true;
     type Spec = RoleSpec;
 
-    /// The execution role, then each service's task role.
+    /// The execution role, each service's task role, then the pipeline's.
     fn desired(stack: &Stack, live: &Live) -> Vec<RoleSpec> {
         let names = Names::new(&stack.app);
         let mut secrets: BTreeSet<String> =
@@ -62,13 +71,16 @@ impl Kind for Role {
             name: names.execution_role(),
             policy: Some(execution_policy(&names, &live.account, &secrets)),
             managed_policies: BTreeSet::new(),
+            trusted: ECS_TASKS.to_owned(),
         };
         let task_roles = stack.services.iter().map(|service| RoleSpec {
             name: names.task_role(&service.name),
             policy: None,
             managed_policies: service.aws.task_role_policies.iter().cloned().collect(),
+            trusted: ECS_TASKS.to_owned(),
         });
-        std::iter::once(execution).chain(task_roles).collect()
+        let pipeline_roles = super::pipeline::roles(stack, live);
+        std::iter::once(execution).chain(task_roles).chain(pipeline_roles).collect()
     }
 
     fn name(spec: &RoleSpec) -> &str {
@@ -79,12 +91,15 @@ impl Kind for Role {
         Fields::from([
             ("inline_policy", spec.policy.as_ref().map_or_else(|| "none".to_owned(), summarize_policy)),
             ("managed_policies", render::join(&spec.managed_policies)),
+            ("trusted", spec.trusted.clone()),
         ])
     }
 
     async fn read(cx: Cx<'_>, _live: &Live) -> anyhow::Result<BTreeMap<String, Found<RoleSpec>>> {
         let mut wanted = vec![cx.names.execution_role()];
         wanted.extend(cx.stack.services.iter().map(|service| cx.names.task_role(&service.name)));
+        // Whether or not the stack has a pipeline now (one left over goes).
+        wanted.extend([cx.names.build_role(), cx.names.pipeline_role()]);
         read_each(wanted, |name| async move { read_role(cx, &name).await }).await
     }
 
@@ -105,7 +120,7 @@ impl Kind for Role {
                 let mut request = iam
                     .create_role()
                     .role_name(&spec.name)
-                    .assume_role_policy_document(RoleSpec::trust_policy().to_string())
+                    .assume_role_policy_document(spec.trust_policy().to_string())
                     .description(format!("made by provision for {}", names.app()));
                 for (key, value) in names.tags() {
                     request = request.tags(Tag::builder().key(key).value(value).build()?);
@@ -126,6 +141,14 @@ impl Kind for Role {
         };
         if *action == Action::Unchanged {
             return Ok(Output::id(arn));
+        }
+        if live.is_some_and(|found| found.spec.trusted != spec.trusted) {
+            iam.update_assume_role_policy()
+                .role_name(&spec.name)
+                .policy_document(spec.trust_policy().to_string())
+                .send()
+                .await
+                .map_err(|e| explain(e, "iam:UpdateAssumeRolePolicy", &resource))?;
         }
         let live_policy = live.and_then(|found| found.spec.policy.as_ref());
         match &spec.policy {
@@ -214,6 +237,11 @@ async fn read_role(cx: Cx<'_>, name: &str) -> anyhow::Result<Option<Found<RoleSp
         }
     };
     let Some(role) = role.role() else { return Ok(None) };
+    // URL-encoded JSON; the one service principal of the statement.
+    let trust = role.assume_role_policy_document().unwrap_or_default();
+    let trust: Value =
+        serde_json::from_str(&percent_encoding::percent_decode_str(trust).decode_utf8_lossy()).unwrap_or_default();
+    let trusted = trust["Statement"][0]["Principal"]["Service"].as_str().unwrap_or_default().to_owned();
     let policy = match iam.get_role_policy().role_name(name).policy_name(INLINE_POLICY).send().await {
         Ok(answer) => {
             let decoded = percent_encoding::percent_decode_str(answer.policy_document()).decode_utf8_lossy();
@@ -242,6 +270,7 @@ async fn read_role(cx: Cx<'_>, name: &str) -> anyhow::Result<Option<Found<RoleSp
         owned: cx.names.owns(role.tags().iter().map(|tag| (tag.key(), tag.value()))),
         spec: RoleSpec {
             name: name.to_owned(),
+            trusted,
             policy,
             managed_policies: attached
                 .attached_policies()

@@ -1,0 +1,168 @@
+//! The CodeBuild project the pipeline runs: source and artifacts from
+//! CodePipeline, the repository's `pipeline/buildspec.yml`, a Linux
+//! container of the stack's compute type and image in privileged mode
+//! (`docker build` packages the images), the build role, logs to the app's
+//! build log group, and an S3 cache in the artifact bucket (cargo's
+//! registry and the target directory, as the buildspec lists them).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use stack_spec::Stack;
+
+use super::BUILDSPEC;
+use crate::{
+    kinds::role::Role,
+    names::Names,
+    plan::Action,
+    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
+    state::Live,
+};
+
+/// The build project.
+pub struct BuildProject;
+
+/// A build project as plan sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectSpec {
+    pub name: String,
+    /// The buildspec's path in the source.
+    pub buildspec: String,
+    pub image: String,
+    pub compute_type: String,
+    pub privileged: bool,
+    /// Its role, by name.
+    pub role: String,
+    pub timeout_minutes: u32,
+    pub log_group: String,
+    /// `BUCKET/PREFIX` of its S3 cache.
+    pub cache: String,
+}
+
+impl Kind for BuildProject {
+    const LABEL: &'static str = "build project";
+    const KEY: &'static str = "build-project";
+    const RETIRED_WITH_THE_STACK: bool = true;
+    type Spec = ProjectSpec;
+
+    fn desired(stack: &Stack, live: &Live) -> Vec<ProjectSpec> {
+        let names = Names::new(&stack.app);
+        stack
+            .pipeline
+            .iter()
+            .map(|pipeline| ProjectSpec {
+                name: names.build_project(),
+                buildspec: BUILDSPEC.to_owned(),
+                image: pipeline.image.clone(),
+                compute_type: pipeline.compute_type.clone(),
+                privileged: true,
+                role: names.build_role(),
+                timeout_minutes: pipeline.timeout_minutes,
+                log_group: names.build_log_group(),
+                cache: format!("{}/cache", names.artifact_bucket(&live.account, &live.region)),
+            })
+            .collect()
+    }
+
+    fn name(spec: &ProjectSpec) -> &str {
+        &spec.name
+    }
+
+    fn fields(spec: &ProjectSpec) -> Fields {
+        Fields::from([
+            ("source", format!("CODEPIPELINE, buildspec {}", spec.buildspec)),
+            (
+                "environment",
+                format!("{} on {}, privileged {}", spec.image, spec.compute_type, render::on_off(spec.privileged)),
+            ),
+            ("role", spec.role.clone()),
+            ("timeout", format!("{} min", spec.timeout_minutes)),
+            ("logs", spec.log_group.clone()),
+            ("cache", format!("S3 {}", spec.cache)),
+        ])
+    }
+
+    /// The app's project, whether or not the stack has a pipeline now (one
+    /// left over goes).
+    async fn read(cx: Cx<'_>, _live: &Live) -> anyhow::Result<BTreeMap<String, Found<ProjectSpec>>> {
+        let name = cx.names.build_project();
+        let Some(project) = cx.clients.codebuild.project(&name).await? else { return Ok(BTreeMap::new()) };
+        let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+        let environment = &project["environment"];
+        let spec = ProjectSpec {
+            name: name.clone(),
+            buildspec: text(&project["source"]["buildspec"]),
+            image: text(&environment["image"]),
+            compute_type: text(&environment["computeType"]),
+            privileged: environment["privilegedMode"].as_bool().unwrap_or(false),
+            role: text(&project["serviceRole"]).rsplit('/').next().unwrap_or_default().to_owned(),
+            timeout_minutes: project["timeoutInMinutes"]
+                .as_u64()
+                .and_then(|minutes| u32::try_from(minutes).ok())
+                .unwrap_or(60),
+            log_group: text(&project["logsConfig"]["cloudWatchLogs"]["groupName"]),
+            cache: text(&project["cache"]["location"]),
+        };
+        let tags = project["tags"].as_array().cloned().unwrap_or_default();
+        let owned = cx.names.owns(
+            tags.iter().map(|tag| (tag["key"].as_str().unwrap_or_default(), tag["value"].as_str().unwrap_or_default())),
+        );
+        let arn = text(&project["arn"]);
+        Ok(BTreeMap::from([(name, Found { id: arn.clone(), arn, owned, spec })]))
+    }
+
+    /// Creates or updates the project with the whole definition; passes on
+    /// its name.
+    async fn apply(
+        cx: ApplyCx<'_>,
+        spec: &ProjectSpec,
+        have: Option<&Found<ProjectSpec>>,
+        action: &Action,
+    ) -> anyhow::Result<Output> {
+        if have.is_some() && *action == Action::Unchanged {
+            return Ok(Output::id(&spec.name));
+        }
+        let names = cx.cx.names;
+        let role = cx.made.id::<Role>(&spec.role);
+        let tags: Vec<Value> =
+            names.tag_pairs().iter().map(|(key, value)| json!({ "key": key, "value": value })).collect();
+        let project = json!({
+            "name": spec.name,
+            "description": format!("tests, builds and deploys {} (made by provision)", names.app()),
+            // CodePipeline gives the source and takes the artifacts; the
+            // locations are ignored for that type.
+            "source": { "type": "CODEPIPELINE", "buildspec": spec.buildspec, "location": names.pipeline() },
+            "artifacts": { "type": "CODEPIPELINE", "location": names.pipeline() },
+            "environment": {
+                "type": "LINUX_CONTAINER",
+                "image": spec.image,
+                "computeType": spec.compute_type,
+                "privilegedMode": spec.privileged,
+                "imagePullCredentialsType": "CODEBUILD"
+            },
+            "serviceRole": role,
+            "timeoutInMinutes": spec.timeout_minutes,
+            "cache": { "type": "S3", "location": spec.cache },
+            "logsConfig": {
+                "cloudWatchLogs": { "status": "ENABLED", "groupName": spec.log_group },
+                "s3Logs": { "status": "DISABLED" }
+            },
+            "tags": tags,
+        });
+        cx.cx.clients.codebuild.put_project(&project, have.is_some()).await?;
+        Self::done(if have.is_some() { "updated" } else { "created" }, &spec.name);
+        Ok(Output::id(&spec.name))
+    }
+
+    fn teardown_line(found: &Found<ProjectSpec>, _options: DestroyOptions) -> Option<String> {
+        Some(format!("build project {}", found.spec.name))
+    }
+
+    async fn destroy(cx: Cx<'_>, owned: Vec<&Found<ProjectSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {
+        for found in owned {
+            cx.clients.codebuild.delete_project(&found.spec.name).await?;
+            println!("  deleted build project {}", found.spec.name);
+        }
+        Ok(())
+    }
+}

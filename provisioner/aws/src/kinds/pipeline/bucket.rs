@@ -112,8 +112,9 @@ impl Kind for ArtifactBucket {
         Ok(())
     }
 
-    /// Creates the bucket (tagged first, so that a rerun after a failure
-    /// finds it ours) and brings its settings to the stack's.
+    /// Creates the bucket, tags it at once (S3 takes no tags at creation:
+    /// a bucket an interrupted apply left untagged reads as not this app's,
+    /// and plan says so), and brings its settings to the stack's.
     async fn apply(
         cx: ApplyCx<'_>,
         spec: &BucketSpec,

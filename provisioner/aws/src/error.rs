@@ -26,6 +26,24 @@ impl AwsError {
                 || code == "ResourceNotFoundException"
         })
     }
+
+    /// Whether AWS refused the call for want of permission.
+    pub fn is_access_denied(&self) -> bool {
+        self.code
+            .as_deref()
+            .is_some_and(|code| code.contains("AccessDenied") || code == "UnauthorizedOperation" || code == "403")
+    }
+}
+
+/// The answer of a read that looks for a resource the stack may no longer
+/// ask for (to delete it): when the stack does not use that kind, a caller
+/// without permission for its service has none of it, and the read says
+/// so instead of failing the plan.
+pub fn unless_unused<T: Default>(answer: Result<T, AwsError>, used: bool) -> Result<T, AwsError> {
+    match answer {
+        Err(error) if !used && error.is_access_denied() => Ok(T::default()),
+        answer => answer,
+    }
 }
 
 /// `action` is the API call (`ecs:CreateService`), `resource` what it was
@@ -196,6 +214,15 @@ mod tests {
     fn rejected_credentials_say_so() {
         let error = classify(service_error("UnrecognizedClientException", "bad token"), "sts:GetCallerIdentity", "x");
         assert!(error.message.contains("AWS rejected the credentials"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_kind_the_stack_does_not_use_reads_as_none_when_access_is_denied() {
+        let denied = || Err::<Option<u8>, _>(AwsError { code: Some("AccessDenied".into()), message: String::new() });
+        assert_eq!(unless_unused(denied(), false).unwrap(), None);
+        assert!(unless_unused(denied(), true).is_err(), "a kind the stack uses must be readable");
+        let throttled = Err::<Option<u8>, _>(AwsError { code: Some("Throttling".into()), message: String::new() });
+        assert!(unless_unused(throttled, false).is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use stack_spec::{
 use super::{HTTPS_PORT, security_group::IngressSecurityGroup};
 use crate::{
     elbv2::NewLoadBalancer,
+    error::unless_unused,
     names::Names,
     plan::Action,
     resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
@@ -116,10 +117,11 @@ impl Kind for LoadBalancer {
     /// table now (one left over is deleted).
     async fn read(cx: Cx<'_>, live: &Live) -> anyhow::Result<BTreeMap<String, Found<LoadBalancerSpec>>> {
         let elb = &cx.clients.elb;
+        let used = cx.stack.services.iter().any(|service| service.ingress.is_some());
         let mut found = BTreeMap::new();
         for service in &cx.stack.services {
             let name = cx.names.load_balancer(&service.name);
-            let Some(balancer) = elb.load_balancer(&name).await? else { continue };
+            let Some(balancer) = unless_unused(elb.load_balancer(&name).await, used)? else { continue };
             let resource = format!("load balancer {name}");
             let tags = elb.tags(&balancer.arn, &resource).await?;
             let attributes = elb.attributes("LoadBalancer", &balancer.arn, &resource).await?;

@@ -12,6 +12,7 @@ use stack_spec::Stack;
 use super::HEALTH_CHECK_PATH;
 use crate::{
     elbv2::TargetGroup as Group,
+    error::unless_unused,
     names::Names,
     plan::Action,
     resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
@@ -96,10 +97,11 @@ impl Kind for TargetGroup {
     /// table now (one left over is deleted).
     async fn read(cx: Cx<'_>, _live: &Live) -> anyhow::Result<BTreeMap<String, Found<TargetGroupSpec>>> {
         let elb = &cx.clients.elb;
+        let used = cx.stack.services.iter().any(|service| service.ingress.is_some());
         let mut found = BTreeMap::new();
         for service in &cx.stack.services {
             let name = cx.names.load_balancer(&service.name);
-            let Some(group) = elb.target_group(&name).await? else { continue };
+            let Some(group) = unless_unused(elb.target_group(&name).await, used)? else { continue };
             let resource = format!("target group {name}");
             let tags = elb.tags(&group.arn, &resource).await?;
             let attributes = elb.attributes("TargetGroup", &group.arn, &resource).await?;

@@ -69,8 +69,11 @@ impl Kind for ArtifactBucket {
     async fn read(cx: Cx<'_>, live: &Live) -> anyhow::Result<BTreeMap<String, Found<BucketSpec>>> {
         let s3 = &cx.clients.s3;
         let name = cx.names.artifact_bucket(&live.account, &live.region);
+        let used = cx.stack.pipeline.is_some();
         let found = match s3.bucket_exists(&name).await? {
             None => return Ok(BTreeMap::new()),
+            // HEAD says 403 to a caller without s3:ListBucket as well.
+            Some(false) if !used => return Ok(BTreeMap::new()),
             // Someone else's: plan refuses to take it over.
             Some(false) => Found {
                 id: name.clone(),

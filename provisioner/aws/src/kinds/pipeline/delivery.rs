@@ -10,6 +10,7 @@ use stack_spec::Stack;
 
 use super::{bucket::ArtifactBucket, project::BuildProject};
 use crate::{
+    error::unless_unused,
     kinds::role::Role,
     names::Names,
     plan::Action,
@@ -86,7 +87,8 @@ impl Kind for DeliveryPipeline {
     async fn read(cx: Cx<'_>, _live: &Live) -> anyhow::Result<BTreeMap<String, Found<PipelineSpec>>> {
         let name = cx.names.pipeline();
         let codepipeline = &cx.clients.codepipeline;
-        let Some((declaration, arn)) = codepipeline.pipeline(&name).await? else { return Ok(BTreeMap::new()) };
+        let answer = unless_unused(codepipeline.pipeline(&name).await, cx.stack.pipeline.is_some());
+        let Some((declaration, arn)) = answer? else { return Ok(BTreeMap::new()) };
         let tags = codepipeline.tags(&arn, &format!("pipeline {name}")).await?;
         let owned = cx.names.owns(tags.iter().map(|(key, value)| (key.as_str(), value.as_str())));
         let spec = read_declaration(&name, &declaration);

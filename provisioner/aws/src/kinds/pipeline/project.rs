@@ -12,6 +12,7 @@ use stack_spec::Stack;
 
 use super::BUILDSPEC;
 use crate::{
+    error::unless_unused,
     kinds::role::Role,
     names::Names,
     plan::Action,
@@ -86,7 +87,8 @@ impl Kind for BuildProject {
     /// left over goes).
     async fn read(cx: Cx<'_>, _live: &Live) -> anyhow::Result<BTreeMap<String, Found<ProjectSpec>>> {
         let name = cx.names.build_project();
-        let Some(project) = cx.clients.codebuild.project(&name).await? else { return Ok(BTreeMap::new()) };
+        let answer = unless_unused(cx.clients.codebuild.project(&name).await, cx.stack.pipeline.is_some());
+        let Some(project) = answer? else { return Ok(BTreeMap::new()) };
         let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
         let environment = &project["environment"];
         let spec = ProjectSpec {

@@ -186,6 +186,9 @@ async fn a_pipeline_table_applies_to_a_bucket_project_roles_and_pipeline_and_goe
     let status = account.provision(&["pipeline", "status"], &stack);
     assert_eq!(status.code, 0, "{}", status.stderr);
     assert!(status.stdout.lines().any(|line| line.contains(id) && line.contains("Succeeded")), "{}", status.stdout);
+    let whole = account.provision(&["status"], &stack);
+    assert!(whole.stdout.contains("pipeline shop\n"), "provision status shows it too: {}", whole.stdout);
+    assert!(whole.stdout.lines().any(|line| line.contains(id)), "{}", whole.stdout);
 
     // Without the table, everything it made goes.
     let without = account.write_stack(&[]);

@@ -179,10 +179,11 @@ pub async fn run(clients: &Clients, stack: &Stack, timeout: Duration) -> anyhow:
     }
 }
 
-/// `provision pipeline status`: the last executions, newest first.
-pub async fn status(clients: &Clients, stack: &Stack) -> anyhow::Result<String> {
+/// `provision pipeline status`: the last `count` executions, newest first
+/// (`provision status` shows three).
+pub async fn status(clients: &Clients, stack: &Stack, count: u32) -> anyhow::Result<String> {
     let name = Names::new(&stack.app).pipeline();
-    let request = json!({ "pipelineName": name, "maxResults": 10 });
+    let request = json!({ "pipelineName": name, "maxResults": count });
     let answer = clients.codepipeline.call("ListPipelineExecutions", &request, &format!("pipeline {name}")).await?;
     let executions = answer["pipelineExecutionSummaries"].as_array().cloned().unwrap_or_default();
     let mut out = format!("pipeline {name}\n");

@@ -471,7 +471,7 @@ mod commands {
             }
             super::PipelineCommand::Status(args) => {
                 let (stack, clients) = connect(&args.aws).await?;
-                print!("{}", super::delivery::status(&clients, &stack).await?);
+                print!("{}", super::delivery::status(&clients, &stack, 10).await?);
             }
         }
         Ok(0)

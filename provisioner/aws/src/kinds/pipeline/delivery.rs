@@ -116,6 +116,22 @@ impl Kind for DeliveryPipeline {
         Ok(Output::id(&spec.name))
     }
 
+    /// The pipeline's last three executions; where they cannot be read,
+    /// one line says why and status goes on.
+    async fn status(cx: Cx<'_>, live: &Live, out: &mut String) -> anyhow::Result<bool> {
+        if live.get::<DeliveryPipeline>(&cx.names.pipeline()).is_none() {
+            return Ok(true);
+        }
+        out.push('\n');
+        match crate::delivery::status(cx.clients, cx.stack, 3).await {
+            Ok(text) => out.push_str(&text),
+            Err(error) => {
+                out.push_str(&format!("pipeline {}: cannot read its executions: {error:#}\n", cx.names.pipeline()))
+            }
+        }
+        Ok(true)
+    }
+
     fn teardown_line(found: &Found<PipelineSpec>, _options: DestroyOptions) -> Option<String> {
         Some(format!("pipeline {}", found.spec.name))
     }

@@ -100,16 +100,6 @@ impl Kind for SecurityGroup {
         action: &Action,
     ) -> anyhow::Result<Output> {
         let names = cx.cx.names;
-        let (id, live_ingress) = match have {
-            Some(found) if *action == Action::Unchanged => return Ok(Output::id(&found.id)),
-            Some(found) => (found.id.clone(), found.spec.ingress.clone()),
-            None => {
-                let description = format!("tasks of {}: service ports from the group only", names.app());
-                let id = create_group(cx, &spec.name, &spec.vpc_id, &description).await?;
-                Self::done("created", &spec.name);
-                (id, BTreeSet::new())
-            }
-        };
         let load_balancer_group = |source: &str| {
             let service = cx.cx.stack.services.iter().find(|service| ingress::source(&service.name) == source)?;
             let name = names.ingress_security_group(&service.name);
@@ -117,14 +107,14 @@ impl Kind for SecurityGroup {
             // One being retired was not applied: its rule goes by its live id.
             Some(if made.is_empty() { cx.live.get::<IngressSecurityGroup>(&name)?.id.clone() } else { made })
         };
-        let permission = |(port, source): &(u16, String)| {
+        let permission = |id: &str, (port, source): &(u16, String)| {
             let mut rule = Permission::tcp(*port);
             if let Some(group) = load_balancer_group(source) {
                 rule.groups.push((group, Some(source.clone())));
                 return rule;
             }
             match source.as_str() {
-                FROM_SELF => rule.groups.push((id.clone(), Some("tasks of the same app".into()))),
+                FROM_SELF => rule.groups.push((id.to_owned(), Some("tasks of the same app".into()))),
                 group if group.starts_with("sg-") => {
                     rule.groups.push((group.to_owned(), Some("named in the stack's allow_from".into())));
                 }
@@ -132,11 +122,14 @@ impl Kind for SecurityGroup {
             }
             rule
         };
-        sync_ingress(cx, &spec.name, &id, &spec.ingress, &live_ingress, permission).await?;
-        if have.is_some() && matches!(action, Action::Update { .. }) {
-            Self::done("updated", &spec.name);
-        }
-        Ok(Output::id(id))
+        let want = WantedGroup {
+            name: &spec.name,
+            vpc_id: &spec.vpc_id,
+            description: format!("tasks of {}: service ports from the group only", names.app()),
+            ingress: &spec.ingress,
+        };
+        let have = have.map(|found| (found.id.as_str(), &found.spec.ingress));
+        Ok(Output::id(apply_group::<Self>(cx, want, have, action, permission).await?))
     }
 
     fn teardown_line(found: &Found<SecurityGroupSpec>, _options: DestroyOptions) -> Option<String> {
@@ -197,35 +190,53 @@ pub fn group_fields(vpc_id: &str, ingress: &BTreeSet<(u16, String)>) -> Fields {
     Fields::from([("vpc", vpc_id.to_owned()), ("ingress", rules.join(", "))])
 }
 
-/// Creates a security group of the app named `name` in `vpc_id`; returns
-/// its id.
-pub async fn create_group(cx: ApplyCx<'_>, name: &str, vpc_id: &str, description: &str) -> anyhow::Result<String> {
-    let mut tags = cx.cx.names.tag_pairs();
-    tags.push(("Name".to_owned(), name.to_owned()));
-    Ok(cx.cx.clients.ec2.create_security_group(name, description, vpc_id, &tags).await?)
+/// A security group as the stack wants it, for [`apply_group`].
+pub struct WantedGroup<'a> {
+    pub name: &'a str,
+    pub vpc_id: &'a str,
+    /// What it is for, said once at creation.
+    pub description: String,
+    /// Its TCP ingress rules as (port, source).
+    pub ingress: &'a BTreeSet<(u16, String)>,
 }
 
-/// Authorizes the rules `wanted` has and `live` lacks, and revokes the
-/// ones only `live` has; `permission` turns a rule into EC2's form.
-pub async fn sync_ingress(
+/// What apply does to every kind of security group: creates it if missing,
+/// authorizes the rules `want` has and the live group (`have`: its id and
+/// rules) lacks, and revokes the ones only the live group has;
+/// `permission(group id, rule)` turns a rule into EC2's form. Returns the
+/// group's id.
+pub async fn apply_group<K: Kind>(
     cx: ApplyCx<'_>,
-    name: &str,
-    id: &str,
-    wanted: &BTreeSet<(u16, String)>,
-    live: &BTreeSet<(u16, String)>,
-    permission: impl Fn(&(u16, String)) -> Permission,
-) -> anyhow::Result<()> {
+    want: WantedGroup<'_>,
+    have: Option<(&str, &BTreeSet<(u16, String)>)>,
+    action: &Action,
+    permission: impl Fn(&str, &(u16, String)) -> Permission,
+) -> anyhow::Result<String> {
+    let (id, live) = match have {
+        Some((id, _)) if *action == Action::Unchanged => return Ok(id.to_owned()),
+        Some((id, live)) => (id.to_owned(), live.clone()),
+        None => {
+            let mut tags = cx.cx.names.tag_pairs();
+            tags.push(("Name".to_owned(), want.name.to_owned()));
+            let id = cx.cx.clients.ec2.create_security_group(want.name, &want.description, want.vpc_id, &tags).await?;
+            K::done("created", want.name);
+            (id, BTreeSet::new())
+        }
+    };
     let ec2 = &cx.cx.clients.ec2;
-    let resource = format!("security group {name}");
-    let missing: Vec<_> = wanted.difference(live).map(&permission).collect();
+    let resource = format!("security group {}", want.name);
+    let missing: Vec<_> = want.ingress.difference(&live).map(|rule| permission(&id, rule)).collect();
     if !missing.is_empty() {
-        ec2.authorize_ingress(id, &missing, &resource).await?;
+        ec2.authorize_ingress(&id, &missing, &resource).await?;
     }
-    let extra: Vec<_> = live.difference(wanted).map(&permission).collect();
+    let extra: Vec<_> = live.difference(want.ingress).map(|rule| permission(&id, rule)).collect();
     if !extra.is_empty() {
-        ec2.revoke_ingress(id, &extra, &resource).await?;
+        ec2.revoke_ingress(&id, &extra, &resource).await?;
     }
-    Ok(())
+    if have.is_some() && matches!(action, Action::Update { .. }) {
+        K::done("updated", want.name);
+    }
+    Ok(id)
 }
 
 /// Deletes a security group once nothing uses it any more (EC2 refuses

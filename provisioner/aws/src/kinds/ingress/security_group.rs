@@ -12,7 +12,7 @@ use stack_spec::{Stack, ingress::Allow};
 use super::HTTPS_PORT;
 use crate::{
     ec2::Permission,
-    kinds::security_group::{ReadGroup, create_group, delete_when_free, group_fields, read_group, sync_ingress},
+    kinds::security_group::{ReadGroup, WantedGroup, apply_group, delete_when_free, group_fields, read_group},
     names::Names,
     plan::Action,
     resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
@@ -93,17 +93,7 @@ impl Kind for IngressSecurityGroup {
         have: Option<&Found<IngressGroupSpec>>,
         action: &Action,
     ) -> anyhow::Result<Output> {
-        let (id, live_ingress) = match have {
-            Some(found) if *action == Action::Unchanged => return Ok(Output::id(&found.id)),
-            Some(found) => (found.id.clone(), found.spec.ingress.clone()),
-            None => {
-                let description = format!("load balancer of {} of {}: 443 only", spec.service, cx.cx.names.app());
-                let id = create_group(cx, &spec.name, &spec.vpc_id, &description).await?;
-                Self::done("created", &spec.name);
-                (id, BTreeSet::new())
-            }
-        };
-        let permission = |(port, source): &(u16, String)| {
+        let permission = |_: &str, (port, source): &(u16, String)| {
             let mut rule = Permission::tcp(*port);
             if source.starts_with("sg-") {
                 rule.groups.push((source.clone(), None));
@@ -112,11 +102,14 @@ impl Kind for IngressSecurityGroup {
             }
             rule
         };
-        sync_ingress(cx, &spec.name, &id, &spec.ingress, &live_ingress, permission).await?;
-        if have.is_some() && matches!(action, Action::Update { .. }) {
-            Self::done("updated", &spec.name);
-        }
-        Ok(Output::id(id))
+        let want = WantedGroup {
+            name: &spec.name,
+            vpc_id: &spec.vpc_id,
+            description: format!("load balancer of {} of {}: 443 only", spec.service, cx.cx.names.app()),
+            ingress: &spec.ingress,
+        };
+        let have = have.map(|found| (found.id.as_str(), &found.spec.ingress));
+        Ok(Output::id(apply_group::<Self>(cx, want, have, action, permission).await?))
     }
 
     fn teardown_line(found: &Found<IngressGroupSpec>, _options: DestroyOptions) -> Option<String> {

@@ -9,7 +9,7 @@ use std::{
 use crate::{
     ec2::Permission,
     kinds::security_group::{
-        ReadGroup, SecurityGroup, create_group, delete_when_free, group_fields, read_group, sync_ingress,
+        ReadGroup, SecurityGroup, WantedGroup, apply_group, delete_when_free, group_fields, read_group,
     },
     names::Names,
     plan::Action,
@@ -88,19 +88,8 @@ impl Kind for StoreSecurityGroup {
         action: &Action,
     ) -> anyhow::Result<Output> {
         let names = cx.cx.names;
-        let (id, live_ingress) = match have {
-            Some(found) if *action == Action::Unchanged => return Ok(Output::id(&found.id)),
-            Some(found) => (found.id.clone(), found.spec.ingress.clone()),
-            None => {
-                let description =
-                    format!("store {} of {}: its port from the app's tasks only", spec.store, names.app());
-                let id = create_group(cx, &spec.name, &spec.vpc_id, &description).await?;
-                Self::done("created", &spec.name);
-                (id, BTreeSet::new())
-            }
-        };
         let tasks = cx.made.id::<SecurityGroup>(&names.security_group());
-        let permission = |(port, source): &(u16, String)| {
+        let permission = |_: &str, (port, source): &(u16, String)| {
             let mut rule = Permission::tcp(*port);
             match source.as_str() {
                 FROM_TASKS => rule.groups.push((tasks.clone(), Some("the app's tasks".into()))),
@@ -109,11 +98,14 @@ impl Kind for StoreSecurityGroup {
             }
             rule
         };
-        sync_ingress(cx, &spec.name, &id, &spec.ingress, &live_ingress, permission).await?;
-        if have.is_some() && matches!(action, Action::Update { .. }) {
-            Self::done("updated", &spec.name);
-        }
-        Ok(Output::id(id))
+        let want = WantedGroup {
+            name: &spec.name,
+            vpc_id: &spec.vpc_id,
+            description: format!("store {} of {}: its port from the app's tasks only", spec.store, names.app()),
+            ingress: &spec.ingress,
+        };
+        let have = have.map(|found| (found.id.as_str(), &found.spec.ingress));
+        Ok(Output::id(apply_group::<Self>(cx, want, have, action, permission).await?))
     }
 
     fn teardown_line(found: &Found<StoreGroupSpec>, _options: DestroyOptions) -> Option<String> {

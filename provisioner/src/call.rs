@@ -128,7 +128,7 @@ async fn call_over_tls(args: &CallArgs, timeout: Duration) -> anyhow::Result<()>
         .timeout(timeout)
         .connect()
         .await
-        .map_err(|error| anyhow!("{url} (TLS, server name {server_name}): {}", causes(&error)))?;
+        .map_err(|error| anyhow!("{url} (TLS, server name {server_name}): {}", aws::causes(&error)))?;
     let target = format!("{url}, TLS for {server_name}");
     let answer = invoke(channel, args, &target, timeout)
         .await?
@@ -160,20 +160,6 @@ async fn invoke<C: reflect::Channel>(
     let mut call = tonic::Request::new(request);
     call.set_timeout(timeout);
     Ok(grpc.unary(call, path, DynamicCodec { output: method.output() }).await.map(tonic::Response::into_inner))
-}
-
-/// An error and its causes on one line (a TLS failure is three levels down).
-fn causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut next = error.source();
-    while let Some(cause) = next {
-        let text = cause.to_string();
-        if !parts.iter().any(|part| part.contains(&text)) {
-            parts.push(text);
-        }
-        next = cause.source();
-    }
-    parts.join(": ")
 }
 
 /// Encodes any message and decodes the method's output type.

@@ -215,11 +215,17 @@ impl Elbv2 {
         gone_is_fine(self.call("DeleteTargetGroup", &params, resource).await)
     }
 
-    /// `DescribeListeners` of a load balancer.
-    pub async fn listeners(&self, load_balancer_arn: &str, resource: &str) -> Result<Vec<Listener>, AwsError> {
+    /// `DescribeListeners` of a load balancer: its listener on `port`, if it
+    /// has one.
+    pub async fn listener_on(
+        &self,
+        load_balancer_arn: &str,
+        port: u16,
+        resource: &str,
+    ) -> Result<Option<Listener>, AwsError> {
         let params = [("LoadBalancerArn".to_owned(), load_balancer_arn.to_owned())];
         let answer = self.call("DescribeListeners", &params, resource).await?;
-        Ok(answer.members("Listeners").into_iter().map(listener).collect())
+        Ok(answer.members("Listeners").into_iter().map(listener).find(|listener| listener.port == port))
     }
 
     /// `CreateListener` (`listener.arn` empty) or `ModifyListener`: HTTPS

@@ -27,6 +27,11 @@ impl AwsError {
         })
     }
 
+    /// Whether AWS throttled the call (after the client's own retries).
+    pub fn is_throttled(&self) -> bool {
+        self.code.as_deref().is_some_and(is_throttling)
+    }
+
     /// Whether AWS refused the call for want of permission.
     pub fn is_access_denied(&self) -> bool {
         self.code
@@ -164,20 +169,7 @@ pub fn describe(failure: Failure, action: &str, resource: &str) -> AwsError {
     AwsError { code, message }
 }
 
-/// The error and its causes on one line, each said once (the SDK's own
-/// rendering ends in a debug dump).
-pub fn causes(error: &(dyn StdError + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(error);
-    while let Some(current) = next {
-        let text = current.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
-        if !text.is_empty() && !parts.iter().any(|part| part.contains(&text)) {
-            parts.push(text);
-        }
-        next = current.source();
-    }
-    parts.join(": ")
-}
+pub use super::causes;
 
 #[cfg(test)]
 mod tests {

@@ -268,6 +268,21 @@ pub async fn run(command: AwsCommand) -> anyhow::Result<u8> {
     }
 }
 
+/// The error and its causes on one line, each said once (the SDK's own
+/// rendering ends in a debug dump; a TLS failure is three levels down).
+pub fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(current) = next {
+        let text = current.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        if !text.is_empty() && !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        next = current.source();
+    }
+    parts.join(": ")
+}
+
 /// Where a service's load balancer answers, for `provision call --ingress`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngressEndpoint {
@@ -493,12 +508,8 @@ mod commands {
             bail!("load balancer {name} of service {service:?} does not exist yet: `provision apply` makes it");
         };
         let resource = format!("listeners of load balancer {name}");
-        let listeners = clients.elb.listeners(&balancer.arn, &resource).await?;
-        let certificate = listeners
-            .iter()
-            .find(|listener| listener.port == super::kinds::ingress::HTTPS_PORT)
-            .map(|listener| listener.certificate_arn.clone())
-            .filter(|arn| !arn.is_empty());
+        let listener = clients.elb.listener_on(&balancer.arn, super::kinds::ingress::HTTPS_PORT, &resource).await?;
+        let certificate = listener.map(|listener| listener.certificate_arn).filter(|arn| !arn.is_empty());
         let server_name = match certificate {
             Some(arn) => clients.acm.domain_name(&arn).await?,
             None => None,

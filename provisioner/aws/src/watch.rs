@@ -5,10 +5,9 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::bail;
 use aws_sdk_ecs::types::DesiredStatus;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::{
-    error::explain,
+    error::{AwsError, classify},
     kinds::ecs_service::{service_tasks, task_id},
     progress::{LogView, TerminalView, View},
     sdk::Clients,
@@ -70,16 +69,14 @@ async fn describe(
     rollouts: &[Rollout],
     names: Vec<String>,
 ) -> Result<Vec<ServiceState>, PollError> {
-    let answer = match clients.ecs.describe_services().cluster(cluster).set_services(Some(names)).send().await {
-        Ok(answer) => answer,
-        Err(error) => {
-            let code = error.code().unwrap_or_default().to_owned();
-            if code.contains("Throttl") {
-                return Err(PollError::Throttled);
-            }
-            return Err(PollError::Fatal(explain(error, "ecs:DescribeServices", &format!("cluster {cluster}"))));
-        }
-    };
+    let answer = clients
+        .ecs
+        .describe_services()
+        .cluster(cluster)
+        .set_services(Some(names))
+        .send()
+        .await
+        .map_err(|error| poll_error(classify(error, "ecs:DescribeServices", &format!("cluster {cluster}"))))?;
     let mut states: Vec<ServiceState> = answer
         .services()
         .iter()
@@ -108,17 +105,15 @@ async fn describe(
         let group = rollouts.iter().find(|rollout| rollout.service == state.name).and_then(|r| r.target_group.as_ref());
         let Some(group) = group else { continue };
         let resource = format!("target group of ECS service {}", state.name);
-        match clients.elb.target_health(group, &resource).await {
-            Ok(targets) => {
-                state.healthy_targets = Some(targets.iter().filter(|target| target.state == "healthy").count());
-            }
-            Err(error) if error.code.as_deref().is_some_and(|code| code.contains("Throttl")) => {
-                return Err(PollError::Throttled);
-            }
-            Err(error) => return Err(PollError::Fatal(error.into())),
-        }
+        let targets = clients.elb.target_health(group, &resource).await.map_err(poll_error)?;
+        state.healthy_targets = Some(targets.iter().filter(|target| target.state == "healthy").count());
     }
     Ok(states)
+}
+
+/// A failed poll: throttling slows the wait down, anything else ends it.
+fn poll_error(error: AwsError) -> PollError {
+    if error.is_throttled() { PollError::Throttled } else { PollError::Fatal(error.into()) }
 }
 
 /// `id: reason` of the service's most recently stopped tasks.

@@ -68,8 +68,9 @@ impl Kind for Listener {
         let mut found = BTreeMap::new();
         for (name, balancer) in live.all::<LoadBalancer>() {
             let resource = format!("listeners of load balancer {name}");
-            let listeners = cx.clients.elb.listeners(&balancer.id, &resource).await?;
-            let Some(listener) = listeners.into_iter().find(|listener| listener.port == HTTPS_PORT) else { continue };
+            let Some(listener) = cx.clients.elb.listener_on(&balancer.id, HTTPS_PORT, &resource).await? else {
+                continue;
+            };
             let target_group = live
                 .all::<TargetGroup>()
                 .find(|(_, group)| group.id == listener.target_group_arn)

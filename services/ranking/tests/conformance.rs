@@ -85,6 +85,8 @@ conformance!(
     concurrent_submissions_for_one_user_lose_nothing,
     ranks_are_computed_only_where_asked,
     a_batch_is_the_same_as_its_submissions_one_by_one,
+    a_best_score_keeps_the_earliest_moment_it_was_reached,
+    a_best_only_batch_is_the_same_as_its_submissions_one_by_one,
 );
 
 async fn ranks_are_computed_only_where_asked(subject: Subject) {
@@ -111,6 +113,46 @@ async fn a_batch_is_the_same_as_its_submissions_one_by_one(subject: Subject) {
     assert_eq!(names(&daily), [("alice", 40, 1), ("bob", 30, 2), ("carol", 20, 3)]);
     let (all_time, _) = store.top(&board(Period::AllTime), 10).await.unwrap();
     assert_eq!(names(&all_time), [("alice", 55, 1), ("bob", 30, 2), ("carol", 20, 3)]);
+}
+
+async fn a_best_only_batch_is_the_same_as_its_submissions_one_by_one(subject: Subject) {
+    let store = &subject.store;
+    let writes = [write(Period::Daily, Policy::Best, at(5)), write(Period::Weekly, Policy::Best, at(5))];
+    store
+        .submit_many(&writes, &[("alice", 10), ("bob", 30), ("alice", 40), ("carol", 40), ("alice", 5)])
+        .await
+        .unwrap();
+    for write in &writes {
+        let (top, total) = store.top(&write.board, 10).await.unwrap();
+        assert_eq!(total, 3);
+        // One batch, one tick: equal composites fall back to the member order.
+        assert_eq!(names(&top), [("carol", 40, 1), ("alice", 40, 2), ("bob", 30, 3)], "{}", write.board);
+    }
+    assert_eq!(store.submit(&writes, "alice", 39).await.unwrap(), [(40, 2), (40, 2)]);
+}
+
+/// BEST keeps the highest score and, of equal ones, the earliest moment it
+/// was reached, whichever order the submissions arrive in (a replica whose
+/// clock is behind may stamp an earlier moment after a later one). Checked
+/// on a BEST board alone (native commands on Redis) and beside a SUM board
+/// (the script).
+async fn a_best_score_keeps_the_earliest_moment_it_was_reached(subject: Subject) {
+    let store = &subject.store;
+    for (period, with_sum) in [(Period::Weekly, false), (Period::Daily, true)] {
+        let writes = |second: u64| {
+            let mut writes = vec![write(period, Policy::Best, at(second))];
+            if with_sum {
+                writes.push(write(Period::AllTime, Policy::Sum, at(second)));
+            }
+            writes
+        };
+        store.submit(&writes(20), "alice", 100).await.unwrap();
+        store.submit(&writes(10), "bob", 100).await.unwrap();
+        assert_eq!(store.submit(&writes(30), "alice", 100).await.unwrap()[0], (100, 2), "later: alice stays second");
+        assert_eq!(store.submit(&writes(5), "alice", 100).await.unwrap()[0], (100, 1), "earlier: alice moves first");
+        let (top, _) = store.top(&board(period), 10).await.unwrap();
+        assert_eq!(names(&top), [("alice", 100, 1), ("bob", 100, 2)], "with a SUM board: {with_sum}");
+    }
 }
 
 async fn best_keeps_each_users_best_score(subject: Subject) {
@@ -295,7 +337,8 @@ async fn redis_stopped_mid_test_fails_fast_and_recovers_by_itself() {
 async fn submissions_load_their_script_again_when_redis_has_forgotten_it() {
     let server = RedisServer::start();
     let store = Store::open(&server.url(), TIMEOUT).await.unwrap();
-    let daily = [write(Period::Daily, Policy::Best, at(0))];
+    // A SUM board takes the script (BEST boards alone need none).
+    let daily = [write(Period::Daily, Policy::Best, at(0)), write(Period::AllTime, Policy::Sum, at(0))];
     store.submit(&daily, "alice", 1).await.unwrap();
     let client = redis::Client::open(server.url()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
@@ -303,9 +346,93 @@ async fn submissions_load_their_script_again_when_redis_has_forgotten_it() {
     redis::cmd("SCRIPT").arg("FLUSH").query_async::<()>(&mut connection).await.unwrap();
     store.submit_many(&daily, &[("bob", 5), ("carol", 3)]).await.expect("a batch loads it first");
     redis::cmd("SCRIPT").arg("FLUSH").query_async::<()>(&mut connection).await.unwrap();
-    assert_eq!(store.submit(&daily, "alice", 4).await.unwrap(), [(4, 2)], "one submission loads it on NOSCRIPT");
+    assert_eq!(
+        store.submit(&daily, "alice", 4).await.unwrap(),
+        [(4, 2), (5, 2)],
+        "one submission loads it on NOSCRIPT"
+    );
     let (top, _) = store.top(&board(Period::Daily), 10).await.unwrap();
     assert_eq!(names(&top), [("bob", 5, 1), ("alice", 4, 2), ("carol", 3, 3)]);
+}
+
+/// The calls of each Redis command since the last `CONFIG RESETSTAT`.
+async fn command_calls(connection: &mut redis::aio::MultiplexedConnection) -> Vec<(String, u64)> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(connection).await.unwrap();
+    info.lines()
+        .filter_map(|line| {
+            let (name, fields) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = fields.split(',').find_map(|field| field.strip_prefix("calls="))?.parse().ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .filter(|(name, _)| !name.starts_with("config") && name != "info")
+        .collect()
+}
+
+#[tokio::test]
+async fn best_boards_are_written_without_a_script_and_with_their_expiry() {
+    let server = RedisServer::start();
+    let store = Store::open(&server.url(), TIMEOUT).await.unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let now = SystemTime::now();
+    let writes: Vec<BoardWrite> = Period::ALL
+        .iter()
+        .map(|&period| BoardWrite::new(BoardId::containing(period, Date::at(now)), Policy::Best, now, GRACE))
+        .collect();
+    redis::cmd("CONFIG").arg("RESETSTAT").query_async::<()>(&mut connection).await.unwrap();
+    let standings = store.submit_ranking(&writes, "alice", 7, RankOn::boards([0])).await.unwrap();
+    assert_eq!(standings[0], Standing { score: 7, rank: Some(1) });
+    let mut calls = command_calls(&mut connection).await;
+    calls.sort();
+    let expected = [("exec", 1), ("expireat", 3), ("multi", 1), ("zadd", 4), ("zrevrank", 1), ("zscore", 4)];
+    let expected: Vec<(String, u64)> = expected.iter().map(|(name, calls)| (name.to_string(), *calls)).collect();
+    assert_eq!(calls, expected, "one MULTI of native commands, no script, the rank only where asked");
+    for write in &writes {
+        let ttl = store.expires_in(&write.board).await.unwrap();
+        assert_eq!(ttl.is_some(), write.expires_at.is_some(), "{}: TTL {ttl:?}", write.board);
+    }
+    // A board that lost its expiry (say, PERSIST by hand) gets it back from the next write.
+    redis::cmd("PERSIST").arg(writes[0].board.key()).query_async::<()>(&mut connection).await.unwrap();
+    store.submit_many(&writes, &[("bob", 3)]).await.unwrap();
+    assert!(store.expires_in(&writes[0].board).await.unwrap().is_some(), "the expiry is set again");
+}
+
+#[tokio::test]
+async fn concurrent_submissions_share_round_trips_and_each_gets_its_own_answer() {
+    let server = RedisServer::start();
+    let store = Arc::new(Store::open(&server.url(), TIMEOUT).await.unwrap());
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let now = SystemTime::now();
+    let writes: Arc<Vec<BoardWrite>> = Arc::new(
+        Period::ALL
+            .iter()
+            .map(|&period| BoardWrite::new(BoardId::containing(period, Date::at(now)), Policy::Best, now, GRACE))
+            .collect(),
+    );
+    redis::cmd("CONFIG").arg("RESETSTAT").query_async::<()>(&mut connection).await.unwrap();
+    let submissions = 200;
+    let tasks: Vec<_> = (0..submissions)
+        .map(|index| {
+            let (store, writes) = (Arc::clone(&store), Arc::clone(&writes));
+            tokio::spawn(async move {
+                let standings =
+                    store.submit_ranking(&writes, &format!("user{index}"), 1000 + index, RankOn::NONE).await.unwrap();
+                assert_eq!(standings, vec![Standing { score: 1000 + index, rank: None }; 4], "user{index}");
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let calls = command_calls(&mut connection).await;
+    let count = |name: &str| calls.iter().find(|(command, _)| command == name).map_or(0, |(_, calls)| *calls);
+    assert_eq!(count("exec"), submissions as u64, "each submission is its own transaction");
+    // Three boards expire, and a batch sets each one's expiry once.
+    let batches = count("expireat") / 3;
+    assert!(batches <= submissions as u64 / 4, "{batches} batches for {submissions} concurrent submissions");
+    let (top, total) = store.top(&writes[0].board, 1).await.unwrap();
+    assert_eq!((names(&top), total), (vec![("user199", 1199, 1)], 200));
 }
 
 #[tokio::test]

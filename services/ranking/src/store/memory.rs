@@ -12,10 +12,7 @@ use std::{
 use contracts::ranking::v1::Profile;
 
 use super::{BoardWrite, RankOn, Ranked, Standing, combine};
-use crate::{
-    board::BoardId,
-    score::{decode, encode},
-};
+use crate::{board::BoardId, score::decode};
 
 /// The ordering Redis uses for ZREVRANGE: composite descending, then member
 /// descending.
@@ -89,22 +86,21 @@ impl MemoryStore {
             let key = write.board.key();
             let _ = state.board(&key);
             let board = state.boards.entry(key).or_default();
-            let old = board.composites.get(user_id).map(|composite| decode(*composite as f64));
-            let (new_score, changed) = combine(write.policy, old, score);
+            let old = board.composites.get(user_id).copied();
+            let (composite, changed) = combine(write.policy, old, score, write.tick);
             if changed {
-                let composite = encode(new_score, write.tick) as u64;
                 if let Some(previous) = board.composites.insert(user_id.to_owned(), composite) {
                     board.order.remove(&(Reverse(previous), Reverse(user_id.to_owned())));
                 }
                 board.order.insert((Reverse(composite), Reverse(user_id.to_owned())));
             }
-            // As in Redis: the expiry is set when a user joins the board,
-            // which includes the write that creates it.
-            if old.is_none() {
+            // As in Redis (EXPIREAT ... NX): a board's expiry is set once,
+            // by the first write that finds it without one.
+            if board.expires_at.is_none() {
                 board.expires_at = write.expires_at;
             }
             let rank = rank_on.includes(index).then(|| board.rank_of(user_id).expect("just written"));
-            standings.push(Standing { score: new_score, rank });
+            standings.push(Standing { score: decode(composite as f64), rank });
         }
         standings
     }

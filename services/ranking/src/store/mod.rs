@@ -243,13 +243,21 @@ impl Store {
     }
 }
 
-/// The combined score after one submission, and whether it changes the
-/// board (a BEST that is not better, or a SUM of 0, keeps the earlier tick).
-pub(crate) fn combine(policy: Policy, old: Option<i64>, score: i64) -> (i64, bool) {
+/// The composite after one submission of `score` at `tick` by a user whose
+/// composite was `old`, and whether it changes the board. BEST keeps the
+/// higher composite: the higher score, and of equal scores the one reached
+/// first (as `ZADD ... GT` does in Redis). SUM adds the score up, stamped
+/// with this tick, unless it adds nothing.
+pub(crate) fn combine(policy: Policy, old: Option<u64>, score: i64, tick: u64) -> (u64, bool) {
+    use crate::score::{MAX_SCORE, decode, encode};
+    let submitted = encode(score, tick) as u64;
     match (policy, old) {
-        (_, None) => (score, true),
-        (Policy::Best, Some(old)) if score > old => (score, true),
+        (_, None) => (submitted, true),
+        (Policy::Best, Some(old)) if submitted > old => (submitted, true),
         (Policy::Best, Some(old)) => (old, false),
-        (Policy::Sum, Some(old)) => ((old + score).min(crate::score::MAX_SCORE), score > 0),
+        (Policy::Sum, Some(old)) if score > 0 => {
+            (encode((decode(old as f64) + score).min(MAX_SCORE), tick) as u64, true)
+        }
+        (Policy::Sum, Some(old)) => (old, false),
     }
 }

@@ -6,27 +6,31 @@
 //! - one hash `{ranking}:profiles`, field = user id, value = the encoded
 //!   `Profile`, written only when a profile is set.
 //!
-//! The `{ranking}` hash tag puts every key in one cluster slot, so the
-//! submit script can touch all four boards atomically on Redis Cluster too.
-//! Reads use ZREVRANK / ZREVRANGE: O(log N + M), never a scan.
+//! The `{ranking}` hash tag puts every key in one cluster slot, so a
+//! submission can touch all four boards atomically (one `MULTI`, or the
+//! script) on Redis Cluster too. Reads use ZREVRANK / ZREVRANGE:
+//! O(log N + M), never a scan. Submissions made at the same time share a
+//! round trip ([`batch`]).
+
+mod batch;
+mod best;
+mod connector;
+mod submission;
 
 use std::{path::Path, sync::Arc, time::Duration};
 
 use contracts::ranking::v1::Profile;
 use prost::Message;
-use redis::{
-    Cmd, Pipeline, RedisError, RedisFuture, Script, ScriptInvocation, Value,
-    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
-    cluster::ClusterClient,
-    cluster_async::ClusterConnection,
-};
+use redis::{RedisError, aio::ConnectionManager, aio::ConnectionManagerConfig, cluster::ClusterClient};
 use tokio::sync::OnceCell;
 
-use super::{BoardWrite, RankOn, Ranked, Standing, StoreError};
-use crate::{
-    board::BoardId,
-    score::{LUA_TICK_SPAN, MAX_SCORE, decode},
+use self::{
+    batch::Queue,
+    connector::{Backend, Connector, needs_redis_7},
+    submission::Submission,
 };
+use super::{BoardWrite, RankOn, Ranked, Standing, StoreError};
+use crate::{board::BoardId, score::decode};
 
 /// The hash of profiles.
 const PROFILES_KEY: &str = "{ranking}:profiles";
@@ -37,68 +41,8 @@ const CLUSTER_SCHEME: &str = "redis+cluster://";
 /// A Redis or Redis Cluster store. Cheap to clone.
 #[derive(Clone)]
 pub struct RedisStore {
-    backend: Backend,
-    submit: Arc<Script>,
-    timeout: Duration,
-    description: String,
-}
-
-#[derive(Clone)]
-enum Backend {
-    /// Reconnects by itself after Redis restarts.
-    Single(ConnectionManager),
-    /// Connected on first use, so the service starts while Redis is down.
-    Cluster(Box<ClusterClient>, Arc<OnceCell<ClusterConnection>>),
-}
-
-/// One connection handle for one operation.
-enum Connection {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Connection {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Connection::Single(connection) => connection.req_packed_command(cmd),
-            Connection::Cluster(connection) => connection.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Connection::Single(connection) => connection.req_packed_commands(pipeline, offset, count),
-            Connection::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Connection::Single(connection) => connection.get_db(),
-            Connection::Cluster(connection) => connection.get_db(),
-        }
-    }
-}
-
-fn classify(error: RedisError) -> StoreError {
-    // A store that refuses our credentials is as unusable as one that is
-    // down, and may accept them later (a rotated token).
-    let refused = error.kind() == redis::ErrorKind::AuthenticationFailed;
-    if refused
-        || error.is_io_error()
-        || error.is_connection_refusal()
-        || error.is_timeout()
-        || error.is_connection_dropped()
-    {
-        StoreError::Unavailable(error.to_string())
-    } else {
-        StoreError::Internal(error.to_string())
-    }
+    connector: Arc<Connector>,
+    submissions: Queue,
 }
 
 /// The URL without its password, for logs.
@@ -155,7 +99,8 @@ impl RedisStore {
                 "unknown --store {description}: use memory, redis://HOST:PORT, rediss://HOST:PORT or redis+cluster://HOST:PORT,..."
             )));
         };
-        Ok(Self { backend, submit: Arc::new(Script::new(include_str!("submit.lua"))), timeout, description })
+        let connector = Arc::new(Connector { backend, timeout, description });
+        Ok(Self { submissions: Queue::start(Arc::clone(&connector)), connector })
     }
 
     /// One PING, within the store's timeout.
@@ -166,60 +111,7 @@ impl RedisStore {
     }
 
     pub(crate) fn describe(&self) -> String {
-        self.description.clone()
-    }
-
-    async fn connection(&self) -> Result<Connection, StoreError> {
-        match &self.backend {
-            Backend::Single(manager) => Ok(Connection::Single(manager.clone())),
-            Backend::Cluster(client, connection) => {
-                let connection = connection
-                    .get_or_try_init(|| async { client.get_async_connection().await.map_err(classify) })
-                    .await?;
-                Ok(Connection::Cluster(connection.clone()))
-            }
-        }
-    }
-
-    /// Runs `operation` on a connection within the store's timeout.
-    async fn run<T, F, Fut>(&self, operation: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(Connection) -> Fut,
-        Fut: Future<Output = Result<T, RedisError>>,
-    {
-        let work = async {
-            let connection = self.connection().await?;
-            operation(connection).await.map_err(classify)
-        };
-        match tokio::time::timeout(self.timeout, work).await {
-            Ok(result) => result,
-            Err(_) => {
-                Err(StoreError::Unavailable(format!("{} did not answer within {:?}", self.description, self.timeout)))
-            }
-        }
-    }
-
-    /// The EVALSHA of one submission.
-    fn submit_invocation<'a>(
-        &'a self,
-        writes: &[BoardWrite],
-        user_id: &str,
-        score: i64,
-        rank_on: RankOn,
-    ) -> ScriptInvocation<'a> {
-        let mut invocation = self.submit.prepare_invoke();
-        for write in writes {
-            invocation.key(write.board.key());
-        }
-        invocation.arg(user_id).arg(score).arg(MAX_SCORE).arg(LUA_TICK_SPAN);
-        for (index, write) in writes.iter().enumerate() {
-            invocation
-                .arg(write.policy.name())
-                .arg(write.tick)
-                .arg(write.expires_at.unwrap_or(0))
-                .arg(u8::from(rank_on.includes(index)));
-        }
-        invocation
+        self.connector.description.clone()
     }
 
     pub(crate) async fn submit(
@@ -229,16 +121,11 @@ impl RedisStore {
         score: i64,
         rank_on: RankOn,
     ) -> Result<Vec<Standing>, StoreError> {
-        let invocation = self.submit_invocation(writes, user_id, score, rank_on);
-        let flat: Vec<i64> =
-            self.run(|mut connection| async move { invocation.invoke_async(&mut connection).await }).await?;
-        if flat.len() != writes.len() * 2 {
-            return Err(StoreError::Internal(format!("submit script returned {} values", flat.len())));
-        }
-        Ok(flat
-            .chunks(2)
-            .map(|pair| Standing { score: pair[0], rank: (pair[1] > 0).then_some(pair[1] as u64) })
-            .collect())
+        let submission = Submission { writes: writes.to_vec(), user_id: user_id.to_owned(), score, rank_on };
+        // The wait for a batch counts against the store's time too.
+        tokio::time::timeout(self.connector.timeout, self.submissions.submit(submission))
+            .await
+            .unwrap_or_else(|_| Err(self.connector.timed_out()))
     }
 
     /// Many submissions in one pipeline: one round trip for the batch, each
@@ -247,18 +134,28 @@ impl RedisStore {
         if scores.is_empty() {
             return Ok(());
         }
-        let invocations: Vec<ScriptInvocation<'_>> = scores
+        let submissions: Vec<Submission> = scores
             .iter()
-            .map(|(user_id, score)| self.submit_invocation(writes, user_id, *score, RankOn::NONE))
+            .map(|(user_id, score)| Submission {
+                writes: writes.to_vec(),
+                user_id: (*user_id).to_owned(),
+                score: *score,
+                rank_on: RankOn::NONE,
+            })
             .collect();
-        let mut pipeline = redis::pipe();
-        // Loading first makes the EVALSHAs after it safe on a Redis that
-        // restarted and lost its scripts; it costs one small command.
-        pipeline.load_script(&self.submit).ignore();
-        for invocation in &invocations {
-            pipeline.invoke_script(invocation).ignore();
-        }
-        self.run(|mut connection| async move { pipeline.query_async::<()>(&mut connection).await }).await
+        let pipeline = submission::pipeline(&submissions.iter().collect::<Vec<_>>(), false);
+        self.run(|mut connection| async move { pipeline.query_async::<()>(&mut connection).await })
+            .await
+            .map_err(needs_redis_7)
+    }
+
+    /// Runs `operation` on a connection within the store's timeout.
+    async fn run<T, F, Fut>(&self, operation: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(connector::Connection) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        self.connector.run(operation).await
     }
 
     pub(crate) async fn top(&self, board: &BoardId, limit: u64) -> Result<(Vec<Ranked>, u64), StoreError> {

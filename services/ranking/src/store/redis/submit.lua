@@ -6,12 +6,14 @@
 -- Returns, per board: the user's score after the update, and their 1-based
 -- rank (0 when not wanted).
 --
+-- Submissions whose boards are all BEST do not come here (best.rs writes
+-- them with native commands); a mix of BEST and SUM boards does.
 -- Each board gets only the work the update needs: one ZSCORE; a ZADD only
 -- when the score changes (a BEST that is not better changes nothing, so the
--- first to reach a score keeps the earlier tick); an EXPIREAT only when the
--- user is new to the board, which includes the write that creates it (the
--- expiry is the same for every write to a board); a ZREVRANK only when the
--- rank is wanted.
+-- first to reach a score keeps the earlier tick); an EXPIREAT ... NX only
+-- when the user is new to the board, which includes the write that creates
+-- it (a board's expiry is set once, when it has none, as best.rs does); a
+-- ZREVRANK only when the rank is wanted.
 local user = ARGV[1]
 local score = tonumber(ARGV[2])
 local max_score = tonumber(ARGV[3])
@@ -22,26 +24,29 @@ for i, key in ipairs(KEYS) do
   local policy = ARGV[base + 1]
   local new_score = score
   local write = true
+  local tick = tonumber(ARGV[base + 2])
   local old = redis.call('ZSCORE', key, user)
   if old then
-    local old_score = math.floor(tonumber(old) / span)
+    old = tonumber(old)
+    local old_score = math.floor(old / span)
     if policy == 'sum' then
       new_score = math.min(old_score + score, max_score)
       write = score > 0
-    elseif score <= old_score then
+    elseif score * span + (span - 1 - tick) <= old then
+      -- BEST keeps the higher composite, as ZADD GT does: the higher
+      -- score, and of equal scores the one reached first.
       new_score = old_score
       write = false
     end
   end
   if write then
-    local tick = tonumber(ARGV[base + 2])
     -- %.17g keeps every integer below 2^53 exact.
     redis.call('ZADD', key, string.format('%.17g', new_score * span + (span - 1 - tick)), user)
   end
   if not old then
     local expire_at = tonumber(ARGV[base + 3])
     if expire_at > 0 then
-      redis.call('EXPIREAT', key, expire_at)
+      redis.call('EXPIREAT', key, expire_at, 'NX')
     end
   end
   out[#out + 1] = new_score

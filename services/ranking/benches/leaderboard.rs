@@ -3,6 +3,12 @@
 //! commandstats), beside `redis-benchmark` and the original backend's ioredis
 //! loop on the same Redis in the same run.
 //!
+//! SubmitScore is loaded twice: through the `discovery` channel, as
+//! game-server calls the ranking, and from a light client ([`raw_h2`]: the
+//! seed loop's 200,000 random users and 50 in flight, as prebuilt HTTP/2
+//! requests), which leaves the server and Redis the CPU a tonic client would
+//! take on this 2-core machine.
+//!
 //! Run: `cargo bench -p ranking --bench leaderboard`
 //! Env: BENCH_USERS (default 1000000), BENCH_CONCURRENCY (default 32),
 //! BENCH_SECS (per measurement, default 5), IOREDIS_NODE_PATH (a
@@ -23,6 +29,8 @@ use contracts::ranking::v1::{
     SubmitScoresRequest, ranking_client::RankingClient,
 };
 use test_support::{Process, RedisServer, free_addr, wait_serving, workspace_binary};
+
+mod raw_h2;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
@@ -249,6 +257,24 @@ async fn main() {
         print_redis_profile(&redis, name, latencies.len());
         submits.push((name, rate, latencies));
     }
+
+    // The seed loop's shape from a light client: 200,000 random users, 50
+    // in flight, each call asking for the daily rank as ReportMatch does.
+    let bodies = (0..200_000u64)
+        .map(|index| {
+            raw_h2::frame(&SubmitScoreRequest {
+                user_id: format!("user{}", mix(index + 1_000_003) % users),
+                score: (mix(index + 29) % 1_000_000) as i64,
+                rank_periods: Some(Periods { periods: vec![1] }),
+            })
+        })
+        .collect();
+    reset_redis_stats(&redis);
+    let light = "SubmitScore (daily rank), light client";
+    let (rate, latencies) =
+        tokio::task::block_in_place(|| raw_h2::run(addr, "/ranking.v1.Ranking/SubmitScore", bodies, 1, 50));
+    print_redis_profile(&redis, light, latencies.len());
+    submits.push((light, rate, latencies));
 
     // Profiles for everyone GetTop can show, so its answers carry them.
     let mut setter = client.clone();

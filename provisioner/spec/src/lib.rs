@@ -814,5 +814,15 @@ mod tests {
         );
         let replicas = engine.replace("engine = \"memcached\"", "replicas = 6");
         assert!(error_of(&replicas).starts_with("stack.toml:8: store \"b\": aws.replicas 6 is outside 0..=5"));
+        let old_redis = engine.replace("engine = \"memcached\"", "engine = \"redis\"\nengine_version = \"6.2\"");
+        assert!(
+            error_of(&old_redis).starts_with(
+                "stack.toml:9: store \"b\": aws.engine_version \"6.2\" is older than 7.0, which the ranking needs"
+            ),
+            "{}",
+            error_of(&old_redis)
+        );
+        let recent = engine.replace("engine = \"memcached\"", "engine = \"redis\"\nengine_version = \"7.1\"");
+        assert_eq!(parse(&recent, "stack.toml").unwrap().stores[0].aws.engine_version.as_deref(), Some("7.1"));
     }
 }

@@ -107,6 +107,16 @@ pub(super) fn parse(raw: &RawStore, error: &Locate<'_>) -> Result<Store, SpecErr
             if !ok {
                 return Err(at(version.span(), format!("aws.engine_version {text:?} is not a version like \"7.2\"")));
             }
+            // The ranking writes BEST boards with ZADD ... GT and EXPIREAT ... NX.
+            let major: u32 = text.split('.').next().and_then(|major| major.parse().ok()).unwrap_or(0);
+            if major < 7 {
+                return Err(at(
+                    version.span(),
+                    format!(
+                        "aws.engine_version {text:?} is older than 7.0, which the ranking needs (ZADD ... GT, EXPIREAT ... NX); use 7.0 or later, or leave it out for ElastiCache's default"
+                    ),
+                ));
+            }
             Some(text.clone())
         }
     };

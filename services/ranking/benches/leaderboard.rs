@@ -13,7 +13,8 @@
 //! Env: BENCH_USERS (default 1000000), BENCH_CONCURRENCY (default 32),
 //! BENCH_SECS (per measurement, default 5), IOREDIS_NODE_PATH (a
 //! node_modules with ioredis, for the seed loop: `npm install --prefix DIR
-//! ioredis`).
+//! ioredis`), RANKING_BIN (another build of the `ranking` binary to measure,
+//! e.g. an earlier commit's, for a before and after in one session).
 
 use std::{
     process::Command,
@@ -113,17 +114,56 @@ fn commandstats_per_call(redis: &RedisServer, calls: usize) -> Vec<(String, f64,
     stats
 }
 
-/// Clears Redis's command statistics and slow log before a phase.
-fn reset_redis_stats(redis: &RedisServer) {
-    redis_cli(redis, &["CONFIG", "RESETSTAT"]);
-    redis_cli(redis, &["SLOWLOG", "RESET"]);
+/// The CPU seconds Redis has used (`INFO cpu`, user and system): what a
+/// call costs Redis in all, reading and writing its sockets included, which
+/// `INFO commandstats` leaves out.
+fn redis_cpu_secs(redis: &RedisServer) -> f64 {
+    let info = redis_cli(redis, &["INFO", "cpu"]).unwrap_or_default();
+    info.lines()
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(name, _)| *name == "used_cpu_user" || *name == "used_cpu_sys")
+        .filter_map(|(_, value)| value.trim().parse::<f64>().ok())
+        .sum()
 }
 
-/// Prints the Redis profile of a phase of `calls` calls.
-fn print_redis_profile(redis: &RedisServer, phase: &str, calls: usize) {
+/// The CPU seconds process `pid` has used, user and system, from
+/// `/proc/PID/stat` (in USER_HZ, 100 per second on Linux); `None` elsewhere.
+fn process_cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// Prints what the ranking server spent per call of a phase of `calls`
+/// calls that began when it had used `before` CPU seconds.
+fn print_server_cpu(pid: u32, phase: &str, calls: usize, before: Option<f64>) {
+    if let (Some(before), Some(after)) = (before, process_cpu_secs(pid)) {
+        println!("  ranking server per {phase}: {:.1} us of CPU", (after - before) * 1e6 / calls.max(1) as f64);
+    }
+}
+
+/// Clears Redis's command statistics and slow log before a phase; the CPU
+/// Redis has used so far, for [`print_redis_profile`].
+fn reset_redis_stats(redis: &RedisServer) -> f64 {
+    redis_cli(redis, &["CONFIG", "RESETSTAT"]);
+    redis_cli(redis, &["SLOWLOG", "RESET"]);
+    redis_cpu_secs(redis)
+}
+
+/// Prints the Redis profile of a phase of `calls` calls that began when
+/// Redis had used `cpu_before` CPU seconds.
+fn print_redis_profile(redis: &RedisServer, phase: &str, calls: usize, cpu_before: f64) {
+    let cpu_per_call = (redis_cpu_secs(redis) - cpu_before) * 1e6 / calls.max(1) as f64;
     let stats = commandstats_per_call(redis, calls);
-    let total: f64 = stats.iter().filter(|(name, _, _)| !name.starts_with("eval")).map(|(_, _, usec)| usec).sum();
-    println!("  Redis per {phase} (INFO commandstats): {total:.1} us in commands inside and outside scripts");
+    // A script's or a transaction's time includes the commands run inside it.
+    let wrapper = |name: &str| name.starts_with("eval") || name == "exec";
+    let total: f64 = stats.iter().filter(|(name, _, _)| !wrapper(name)).map(|(_, _, usec)| usec).sum();
+    println!("  Redis per {phase}: {cpu_per_call:.1} us of CPU (INFO cpu)");
+    println!(
+        "  Redis per {phase} (INFO commandstats): {total:.1} us in the commands themselves, in scripts and transactions too"
+    );
     for (name, per_call, usec) in &stats {
         println!("    {name:<12} {per_call:>6.2} calls   {usec:>6.2} us");
     }
@@ -185,8 +225,9 @@ async fn main() {
     let addr = free_addr();
     let addr_flag = addr.to_string();
     let store = redis.url();
-    let _server = Process::start(
-        workspace_binary("ranking", "ranking"),
+    let binary = std::env::var_os("RANKING_BIN").map_or_else(|| workspace_binary("ranking", "ranking"), Into::into);
+    let server = Process::start(
+        binary,
         &["--grpc-addr", &addr_flag, "--store", &store, "--log-level", "warn", "--store-timeout-ms", "5000"],
         &[],
     );
@@ -236,7 +277,8 @@ async fn main() {
     for (name, rank_periods) in
         [("SubmitScore", None), ("SubmitScore (daily rank)", Some(Periods { periods: vec![1] }))]
     {
-        reset_redis_stats(&redis);
+        let cpu_before = reset_redis_stats(&redis);
+        let server_before = process_cpu_secs(server.pid());
         let submit_client = client.clone();
         let (rate, latencies) = load(concurrency, duration, move |index| {
             let mut client = submit_client.clone();
@@ -254,7 +296,8 @@ async fn main() {
             }
         })
         .await;
-        print_redis_profile(&redis, name, latencies.len());
+        print_server_cpu(server.pid(), name, latencies.len(), server_before);
+        print_redis_profile(&redis, name, latencies.len(), cpu_before);
         submits.push((name, rate, latencies));
     }
 
@@ -269,11 +312,13 @@ async fn main() {
             })
         })
         .collect();
-    reset_redis_stats(&redis);
+    let cpu_before = reset_redis_stats(&redis);
+    let server_before = process_cpu_secs(server.pid());
     let light = "SubmitScore (daily rank), light client";
     let (rate, latencies) =
         tokio::task::block_in_place(|| raw_h2::run(addr, "/ranking.v1.Ranking/SubmitScore", bodies, 1, 50));
-    print_redis_profile(&redis, light, latencies.len());
+    print_server_cpu(server.pid(), light, latencies.len(), server_before);
+    print_redis_profile(&redis, light, latencies.len(), cpu_before);
     submits.push((light, rate, latencies));
 
     // Profiles for everyone GetTop can show, so its answers carry them.
@@ -287,7 +332,7 @@ async fn main() {
             .expect("profile");
     }
 
-    reset_redis_stats(&redis);
+    let cpu_before = reset_redis_stats(&redis);
     let top_client = client.clone();
     let (top_rate, top_latencies) = load(concurrency, duration, move |_| {
         let mut client = top_client.clone();
@@ -299,7 +344,7 @@ async fn main() {
         }
     })
     .await;
-    print_redis_profile(&redis, "GetTop(100)", top_latencies.len());
+    print_redis_profile(&redis, "GetTop(100)", top_latencies.len(), cpu_before);
 
     let unloaded_client = client.clone();
     let (_, unloaded_top_latencies) = load(1, duration, move |_| {

@@ -20,9 +20,13 @@ static SUBMIT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_st
 
 /// One user's score for some boards, and the ranks wanted back.
 pub(super) struct Submission {
+    /// The boards, each with its policy, tick and expiry.
     pub(super) writes: Vec<BoardWrite>,
+    /// The member on every board.
     pub(super) user_id: String,
+    /// The score before the boards' policies combine it.
     pub(super) score: i64,
+    /// The boards whose rank the answer carries.
     pub(super) rank_on: RankOn,
 }
 
@@ -39,21 +43,19 @@ pub(super) fn pipeline(submissions: &[&Submission], answer: bool) -> Pipeline {
     // Submissions made at the same moment share their boards: each key is
     // formatted once per batch.
     let mut keys: Vec<(BoardId, String)> = Vec::new();
-    for submission in submissions {
-        let board_keys: Vec<&str> = submission
-            .writes
-            .iter()
-            .map(|write| match keys.iter().position(|(board, _)| *board == write.board) {
-                Some(found) => found,
-                None => {
-                    keys.push((write.board, write.board.key()));
-                    keys.len() - 1
-                }
-            })
-            .collect::<Vec<usize>>()
-            .into_iter()
-            .map(|found| keys[found].1.as_str())
-            .collect();
+    let mut key_of = |board: BoardId| match keys.iter().position(|(known, _)| *known == board) {
+        Some(index) => index,
+        None => {
+            keys.push((board, board.key()));
+            keys.len() - 1
+        }
+    };
+    let indexes: Vec<Vec<usize>> = submissions
+        .iter()
+        .map(|submission| submission.writes.iter().map(|write| key_of(write.board)).collect())
+        .collect();
+    for (submission, indexes) in submissions.iter().zip(indexes) {
+        let board_keys: Vec<&str> = indexes.into_iter().map(|index| keys[index].1.as_str()).collect();
         submission.add_to(&mut pipeline, &board_keys, answer);
     }
     let native = submissions.iter().filter(|submission| best::applies_to(&submission.writes));

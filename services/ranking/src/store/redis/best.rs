@@ -47,7 +47,7 @@ pub(super) fn add_submission(
         command.arg(name).arg(key);
         command
     };
-    pipeline.add_command(Cmd::with_capacity(1, 5).arg("MULTI").to_owned()).ignore();
+    pipeline.cmd("MULTI").ignore();
     for (index, (write, key)) in writes.iter().zip(keys).enumerate() {
         // An exact integer below 2^53: written as one, Redis parses it exactly.
         let composite = encode(score, write.tick) as u64;
@@ -65,7 +65,7 @@ pub(super) fn add_submission(
             }
         }
     }
-    pipeline.add_command(Cmd::with_capacity(1, 4).arg("EXEC").to_owned());
+    pipeline.cmd("EXEC");
     if !answer {
         pipeline.ignore();
     }

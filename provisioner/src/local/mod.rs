@@ -28,8 +28,8 @@ use tokio::{
 
 use self::{
     health::HealthCommand,
-    store::StorePlan,
-    supervisor::{Plan, Request, Supervisor},
+    store::StoreSetup,
+    supervisor::{Request, ServiceSetup, Supervisor},
 };
 use crate::spec::{self, Stack};
 
@@ -189,7 +189,7 @@ fn environment(
     stack: &Stack,
     service: &spec::Service,
     dns_addr: SocketAddr,
-    stores: &[StorePlan],
+    stores: &[StoreSetup],
 ) -> Vec<(String, String)> {
     // The same TTL, connection age, drain and deadline as on ECS, the
     // supervisor's stop timeout standing in for the task's stopTimeout.
@@ -215,8 +215,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         (None, false) => build(&stack, root)?,
         (None, true) => std::env::current_exe()?.parent().context("provision has no directory")?.to_path_buf(),
     };
-    let stores = store_plans(&stack, &args)?;
-    let mut plans = Vec::new();
+    let stores = store_setups(&stack, &args)?;
+    let mut setups = Vec::new();
     for (index, service) in stack.services.iter().enumerate() {
         let program = bin_dir.join(&service.binary);
         if !program.is_file() {
@@ -249,7 +249,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             service.count = 1;
             service.autoscaling = None;
         }
-        plans.push(Plan {
+        setups.push(ServiceSetup {
             env: environment(&stack, &service, args.dns_addr, &stores),
             dns_name: service.dns_name(&stack.namespace),
             service,
@@ -271,15 +271,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Stores first (their clients connect at start), then dependencies
     // before their dependants, so that these find them in DNS.
     let mut members = Vec::new();
-    for plan in &stores {
-        let member = store::spawn(plan.clone());
-        store::wait_healthy(&plan.name, &member).await;
-        members.push((plan.name.clone(), member));
+    for setup in &stores {
+        let member = store::spawn(setup.clone());
+        store::wait_healthy(&setup.name, &member).await;
+        members.push((setup.name.clone(), member));
     }
     let mut supervisors = Vec::new();
-    for plan in order_by_dependencies(plans) {
-        let name = plan.service.name.clone();
-        supervisors.push((name, Supervisor::spawn(plan, registry.clone())));
+    for setup in order_by_dependencies(setups) {
+        let name = setup.service.name.clone();
+        supervisors.push((name, Supervisor::spawn(setup, registry.clone())));
     }
     // Status lists services in the stack file's order, then the stores.
     supervisors.sort_by_key(|(name, _)| stack.services.iter().position(|service| &service.name == name));
@@ -342,7 +342,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 /// (127.0.<after the services>.2), its data under the data directory.
 /// Without `redis-server`, none: one line says so, and the services that
 /// use a store run as one replica on their memory store.
-fn store_plans(stack: &Stack, args: &RunArgs) -> anyhow::Result<Vec<StorePlan>> {
+fn store_setups(stack: &Stack, args: &RunArgs) -> anyhow::Result<Vec<StoreSetup>> {
     if stack.stores.is_empty() {
         return Ok(Vec::new());
     }
@@ -362,7 +362,7 @@ fn store_plans(stack: &Stack, args: &RunArgs) -> anyhow::Result<Vec<StorePlan>> 
         return Ok(Vec::new());
     };
     let root = args.data_dir.clone().unwrap_or_else(store::default_data_root).join(&stack.app);
-    let mut plans = Vec::new();
+    let mut setups = Vec::new();
     for (index, spec) in stack.stores.iter().enumerate() {
         let subnet = u8::try_from(stack.services.len() + 1 + index).context("at most 254 services and stores")?;
         let data_dir = root.join(&spec.name);
@@ -371,26 +371,26 @@ fn store_plans(stack: &Stack, args: &RunArgs) -> anyhow::Result<Vec<StorePlan>> 
                 .with_context(|| format!("--fresh: cannot delete {}", data_dir.display()))?;
             println!("provision | {}: --fresh: deleted {}", spec.name, data_dir.display());
         }
-        plans.push(StorePlan {
+        setups.push(StoreSetup {
             name: spec.name.clone(),
             addr: SocketAddr::new(std::net::Ipv4Addr::new(127, 0, subnet, 2).into(), spec.port),
             program: program.clone(),
             data_dir,
         });
     }
-    Ok(plans)
+    Ok(setups)
 }
 
-fn order_by_dependencies(mut plans: Vec<Plan>) -> Vec<Plan> {
-    let mut ordered: Vec<Plan> = Vec::new();
-    while !plans.is_empty() {
-        let ready = plans
+fn order_by_dependencies(mut setups: Vec<ServiceSetup>) -> Vec<ServiceSetup> {
+    let mut ordered: Vec<ServiceSetup> = Vec::new();
+    while !setups.is_empty() {
+        let ready = setups
             .iter()
-            .position(|plan| {
-                plan.service.depends_on.iter().all(|dep| ordered.iter().any(|done| &done.service.name == dep))
+            .position(|setup| {
+                setup.service.depends_on.iter().all(|dep| ordered.iter().any(|done| &done.service.name == dep))
             })
             .unwrap_or(0);
-        ordered.push(plans.remove(ready));
+        ordered.push(setups.remove(ready));
     }
     ordered
 }

@@ -34,7 +34,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything fixed about how one store runs.
 #[derive(Debug, Clone)]
-pub struct StorePlan {
+pub struct StoreSetup {
     /// The store's name in the stack file.
     pub name: String,
     /// Where it listens.
@@ -45,7 +45,7 @@ pub struct StorePlan {
     pub data_dir: PathBuf,
 }
 
-impl StorePlan {
+impl StoreSetup {
     /// The URL its clients get.
     pub fn url(&self) -> String {
         format!("redis://{}", self.addr)
@@ -81,7 +81,7 @@ impl StorePlan {
 
 /// Runs one store until asked to shut down.
 struct StoreMember {
-    plan: StorePlan,
+    setup: StoreSetup,
     process: Option<Replica>,
     seq: u32,
     restarts: u32,
@@ -91,10 +91,10 @@ struct StoreMember {
 }
 
 /// Starts the store; returns the handle to ask it things.
-pub fn spawn(plan: StorePlan) -> mpsc::Sender<Request> {
+pub fn spawn(setup: StoreSetup) -> mpsc::Sender<Request> {
     let (requests_tx, requests) = mpsc::channel(16);
     let member = StoreMember {
-        plan,
+        setup,
         process: None,
         seq: 0,
         restarts: 0,
@@ -128,7 +128,7 @@ impl StoreMember {
                     Some(Request::Restart(reply)) => {
                         let _ = reply.send(Err(format!(
                             "{} is a store: kill it to see it restarted (its data is kept)",
-                            self.plan.name
+                            self.setup.name
                         )));
                     }
                     Some(Request::Shutdown(reply)) => {
@@ -148,25 +148,25 @@ impl StoreMember {
 
     fn start(&mut self) {
         self.seq += 1;
-        let plan = &self.plan;
-        if let Err(error) = std::fs::create_dir_all(&plan.data_dir) {
-            eprintln!("provision | {}: cannot create {}: {error}", plan.name, plan.data_dir.display());
+        let setup = &self.setup;
+        if let Err(error) = std::fs::create_dir_all(&setup.data_dir) {
+            eprintln!("provision | {}: cannot create {}: {error}", setup.name, setup.data_dir.display());
             self.note_failure();
             return;
         }
-        match Replica::start_process(&plan.name, "redis", self.seq, plan.addr, &plan.program, &plan.args(), &[]) {
+        match Replica::start_process(&setup.name, "redis", self.seq, setup.addr, &setup.program, &setup.args(), &[]) {
             Ok(process) => {
                 println!(
                     "provision | {}/redis starting on {} (pid {}, data in {})",
-                    plan.name,
-                    plan.addr,
+                    setup.name,
+                    setup.addr,
                     process.pid,
-                    plan.data_dir.display()
+                    setup.data_dir.display()
                 );
                 self.process = Some(process);
             }
             Err(error) => {
-                eprintln!("provision | {}: cannot start {}: {error}", plan.name, plan.program.display());
+                eprintln!("provision | {}: cannot start {}: {error}", setup.name, setup.program.display());
                 self.note_failure();
             }
         }
@@ -176,7 +176,7 @@ impl StoreMember {
     fn reap(&mut self) {
         let Some(process) = self.process.as_mut() else { return };
         if let Ok(Some(status)) = process.child.try_wait() {
-            println!("provision | {}/redis stopped ({status}); restarting it", self.plan.name);
+            println!("provision | {}/redis stopped ({status}); restarting it", self.setup.name);
             self.process = None;
             self.restarts += 1;
             self.note_failure();
@@ -190,12 +190,12 @@ impl StoreMember {
     }
 
     async fn check(&mut self) {
-        let outcome = ping(self.plan.addr).await;
+        let outcome = ping(self.setup.addr).await;
         let Some(process) = self.process.as_mut() else { return };
         match outcome {
             Ok(()) => {
                 if process.state != ReplicaState::Healthy {
-                    println!("provision | {}/redis healthy: answers PING on {}", self.plan.name, self.plan.addr);
+                    println!("provision | {}/redis healthy: answers PING on {}", self.setup.name, self.setup.addr);
                 }
                 process.state = ReplicaState::Healthy;
                 process.failures = 0;
@@ -207,7 +207,7 @@ impl StoreMember {
                 if was_healthy && process.failures >= RETRIES {
                     println!(
                         "provision | {}/redis unhealthy ({why}) after {RETRIES} checks: restarting it",
-                        self.plan.name
+                        self.setup.name
                     );
                     process.signal(libc::SIGKILL);
                 }
@@ -216,9 +216,9 @@ impl StoreMember {
     }
 
     fn kill(&mut self) -> Result<String, String> {
-        let process = self.process.as_ref().ok_or_else(|| format!("{} is not running", self.plan.name))?;
+        let process = self.process.as_ref().ok_or_else(|| format!("{} is not running", self.setup.name))?;
         process.signal(libc::SIGKILL);
-        Ok(format!("killed {}/redis ({}, pid {})", self.plan.name, process.addr, process.pid))
+        Ok(format!("killed {}/redis ({}, pid {})", self.setup.name, process.addr, process.pid))
     }
 
     fn status(&self) -> ServiceStatus {
@@ -226,7 +226,7 @@ impl StoreMember {
             .process
             .iter()
             .map(|process| ReplicaStatus {
-                service: self.plan.name.clone(),
+                service: self.setup.name.clone(),
                 replica: "redis".to_owned(),
                 addr: process.addr,
                 state: process.state.to_string(),

@@ -97,7 +97,7 @@ pub enum Request {
 }
 
 /// Everything fixed about how one service runs.
-pub struct Plan {
+pub struct ServiceSetup {
     /// The service as the stack file describes it.
     pub service: Service,
     /// `<name>.<namespace>`.
@@ -122,7 +122,7 @@ struct HealthResult {
 
 /// Runs one service until asked to shut down.
 pub struct Supervisor {
-    plan: Plan,
+    setup: ServiceSetup,
     registry: Registry,
     replicas: Vec<Replica>,
     /// The count to keep: the stack's, or the autoscaler's.
@@ -142,22 +142,25 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// Starts supervising `plan`'s service; returns the handle to ask it things.
-    pub fn spawn(plan: Plan, registry: Registry) -> mpsc::Sender<Request> {
+    /// Starts supervising `setup`'s service; returns the handle to ask it things.
+    pub fn spawn(setup: ServiceSetup, registry: Registry) -> mpsc::Sender<Request> {
         let (requests_tx, requests) = mpsc::channel(16);
         let (health_tx, health_rx) = mpsc::channel(64);
-        registry.define(&plan.dns_name, plan.service.dns_ttl);
-        let autoscaler =
-            plan.service.autoscaling.as_ref().map(|rule| Autoscaler::new(rule, plan.autoscale_speedup, Instant::now()));
+        registry.define(&setup.dns_name, setup.service.dns_ttl);
+        let autoscaler = setup
+            .service
+            .autoscaling
+            .as_ref()
+            .map(|rule| Autoscaler::new(rule, setup.autoscale_speedup, Instant::now()));
         if let Some(autoscaler) = &autoscaler {
-            println!("provision | {}: {}", plan.service.name, autoscaler.describe());
+            println!("provision | {}: {}", setup.service.name, autoscaler.describe());
         }
         let supervisor = Supervisor {
-            desired: plan.service.count,
+            desired: setup.service.count,
             autoscaler,
             last_change: None,
             next_sample_at: Instant::now(),
-            plan,
+            setup,
             registry,
             replicas: Vec::new(),
             next_seq: 1,
@@ -175,7 +178,7 @@ impl Supervisor {
     }
 
     fn name(&self) -> &str {
-        &self.plan.service.name
+        &self.setup.service.name
     }
 
     async fn run(mut self, mut requests: mpsc::Receiver<Request>, mut health: mpsc::Receiver<HealthResult>) {
@@ -232,7 +235,7 @@ impl Supervisor {
             return;
         }
         self.next_sample_at = now + SAMPLE_EVERY;
-        let (cpu_units, memory_mib) = (self.plan.service.aws.cpu, self.plan.service.aws.memory);
+        let (cpu_units, memory_mib) = (self.setup.service.aws.cpu, self.setup.service.aws.memory);
         let mut measured = Vec::new();
         // As ECS averages over the service's running tasks: not the ones
         // already stopping.
@@ -253,7 +256,7 @@ impl Supervisor {
         if let Some(decision) = autoscaler.decide(now, self.desired, scale_in_allowed) {
             let direction = if decision.to > decision.from { "out" } else { "in" };
             let line = format!("scaled {direction} {} -> {} ({})", decision.from, decision.to, decision.reason);
-            println!("provision | {}: {line}", self.plan.service.name);
+            println!("provision | {}: {line}", self.setup.service.name);
             self.desired = decision.to;
             self.last_change = Some((line, now));
         }
@@ -286,8 +289,8 @@ impl Supervisor {
         self.next_seq += 1;
         // A new replica gets a new address, as a new task gets a new IP.
         let host = 2 + ((seq - 1) % 250) as u8;
-        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, self.plan.subnet, host)), self.plan.service.port);
-        match Replica::start(self.name(), seq, addr, &self.plan.program, &self.plan.env) {
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, self.setup.subnet, host)), self.setup.service.port);
+        match Replica::start(self.name(), seq, addr, &self.setup.program, &self.setup.env) {
             Ok(replica) => {
                 println!("provision | {}/{} starting on {addr} (pid {})", self.name(), replica.name, replica.pid);
                 self.spawn_health_task(seq, addr);
@@ -295,7 +298,7 @@ impl Supervisor {
                 Some(seq)
             }
             Err(error) => {
-                eprintln!("provision | {}: cannot start {}: {error}", self.name(), self.plan.program.display());
+                eprintln!("provision | {}: cannot start {}: {error}", self.name(), self.setup.program.display());
                 self.note_failure();
                 None
             }
@@ -304,9 +307,9 @@ impl Supervisor {
 
     fn spawn_health_task(&mut self, seq: u32, addr: SocketAddr) {
         let (health, env, interval, tx) = (
-            self.plan.health.clone(),
-            self.plan.env.clone(),
-            self.plan.service.health_check.interval,
+            self.setup.health.clone(),
+            self.setup.env.clone(),
+            self.setup.service.health_check.interval,
             self.health_tx.clone(),
         );
         let task = tokio::spawn(async move {
@@ -344,7 +347,7 @@ impl Supervisor {
     }
 
     fn deregister(&mut self, index: usize) {
-        let (dns_name, name) = (self.plan.dns_name.clone(), self.replicas[index].name.clone());
+        let (dns_name, name) = (self.setup.dns_name.clone(), self.replicas[index].name.clone());
         self.registry.deregister(&dns_name, &name);
     }
 
@@ -355,7 +358,7 @@ impl Supervisor {
             let exited = self.replicas[index].child.try_wait().ok().flatten();
             if let Some(status) = exited {
                 let replica = self.replicas.remove(index);
-                self.registry.deregister(&self.plan.dns_name, &replica.name);
+                self.registry.deregister(&self.setup.dns_name, &replica.name);
                 self.stop_health_task(replica.seq);
                 if replica.state == ReplicaState::Draining {
                     println!("provision | {}/{} stopped ({status})", self.name(), replica.name);
@@ -383,9 +386,9 @@ impl Supervisor {
 
     fn on_health(&mut self, result: HealthResult) {
         let Some(index) = self.replicas.iter().position(|replica| replica.seq == result.seq) else { return };
-        let start_period = self.plan.service.health_check.start_period;
-        let retries = self.plan.service.health_check.retries;
-        let (dns_name, service) = (self.plan.dns_name.clone(), self.plan.service.name.clone());
+        let start_period = self.setup.service.health_check.start_period;
+        let retries = self.setup.service.health_check.retries;
+        let (dns_name, service) = (self.setup.dns_name.clone(), self.setup.service.name.clone());
         let replica = &mut self.replicas[index];
         if replica.state == ReplicaState::Draining {
             return;
@@ -431,7 +434,7 @@ impl Supervisor {
     fn stop_replica(&mut self, index: usize) {
         let replica = &mut self.replicas[index];
         replica.state = ReplicaState::Draining;
-        replica.kill_at = Some(Instant::now() + self.plan.service.aws.stop_timeout);
+        replica.kill_at = Some(Instant::now() + self.setup.service.aws.stop_timeout);
         replica.signal(libc::SIGTERM);
         let seq = replica.seq;
         self.stop_health_task(seq);
@@ -498,7 +501,7 @@ impl Supervisor {
     }
 
     fn status(&self) -> ServiceStatus {
-        let in_dns = self.registry.service(&self.plan.dns_name).map(|records| records.instances).unwrap_or_default();
+        let in_dns = self.registry.service(&self.setup.dns_name).map(|records| records.instances).unwrap_or_default();
         let replicas = self
             .replicas
             .iter()
@@ -531,14 +534,14 @@ impl Supervisor {
 
     async fn shutdown(&mut self) {
         // Out of DNS first, so clients stop choosing these replicas.
-        self.registry.set_instances(&self.plan.dns_name, Vec::new());
+        self.registry.set_instances(&self.setup.dns_name, Vec::new());
         for (_, task) in self.health_tasks.drain(..) {
             task.abort();
         }
         for replica in &self.replicas {
             replica.signal(libc::SIGTERM);
         }
-        let deadline = Instant::now() + self.plan.service.aws.stop_timeout;
+        let deadline = Instant::now() + self.setup.service.aws.stop_timeout;
         tokio::time::sleep(SHUTDOWN_DRAIN).await;
         for replica in &self.replicas {
             replica.signal(libc::SIGTERM);

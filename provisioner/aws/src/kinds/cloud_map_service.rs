@@ -15,11 +15,13 @@ use super::{
     namespace::{Namespace, cloud_map_tags, wait_operation},
 };
 use crate::{
-    destroy::wait_until,
-    error::{classify, explain},
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
-    state::Live,
+    clients::error::{classify, explain},
+    engine::{
+        plan::Action,
+        poll::wait_until,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
+        state::Live,
+    },
 };
 use stack_spec::Stack;
 

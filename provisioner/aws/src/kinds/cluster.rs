@@ -9,10 +9,12 @@ use std::{
 use aws_sdk_ecs::types::ClusterField;
 
 use crate::{
-    error::explain,
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
-    state::Live,
+    clients::error::explain,
+    engine::{
+        plan::Action,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
+        state::Live,
+    },
 };
 use stack_spec::Stack;
 

@@ -17,14 +17,19 @@ use super::{
     security_group::SecurityGroup, task_definition::TaskDefinition,
 };
 use crate::{
-    destroy::wait_until,
-    error::explain,
-    names::Names,
-    plan::{Action, Steps},
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
-    sdk::Clients,
-    state::Live,
-    wait::Rollout,
+    clients::{
+        Clients,
+        ecs::{primary_deployment, service_tasks, task_id},
+        error::explain,
+    },
+    engine::{
+        names::Names,
+        plan::{Action, Steps},
+        poll::wait_until,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
+        rollout::Rollout,
+        state::Live,
+    },
 };
 use stack_spec::Stack;
 
@@ -268,7 +273,7 @@ impl Kind for EcsService {
             .map(|arn| {
                 LoadBalancer::builder()
                     .target_group_arn(arn)
-                    .container_name(crate::names::CONTAINER)
+                    .container_name(crate::engine::names::CONTAINER)
                     .container_port(i32::from(spec.port))
                     .build()
             })
@@ -531,55 +536,6 @@ fn service_found(names: &Names, service: &aws_sdk_ecs::types::Service) -> Found<
             name,
         },
     }
-}
-
-/// The id of the PRIMARY deployment in an answer of CreateService or
-/// UpdateService.
-pub fn primary_deployment(service: Option<&aws_sdk_ecs::types::Service>) -> Option<String> {
-    service
-        .and_then(|service| service.deployments().iter().find(|d| d.status() == Some("PRIMARY")))
-        .and_then(|deployment| deployment.id())
-        .map(str::to_owned)
-}
-
-/// The tasks of an ECS service with `status` (RUNNING, or STOPPED for the
-/// latest failures), at most `limit` of them (ECS's page: up to 100).
-pub async fn service_tasks(
-    clients: &Clients,
-    cluster: &str,
-    service: &str,
-    status: DesiredStatus,
-    limit: i32,
-) -> anyhow::Result<Vec<aws_sdk_ecs::types::Task>> {
-    let resource = format!("ECS service {service}");
-    let listed = clients
-        .ecs
-        .list_tasks()
-        .cluster(cluster)
-        .service_name(service)
-        .desired_status(status)
-        .max_results(limit)
-        .send()
-        .await
-        .map_err(|error| explain(error, "ecs:ListTasks", &resource))?;
-    if listed.task_arns().is_empty() {
-        return Ok(Vec::new());
-    }
-    let described = clients
-        .ecs
-        .describe_tasks()
-        .cluster(cluster)
-        .set_tasks(Some(listed.task_arns().to_vec()))
-        .send()
-        .await
-        .map_err(|error| explain(error, "ecs:DescribeTasks", &resource))?;
-    Ok(described.tasks().to_vec())
-}
-
-/// A task's id: the last part of its ARN (what Cloud Map names its
-/// instance after).
-pub fn task_id(task: &aws_sdk_ecs::types::Task) -> &str {
-    task.task_arn().and_then(|arn| arn.rsplit('/').next()).unwrap_or_default()
 }
 
 /// A task as status shows it.

@@ -5,11 +5,13 @@
 use std::collections::BTreeMap;
 
 use crate::{
-    error::{classify, explain},
-    names::Names,
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, read_each},
-    state::Live,
+    clients::error::{classify, explain},
+    engine::{
+        names::Names,
+        plan::Action,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, read_each},
+        state::Live,
+    },
 };
 use stack_spec::Stack;
 

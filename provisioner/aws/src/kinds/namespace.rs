@@ -7,13 +7,17 @@ use std::{collections::BTreeMap, time::Duration};
 use anyhow::{Context as _, bail};
 
 use crate::{
-    backoff::poll_until,
-    error::{classify, explain},
-    names::Names,
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
-    sdk::Clients,
-    state::Live,
+    clients::{
+        Clients,
+        error::{classify, explain},
+    },
+    engine::{
+        names::Names,
+        plan::Action,
+        poll::poll_until,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
+        state::Live,
+    },
 };
 use stack_spec::Stack;
 

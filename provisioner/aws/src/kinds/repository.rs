@@ -7,11 +7,13 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::{
-    error::{classify, explain},
-    names::Names,
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, read_each, render},
-    state::Live,
+    clients::error::{classify, explain, unless_gone},
+    engine::{
+        names::Names,
+        plan::Action,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, read_each, render},
+        state::Live,
+    },
 };
 use stack_spec::Stack;
 
@@ -194,16 +196,9 @@ impl Kind for Repository {
 /// The repository, with its newest image (`uri@digest`).
 async fn read_repository(cx: Cx<'_>, name: &str) -> anyhow::Result<Option<Found<RepositorySpec>>> {
     let ecr = &cx.clients.ecr;
-    let answer = match ecr.describe_repositories().repository_names(name).send().await {
-        Ok(answer) => answer,
-        Err(error) => {
-            let error = classify(error, "ecr:DescribeRepositories", &format!("ECR repository {name}"));
-            if error.is_not_found() {
-                return Ok(None);
-            }
-            return Err(error.into());
-        }
-    };
+    let answer = ecr.describe_repositories().repository_names(name).send().await;
+    let answer = answer.map_err(|error| classify(error, "ecr:DescribeRepositories", &format!("ECR repository {name}")));
+    let Some(answer) = unless_gone(answer)? else { return Ok(None) };
     let Some(repository) = answer.repositories().first() else { return Ok(None) };
     let arn = repository.repository_arn().unwrap_or_default().to_owned();
     let uri = repository.repository_uri().unwrap_or_default().to_owned();
@@ -213,20 +208,12 @@ async fn read_repository(cx: Cx<'_>, name: &str) -> anyhow::Result<Option<Found<
         .send()
         .await
         .map_err(|error| explain(error, "ecr:ListTagsForResource", &format!("ECR repository {name}")))?;
-    let keep_images = match ecr.get_lifecycle_policy().repository_name(name).send().await {
-        Ok(policy) => policy
-            .lifecycle_policy_text()
-            .and_then(|text| serde_json::from_str(text).ok())
-            .and_then(|policy| RepositorySpec::keep_images_of(&policy))
-            .unwrap_or(0),
-        Err(error) => {
-            let error = classify(error, "ecr:GetLifecyclePolicy", &format!("ECR repository {name}"));
-            if !error.is_not_found() {
-                return Err(error.into());
-            }
-            0
-        }
-    };
+    let policy = ecr.get_lifecycle_policy().repository_name(name).send().await;
+    let policy = policy.map_err(|error| classify(error, "ecr:GetLifecyclePolicy", &format!("ECR repository {name}")));
+    let keep_images = unless_gone(policy)?
+        .and_then(|policy| policy.lifecycle_policy_text().and_then(|text| serde_json::from_str(text).ok()))
+        .and_then(|policy| RepositorySpec::keep_images_of(&policy))
+        .unwrap_or(0);
     let images = ecr
         .describe_images()
         .repository_name(name)

@@ -12,11 +12,13 @@ use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use crate::{
-    error::{classify, explain},
-    names::{INLINE_POLICY, Names},
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, read_each, render},
-    state::Live,
+    clients::error::{classify, explain, unless_gone},
+    engine::{
+        names::{INLINE_POLICY, Names},
+        plan::Action,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, read_each, render},
+        state::Live,
+    },
 };
 use stack_spec::Stack;
 
@@ -226,37 +228,26 @@ impl Kind for Role {
 
 async fn read_role(cx: Cx<'_>, name: &str) -> anyhow::Result<Option<Found<RoleSpec>>> {
     let iam = &cx.clients.iam;
-    let role = match iam.get_role().role_name(name).send().await {
-        Ok(answer) => answer,
-        Err(error) => {
-            let error = classify(error, "iam:GetRole", &format!("IAM role {name}"));
-            if error.is_not_found() {
-                return Ok(None);
-            }
-            return Err(error.into());
-        }
-    };
+    let answer = iam.get_role().role_name(name).send().await;
+    let answer = answer.map_err(|error| classify(error, "iam:GetRole", &format!("IAM role {name}")));
+    let Some(role) = unless_gone(answer)? else { return Ok(None) };
     let Some(role) = role.role() else { return Ok(None) };
     // URL-encoded JSON; the one service principal of the statement.
     let trust = role.assume_role_policy_document().unwrap_or_default();
     let trust: Value =
         serde_json::from_str(&percent_encoding::percent_decode_str(trust).decode_utf8_lossy()).unwrap_or_default();
     let trusted = trust["Statement"][0]["Principal"]["Service"].as_str().unwrap_or_default().to_owned();
-    let policy = match iam.get_role_policy().role_name(name).policy_name(INLINE_POLICY).send().await {
-        Ok(answer) => {
+    let answer = iam.get_role_policy().role_name(name).policy_name(INLINE_POLICY).send().await;
+    let answer = answer.map_err(|error| classify(error, "iam:GetRolePolicy", &format!("IAM role {name}")));
+    let policy = match unless_gone(answer)? {
+        Some(answer) => {
             let decoded = percent_encoding::percent_decode_str(answer.policy_document()).decode_utf8_lossy();
             Some(
                 serde_json::from_str(&decoded)
                     .with_context(|| format!("IAM role {name}: inline policy is not JSON"))?,
             )
         }
-        Err(error) => {
-            let error = classify(error, "iam:GetRolePolicy", &format!("IAM role {name}"));
-            if !error.is_not_found() {
-                return Err(error.into());
-            }
-            None
-        }
+        None => None,
     };
     let attached = iam
         .list_attached_role_policies()

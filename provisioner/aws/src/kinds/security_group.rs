@@ -10,11 +10,13 @@ use std::{
 
 use super::ingress::{self, security_group::IngressSecurityGroup};
 use crate::{
-    destroy::wait_until,
-    ec2::{Filter, Permission, SecurityGroup as Ec2Group},
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
-    state::Live,
+    clients::ec2::{Filter, Permission, SecurityGroup as Ec2Group},
+    engine::{
+        plan::Action,
+        poll::wait_until,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
+        state::Live,
+    },
 };
 use stack_spec::Stack;
 
@@ -51,7 +53,7 @@ impl Kind for SecurityGroup {
                     .map(move |source| (service.port, source))
             })
             .collect();
-        let name = crate::names::Names::new(&stack.app).security_group();
+        let name = crate::engine::names::Names::new(&stack.app).security_group();
         vec![SecurityGroupSpec { name, vpc_id: live.vpc_id.clone(), ingress }]
     }
 

@@ -11,12 +11,16 @@ use aws_sdk_ecs::types::TaskDefinitionField;
 
 use super::{ecs_service::EcsService, repository::Repository, role::Role, store::secret::StoreSecret};
 use crate::{
-    error::{classify, explain},
-    names::{CONTAINER, IMAGE_BINARY, Names},
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
-    sdk::Clients,
-    state::Live,
+    clients::{
+        Clients,
+        error::{classify, explain},
+    },
+    engine::{
+        names::{CONTAINER, IMAGE_BINARY, Names},
+        plan::Action,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
+        state::Live,
+    },
 };
 use stack_spec::Stack;
 

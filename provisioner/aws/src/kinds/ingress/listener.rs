@@ -8,11 +8,13 @@ use stack_spec::Stack;
 
 use super::{HTTPS_PORT, TLS_POLICY, load_balancer::LoadBalancer, target_group::TargetGroup};
 use crate::{
-    elbv2::Listener as LiveListener,
-    names::Names,
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
-    state::Live,
+    clients::elbv2::Listener as LiveListener,
+    engine::{
+        names::Names,
+        plan::Action,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
+        state::Live,
+    },
 };
 
 /// A load balancer's HTTPS listener.

@@ -16,12 +16,13 @@ use stack_spec::{
 
 use super::{HTTPS_PORT, security_group::IngressSecurityGroup};
 use crate::{
-    elbv2::NewLoadBalancer,
-    error::unless_unused,
-    names::Names,
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
-    state::Live,
+    clients::{elbv2::NewLoadBalancer, error::unless_unused},
+    engine::{
+        names::Names,
+        plan::Action,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
+        state::Live,
+    },
 };
 
 /// ELBv2's limit on the names of load balancers and target groups.

@@ -11,12 +11,14 @@ use stack_spec::{Stack, ingress::Allow};
 
 use super::HTTPS_PORT;
 use crate::{
-    ec2::Permission,
+    clients::ec2::Permission,
+    engine::{
+        names::Names,
+        plan::Action,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
+        state::Live,
+    },
     kinds::security_group::{ReadGroup, WantedGroup, apply_group, delete_when_free, group_fields, read_group},
-    names::Names,
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
-    state::Live,
 };
 
 /// A load balancer's security group.

@@ -11,12 +11,13 @@ use stack_spec::Stack;
 
 use super::HEALTH_CHECK_PATH;
 use crate::{
-    elbv2::TargetGroup as Group,
-    error::unless_unused,
-    names::Names,
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
-    state::Live,
+    clients::{elbv2::TargetGroup as Group, error::unless_unused},
+    engine::{
+        names::Names,
+        plan::Action,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
+        state::Live,
+    },
 };
 
 /// The attribute holding the deregistration delay.

@@ -9,7 +9,7 @@ use anyhow::bail;
 use stack_spec::Stack;
 
 use super::ARTIFACT_DAYS;
-use crate::{
+use crate::engine::{
     names::Names,
     plan::Action,
     resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},

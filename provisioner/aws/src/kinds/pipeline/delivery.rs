@@ -10,12 +10,14 @@ use stack_spec::Stack;
 
 use super::{bucket::ArtifactBucket, project::BuildProject};
 use crate::{
-    error::unless_unused,
+    clients::error::unless_unused,
+    engine::{
+        names::Names,
+        plan::Action,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
+        state::Live,
+    },
     kinds::role::Role,
-    names::Names,
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
-    state::Live,
 };
 
 /// The names of the source action and of its output.
@@ -123,7 +125,7 @@ impl Kind for DeliveryPipeline {
             return Ok(true);
         }
         out.push('\n');
-        match crate::delivery::status(cx.clients, cx.stack, 3).await {
+        match super::executions::executions(cx.clients, &cx.names.pipeline(), 3).await {
             Ok(text) => out.push_str(&text),
             Err(error) => {
                 out.push_str(&format!("pipeline {}: cannot read its executions: {error:#}\n", cx.names.pipeline()))

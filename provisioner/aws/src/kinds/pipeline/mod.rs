@@ -7,13 +7,14 @@
 
 pub mod bucket;
 pub mod delivery;
+pub mod executions;
 mod policy;
 pub mod project;
 
 use stack_spec::Stack;
 
 use super::role::RoleSpec;
-use crate::{names::Names, state::Live};
+use crate::engine::{names::Names, state::Live};
 
 /// The buildspec the project runs, from the repository's root.
 pub const BUILDSPEC: &str = "pipeline/buildspec.yml";

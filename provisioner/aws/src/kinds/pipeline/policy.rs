@@ -10,7 +10,7 @@
 use serde_json::{Value, json};
 use stack_spec::Stack;
 
-use crate::{names::Names, state::Live};
+use crate::engine::{names::Names, state::Live};
 
 /// The build role's policy.
 pub fn build(stack: &Stack, live: &Live, bucket: &str) -> Value {
@@ -266,7 +266,7 @@ pub fn pipeline(names: &Names, live: &Live, bucket: &str, connection_arn: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ec2::Vpc;
+    use crate::clients::ec2::Vpc;
 
     #[test]
     fn the_build_policy_of_a_stack_with_everything_fits_in_an_inline_policy() {

@@ -12,12 +12,14 @@ use stack_spec::Stack;
 
 use super::BUILDSPEC;
 use crate::{
-    error::unless_unused,
+    clients::error::unless_unused,
+    engine::{
+        names::Names,
+        plan::Action,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
+        state::Live,
+    },
     kinds::role::Role,
-    names::Names,
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
-    state::Live,
 };
 
 /// The build project.

@@ -11,7 +11,7 @@ pub mod target;
 
 use stack_spec::{Service, Stack};
 
-use crate::{kinds::task_definition, state::Live};
+use crate::{engine::state::Live, kinds::task_definition};
 
 /// Application Auto Scaling's id of an ECS service.
 pub fn resource_id(cluster: &str, service: &str) -> String {

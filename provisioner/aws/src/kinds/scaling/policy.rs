@@ -10,11 +10,13 @@ use futures_util::future::try_join_all;
 
 use super::{resource_id, scaled, target::ScalableTarget};
 use crate::{
-    app_autoscaling::TargetTracking,
-    names::Names,
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
-    state::Live,
+    clients::{app_autoscaling::TargetTracking, error::unless_gone},
+    engine::{
+        names::Names,
+        plan::Action,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
+        state::Live,
+    },
 };
 use stack_spec::{Stack, autoscaling::Metric};
 
@@ -195,8 +197,6 @@ fn predefined(metric: Metric) -> &'static str {
 /// Deletes a policy; one already gone (with its deregistered target) is
 /// fine.
 async fn delete(cx: Cx<'_>, spec: &PolicySpec) -> anyhow::Result<()> {
-    match cx.clients.scaling.delete_scaling_policy(&spec.policy_name, &spec.resource_id).await {
-        Err(error) if !error.is_not_found() => Err(error.into()),
-        _ => Ok(()),
-    }
+    unless_gone(cx.clients.scaling.delete_scaling_policy(&spec.policy_name, &spec.resource_id).await)?;
+    Ok(())
 }

@@ -8,11 +8,13 @@ use std::{collections::BTreeMap, fmt::Write as _};
 
 use super::{resource_id, scaled};
 use crate::{
-    app_autoscaling::ScalableTarget as LiveTarget,
+    clients::{app_autoscaling::ScalableTarget as LiveTarget, error::unless_gone},
+    engine::{
+        plan::Action,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
+        state::Live,
+    },
     kinds::ecs_service::EcsService,
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
-    state::Live,
 };
 use stack_spec::Stack;
 
@@ -206,8 +208,6 @@ fn found(service: &str, count: u32, target: &LiveTarget) -> Found<TargetSpec> {
 /// Deregisters a target; one already gone is fine (a rerun after an
 /// interrupted apply or destroy).
 async fn deregister(cx: Cx<'_>, resource_id: &str) -> anyhow::Result<()> {
-    match cx.clients.scaling.deregister_scalable_target(resource_id).await {
-        Err(error) if !error.is_not_found() => Err(error.into()),
-        _ => Ok(()),
-    }
+    unless_gone(cx.clients.scaling.deregister_scalable_target(resource_id).await)?;
+    Ok(())
 }

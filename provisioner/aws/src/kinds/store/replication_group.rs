@@ -16,13 +16,17 @@ use super::{
     subnet_group::{CacheSubnetGroup, elasticache_owned},
 };
 use crate::{
-    backoff::poll_until,
-    error::{classify, explain},
-    names::Names,
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
-    sdk::Clients,
-    state::Live,
+    clients::{
+        Clients,
+        error::{classify, explain, unless_gone},
+    },
+    engine::{
+        names::Names,
+        plan::Action,
+        poll::poll_until,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
+        state::Live,
+    },
 };
 use stack_spec::Stack;
 
@@ -293,30 +297,18 @@ impl Kind for ReplicationGroup {
 }
 
 async fn describe(clients: &Clients, id: &str) -> anyhow::Result<Option<aws_sdk_elasticache::types::ReplicationGroup>> {
-    match clients.elasticache.describe_replication_groups().replication_group_id(id).send().await {
-        Ok(answer) => Ok(answer.replication_groups().first().cloned()),
-        Err(error) => {
-            let error = classify(error, "elasticache:DescribeReplicationGroups", &format!("elasticache store {id}"));
-            if error.is_not_found() || error.code.as_deref() == Some("ReplicationGroupNotFoundFault") {
-                return Ok(None);
-            }
-            Err(error.into())
-        }
-    }
+    let answer = clients.elasticache.describe_replication_groups().replication_group_id(id).send().await;
+    let answer = answer
+        .map_err(|error| classify(error, "elasticache:DescribeReplicationGroups", &format!("elasticache store {id}")));
+    Ok(unless_gone(answer)?.and_then(|answer| answer.replication_groups().first().cloned()))
 }
 
 async fn engine_version(clients: &Clients, cluster: &str) -> anyhow::Result<Option<String>> {
     let answer = clients.elasticache.describe_cache_clusters().cache_cluster_id(cluster).send().await;
-    match answer {
-        Ok(answer) => Ok(answer.cache_clusters().first().and_then(|c| c.engine_version()).map(str::to_owned)),
-        Err(error) => {
-            let error = classify(error, "elasticache:DescribeCacheClusters", cluster);
-            if error.is_not_found() || error.code.as_deref() == Some("CacheClusterNotFound") {
-                return Ok(None);
-            }
-            Err(error.into())
-        }
-    }
+    let answer = answer.map_err(|error| classify(error, "elasticache:DescribeCacheClusters", cluster));
+    Ok(unless_gone(answer)?.and_then(|answer| {
+        answer.cache_clusters().first().and_then(|cluster| cluster.engine_version()).map(str::to_owned)
+    }))
 }
 
 async fn create(cx: ApplyCx<'_>, spec: &GroupSpec, secret_arn: &str) -> anyhow::Result<()> {
@@ -412,12 +404,8 @@ async fn delete(clients: &Clients, id: &str, snapshot: Option<&str>) -> anyhow::
         .set_final_snapshot_identifier(snapshot.map(str::to_owned))
         .send()
         .await;
-    if let Err(error) = answer {
-        let error = classify(error, "elasticache:DeleteReplicationGroup", &format!("elasticache store {id}"));
-        if !(error.is_not_found() || error.code.as_deref() == Some("ReplicationGroupNotFoundFault")) {
-            return Err(error.into());
-        }
-    }
+    let resource = format!("elasticache store {id}");
+    unless_gone(answer.map_err(|error| classify(error, "elasticache:DeleteReplicationGroup", &resource)))?;
     Ok(())
 }
 

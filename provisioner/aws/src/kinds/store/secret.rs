@@ -11,12 +11,16 @@ use rand::{RngExt, distr::Alphanumeric};
 
 use super::replication_group::ReplicationGroup;
 use crate::{
-    error::{classify, explain},
-    names::Names,
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
-    sdk::Clients,
-    state::Live,
+    clients::{
+        Clients,
+        error::{classify, explain, unless_gone},
+    },
+    engine::{
+        names::Names,
+        plan::Action,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
+        state::Live,
+    },
 };
 use stack_spec::Stack;
 
@@ -70,16 +74,9 @@ impl Kind for StoreSecret {
         for store in &cx.stack.stores {
             let name = cx.names.store_secret(&store.name);
             let resource = format!("secret {name}");
-            let described = match secrets.describe_secret().secret_id(&name).send().await {
-                Ok(described) => described,
-                Err(error) => {
-                    let error = classify(error, "secretsmanager:DescribeSecret", &resource);
-                    if error.is_not_found() {
-                        continue;
-                    }
-                    return Err(error.into());
-                }
-            };
+            let described = secrets.describe_secret().secret_id(&name).send().await;
+            let described = described.map_err(|error| classify(error, "secretsmanager:DescribeSecret", &resource));
+            let Some(described) = unless_gone(described)? else { continue };
             // A secret scheduled for deletion is on its way out.
             if described.deleted_date().is_some() {
                 continue;
@@ -167,13 +164,9 @@ impl Kind for StoreSecret {
 
 /// The secret's URL, token and all; `None` before it has a value.
 pub async fn read_url(clients: &Clients, arn: &str) -> anyhow::Result<Option<String>> {
-    match clients.secrets.get_secret_value().secret_id(arn).send().await {
-        Ok(value) => Ok(value.secret_string().map(str::to_owned)),
-        Err(error) => {
-            let error = classify(error, "secretsmanager:GetSecretValue", arn);
-            if error.is_not_found() { Ok(None) } else { Err(error.into()) }
-        }
-    }
+    let value = clients.secrets.get_secret_value().secret_id(arn).send().await;
+    let value = value.map_err(|error| classify(error, "secretsmanager:GetSecretValue", arn));
+    Ok(unless_gone(value)?.and_then(|value| value.secret_string().map(str::to_owned)))
 }
 
 /// The AUTH token in a store's URL.

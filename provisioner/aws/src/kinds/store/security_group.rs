@@ -7,14 +7,16 @@ use std::{
 };
 
 use crate::{
-    ec2::Permission,
+    clients::ec2::Permission,
+    engine::{
+        names::Names,
+        plan::Action,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
+        state::Live,
+    },
     kinds::security_group::{
         ReadGroup, SecurityGroup, WantedGroup, apply_group, delete_when_free, group_fields, read_group,
     },
-    names::Names,
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
-    state::Live,
 };
 use stack_spec::Stack;
 

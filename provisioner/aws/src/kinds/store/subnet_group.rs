@@ -7,12 +7,14 @@ use std::{
 };
 
 use crate::{
-    destroy::wait_until,
-    error::{classify, explain},
-    names::Names,
-    plan::Action,
-    resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
-    state::Live,
+    clients::error::{classify, explain, unless_gone},
+    engine::{
+        names::Names,
+        plan::Action,
+        poll::wait_until,
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
+        state::Live,
+    },
 };
 use stack_spec::Stack;
 
@@ -54,16 +56,9 @@ impl Kind for CacheSubnetGroup {
         for store in &cx.stack.stores {
             let name = cx.names.store(&store.name);
             let resource = format!("cache subnet group {name}");
-            let answer = match elasticache.describe_cache_subnet_groups().cache_subnet_group_name(&name).send().await {
-                Ok(answer) => answer,
-                Err(error) => {
-                    let error = classify(error, "elasticache:DescribeCacheSubnetGroups", &resource);
-                    if error.is_not_found() || error.code.as_deref() == Some("CacheSubnetGroupNotFoundFault") {
-                        continue;
-                    }
-                    return Err(error.into());
-                }
-            };
+            let answer = elasticache.describe_cache_subnet_groups().cache_subnet_group_name(&name).send().await;
+            let answer = answer.map_err(|error| classify(error, "elasticache:DescribeCacheSubnetGroups", &resource));
+            let Some(answer) = unless_gone(answer)? else { continue };
             let Some(group) = answer.cache_subnet_groups().first() else { continue };
             let arn = group.arn().unwrap_or_default().to_owned();
             let owned = elasticache_owned(cx, &arn).await?;

@@ -1,0 +1,241 @@
+//! Turns SDK errors into one line that names the call, the resource and
+//! what to do, instead of the SDK's debug dump.
+
+use std::error::Error as StdError;
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// A failed AWS call, explained.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct AwsError {
+    /// The error code AWS returned (`AccessDenied`, `ThrottlingException`...).
+    pub code: Option<String>,
+    /// The explanation shown to the user.
+    pub message: String,
+}
+
+impl AwsError {
+    /// Whether AWS said the resource does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.code.as_deref().is_some_and(|code| {
+            code.contains("NotFound")
+                || code.contains("NoSuch")
+                || code.ends_with(".NotFound")
+                || code == "ResourceNotFoundException"
+        })
+    }
+
+    /// Whether AWS throttled the call (after the client's own retries).
+    pub fn is_throttled(&self) -> bool {
+        self.code.as_deref().is_some_and(is_throttling)
+    }
+
+    /// Whether AWS refused the call for want of permission.
+    pub fn is_access_denied(&self) -> bool {
+        self.code
+            .as_deref()
+            .is_some_and(|code| code.contains("AccessDenied") || code == "UnauthorizedOperation" || code == "403")
+    }
+}
+
+/// `answer`, with AWS saying the resource does not exist as `None`: for a
+/// read that looks a resource up, and a delete that finds it gone already
+/// (a rerun after an interrupted apply or destroy). One rule for every
+/// service, whose codes differ (see [`AwsError::is_not_found`]).
+pub fn unless_gone<T>(answer: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
+    match answer {
+        Ok(value) => Ok(Some(value)),
+        Err(error) if error.is_not_found() => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// The answer of a read that looks for a resource the stack may no longer
+/// ask for (to delete it): when the stack does not use that kind, a caller
+/// without permission for its service has none of it, and the read says
+/// so instead of failing the plan.
+pub fn unless_unused<T: Default>(answer: Result<T, AwsError>, used: bool) -> Result<T, AwsError> {
+    match answer {
+        Err(error) if !used && error.is_access_denied() => Ok(T::default()),
+        answer => answer,
+    }
+}
+
+/// `action` is the API call (`ecs:CreateService`), `resource` what it was
+/// about (`ECS service game-server`).
+pub fn explain<E, R>(error: SdkError<E, R>, action: &str, resource: &str) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    anyhow::Error::new(classify(error, action, resource))
+}
+
+/// Like [`explain`], keeping the code so callers can branch on it.
+pub fn classify<E, R>(error: SdkError<E, R>, action: &str, resource: &str) -> AwsError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let context = causes(&error);
+    let failure = match &error {
+        SdkError::ConstructionFailure(_) | SdkError::DispatchFailure(_) if context.contains("no credentials found") => {
+            Failure::Credentials(context)
+        }
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Failure::Transport(context),
+        _ => Failure::Service {
+            status: 0,
+            code: error.code().map(str::to_owned),
+            message: error.message().map_or(context, str::to_owned),
+        },
+    };
+    describe(failure, action, resource)
+}
+
+/// Why a call failed, before it is put into words: what [`describe`] needs
+/// from the SDK's errors and from this crate's own EC2 client alike.
+#[derive(Debug)]
+pub enum Failure {
+    /// No credentials could be found.
+    Credentials(String),
+    /// The endpoint could not be reached, or did not answer in time.
+    Transport(String),
+    /// AWS answered with an error.
+    Service {
+        /// The HTTP status (0 when not known).
+        status: u16,
+        /// The error code, e.g. `InvalidGroup.NotFound`.
+        code: Option<String>,
+        /// AWS's message.
+        message: String,
+    },
+}
+
+impl Failure {
+    /// Whether trying again may succeed: the network, a 5xx, throttling.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Failure::Credentials(_) => false,
+            Failure::Transport(_) => true,
+            Failure::Service { status, code, .. } => {
+                *status >= 500 || code.as_deref().is_some_and(|code| is_throttling(code) || code == "InternalError")
+            }
+        }
+    }
+}
+
+fn is_throttling(code: &str) -> bool {
+    code.contains("Throttl") || code == "RequestLimitExceeded" || code == "TooManyRequests"
+}
+
+/// The one line for a failed `action` on `resource`: what went wrong and
+/// what to do.
+pub fn describe(failure: Failure, action: &str, resource: &str) -> AwsError {
+    let (code, detail) = match failure {
+        Failure::Credentials(context) => {
+            return AwsError {
+                code: None,
+                message: format!(
+                    "{action} on {resource}: no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and \
+                     AWS_SECRET_ACCESS_KEY, or run where a role is available (CodeBuild, ECS, EC2) ({context})"
+                ),
+            };
+        }
+        Failure::Transport(context) => {
+            return AwsError {
+                code: None,
+                message: format!(
+                    "{action} on {resource}: cannot reach the AWS endpoint (network, region or --endpoint-url?): \
+                     {context}"
+                ),
+            };
+        }
+        Failure::Service { code, message, .. } => (code, message),
+    };
+    let message = match code.as_deref() {
+        Some(
+            "UnrecognizedClientException"
+            | "InvalidClientTokenId"
+            | "AuthFailure"
+            | "InvalidSignatureException"
+            | "SignatureDoesNotMatch"
+            | "ExpiredToken"
+            | "ExpiredTokenException",
+        ) => format!(
+            "{action} on {resource}: AWS rejected the credentials ({}): refresh them or check the profile and \
+             region: {detail}",
+            code.as_deref().unwrap_or_default()
+        ),
+        Some(code) if code.contains("AccessDenied") || code == "UnauthorizedOperation" => format!(
+            "{action} on {resource}: access denied: the caller needs permission for {action} (see the README's \
+             AWS permissions): {detail}"
+        ),
+        Some(code) if is_throttling(code) => {
+            format!("{action} on {resource}: still throttled after retries with backoff; try again later: {detail}")
+        }
+        Some(code) => format!("{action} on {resource}: {code}: {detail}"),
+        None => format!("{action} on {resource}: {detail}"),
+    };
+    AwsError { code, message }
+}
+
+pub use crate::causes;
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ecs::operation::describe_clusters::DescribeClustersError;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::{body::SdkBody, error::ErrorMetadata};
+
+    use super::*;
+
+    fn service_error(code: &str, message: &str) -> SdkError<DescribeClustersError, Response> {
+        let error = DescribeClustersError::generic(ErrorMetadata::builder().code(code).message(message).build());
+        SdkError::service_error(error, Response::new(StatusCode::try_from(400).unwrap(), SdkBody::empty()))
+    }
+
+    #[test]
+    fn access_denied_names_the_call_and_the_resource() {
+        let error =
+            classify(service_error("AccessDeniedException", "not allowed"), "ecs:DescribeClusters", "cluster shop");
+        assert_eq!(
+            error.message,
+            "ecs:DescribeClusters on cluster shop: access denied: the caller needs permission for \
+             ecs:DescribeClusters (see the README's AWS permissions): not allowed"
+        );
+    }
+
+    #[test]
+    fn throttling_after_retries_says_to_try_later() {
+        let error =
+            classify(service_error("ThrottlingException", "Rate exceeded"), "ecs:DescribeClusters", "cluster shop");
+        assert!(error.message.contains("still throttled after retries with backoff"), "{}", error.message);
+    }
+
+    #[test]
+    fn rejected_credentials_say_so() {
+        let error = classify(service_error("UnrecognizedClientException", "bad token"), "sts:GetCallerIdentity", "x");
+        assert!(error.message.contains("AWS rejected the credentials"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_kind_the_stack_does_not_use_reads_as_none_when_access_is_denied() {
+        let denied = || Err::<Option<u8>, _>(AwsError { code: Some("AccessDenied".into()), message: String::new() });
+        assert_eq!(unless_unused(denied(), false).unwrap(), None);
+        assert!(unless_unused(denied(), true).is_err(), "a kind the stack uses must be readable");
+        let throttled = Err::<Option<u8>, _>(AwsError { code: Some("Throttling".into()), message: String::new() });
+        assert!(unless_unused(throttled, false).is_err());
+    }
+
+    #[test]
+    fn not_found_codes_are_recognised() {
+        for code in
+            ["ResourceNotFoundException", "NoSuchEntity", "InvalidVpcID.NotFound", "RepositoryNotFoundException"]
+        {
+            assert!(classify(service_error(code, ""), "a", "b").is_not_found(), "{code}");
+        }
+        assert!(!classify(service_error("AccessDenied", ""), "a", "b").is_not_found());
+    }
+}

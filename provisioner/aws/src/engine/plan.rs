@@ -1,0 +1,244 @@
+//! The plan: desired state against live state, a step per resource, each
+//! kind comparing its own (see [`crate::engine::graph`]). Pure: it makes no call, so
+//! plan output is exactly what apply will do.
+
+use std::fmt::Write as _;
+
+use anyhow::bail;
+use serde::Serialize;
+
+use crate::engine::{
+    graph::Graph,
+    resource::Fields,
+    state::{Desired, Live},
+};
+
+/// What apply does to one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum Action {
+    /// It does not exist yet.
+    Create,
+    /// It exists and these fields change in place.
+    Update { changes: Vec<FieldChange> },
+    /// It must be deleted and made again.
+    Replace { reason: String },
+    /// The stack no longer asks for it: apply deletes it after everything
+    /// else, in destroy's order.
+    Delete,
+    /// It is as the stack says.
+    Unchanged,
+}
+
+/// One field's change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub old: String,
+    pub new: String,
+}
+
+/// One resource's step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// The kind's key ([`crate::engine::resource::Kind::KEY`]).
+    pub kind: &'static str,
+    /// How people read the kind.
+    #[serde(skip)]
+    pub label: &'static str,
+    pub name: String,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// Everything apply would do, in order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub app: String,
+    pub account: String,
+    pub region: String,
+    pub vpc: String,
+    pub steps: Vec<Step>,
+    /// Things the user should know (a service held at 0 tasks and why).
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    /// Whether apply would change anything.
+    pub fn has_changes(&self) -> bool {
+        self.steps.iter().any(|step| step.action != Action::Unchanged)
+    }
+
+    /// The plan cut down to the steps `keep` accepts; apply leaves every
+    /// other resource as it is.
+    pub fn only(mut self, keep: impl Fn(&Step) -> bool) -> Self {
+        self.steps.retain(|step| keep(step));
+        self.notes.clear();
+        self
+    }
+
+    /// What apply does to one resource: a resource without a step is left
+    /// as it is.
+    pub fn action(&self, kind: &str, name: &str) -> &Action {
+        self.steps
+            .iter()
+            .find(|step| step.kind == kind && step.name == name)
+            .map_or(&Action::Unchanged, |step| &step.action)
+    }
+
+    /// Counts by action: create, update, replace, delete, unchanged.
+    pub fn counts(&self) -> [usize; 5] {
+        let mut counts = [0; 5];
+        for step in &self.steps {
+            counts[match step.action {
+                Action::Create => 0,
+                Action::Update { .. } => 1,
+                Action::Replace { .. } => 2,
+                Action::Delete => 3,
+                Action::Unchanged => 4,
+            }] += 1;
+        }
+        counts
+    }
+
+    /// The plan as people read it: a line per resource, changed fields
+    /// below it, then the notes and a summary.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Plan for app {} in account {}, region {} ({}):\n",
+            self.app, self.account, self.region, self.vpc
+        );
+        for step in &self.steps {
+            let (mark, word) = match &step.action {
+                Action::Create => ("+", "create"),
+                Action::Update { .. } => ("~", "update"),
+                Action::Replace { .. } => ("-/+", "replace"),
+                Action::Delete => ("-", "delete"),
+                Action::Unchanged => ("=", "unchanged"),
+            };
+            let _ = writeln!(out, "  {mark:<3} {word:<9}  {:<19}  {}", step.label, step.name);
+            match &step.action {
+                Action::Update { changes } => {
+                    for change in changes {
+                        let _ = writeln!(out, "                  {}: {} -> {}", change.field, change.old, change.new);
+                    }
+                }
+                Action::Replace { reason } => {
+                    let _ = writeln!(out, "                  because {reason}");
+                }
+                Action::Create | Action::Delete | Action::Unchanged => {}
+            }
+        }
+        if !self.notes.is_empty() {
+            out.push('\n');
+            for note in &self.notes {
+                let _ = writeln!(out, "  note: {note}");
+            }
+        }
+        let [create, update, replace, delete, unchanged] = self.counts();
+        let deleted = if delete > 0 { format!(", {delete} to delete") } else { String::new() };
+        let _ = writeln!(
+            out,
+            "\n{create} to create, {update} to update, {replace} to replace{deleted}, {unchanged} unchanged.{}",
+            if self.has_changes() { "" } else { " Nothing to do." }
+        );
+        out
+    }
+}
+
+/// Plans `desired` against `live`, kind by kind in the graph's order. A
+/// field the live side lacks was not reported by the API and is not
+/// compared. Fails when a resource with one of the stack's names exists but
+/// is not this app's: apply must not take it over.
+pub fn plan(graph: Graph, app: &str, desired: &Desired, live: &Live) -> anyhow::Result<Plan> {
+    let mut steps = Steps::default();
+    for node in graph.nodes() {
+        node.kind.plan(desired, live, &mut steps)?;
+    }
+    let Steps { steps, foreign } = steps;
+    if !foreign.is_empty() {
+        bail!(
+            "these resources exist but are not this app's (they lack the tags app={app} and managed-by=provision), \
+             so provision will not change them: {}. Rename the app or the resource in the stack file, or remove \
+             the resource",
+            foreign.join(", ")
+        );
+    }
+    Ok(Plan {
+        app: app.to_owned(),
+        account: live.account.clone(),
+        region: live.region.clone(),
+        vpc: live.vpc_id.clone(),
+        steps,
+        notes: graph.nodes().iter().flat_map(|node| node.kind.notes(desired)).collect(),
+    })
+}
+
+/// The steps so far, and the names found that belong to someone else.
+#[derive(Default)]
+pub struct Steps {
+    steps: Vec<Step>,
+    foreign: Vec<String>,
+}
+
+impl Steps {
+    /// Adds the step that takes `found` (ownership and fields, if the
+    /// resource exists) to `wanted`.
+    pub fn add(
+        &mut self,
+        kind: &'static str,
+        label: &'static str,
+        name: &str,
+        found: Option<(bool, Fields)>,
+        wanted: &Fields,
+    ) {
+        let action = match found {
+            None => Action::Create,
+            Some((false, _)) => {
+                self.foreign.push(format!("{label} {name}"));
+                Action::Unchanged
+            }
+            Some((true, current)) => changes(&current, wanted),
+        };
+        self.push(kind, label, name, action);
+    }
+
+    /// Adds a step as it is.
+    pub fn push(&mut self, kind: &'static str, label: &'static str, name: &str, action: Action) {
+        self.steps.push(Step { kind, label, name: name.to_owned(), action });
+    }
+
+    /// Whether the resource of kind `kind` named `name` changes.
+    pub fn changes(&self, kind: &str, name: &str) -> bool {
+        self.steps.iter().any(|step| step.kind == kind && step.name == name && step.action != Action::Unchanged)
+    }
+}
+
+fn changes(current: &Fields, wanted: &Fields) -> Action {
+    let changes: Vec<FieldChange> = wanted
+        .iter()
+        .filter_map(|(field, new)| {
+            let old = current.get(field)?;
+            (old != new).then(|| FieldChange { field: (*field).to_owned(), old: old.clone(), new: new.clone() })
+        })
+        .collect();
+    if changes.is_empty() { Action::Unchanged } else { Action::Update { changes } }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_lists_only_the_fields_that_differ() {
+        let current = Fields::from([("cpu", "256".to_owned()), ("memory", "512".to_owned())]);
+        let wanted = Fields::from([("cpu", "512".to_owned()), ("memory", "512".to_owned())]);
+        assert_eq!(
+            changes(&current, &wanted),
+            Action::Update { changes: vec![FieldChange { field: "cpu".into(), old: "256".into(), new: "512".into() }] }
+        );
+        assert_eq!(changes(&wanted, &wanted), Action::Unchanged);
+    }
+}

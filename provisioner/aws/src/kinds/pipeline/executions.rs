@@ -1,0 +1,389 @@
+//! The delivery pipeline's executions: the last few as lines (id, status,
+//! start, duration, commit), and one run followed stage by stage (the
+//! build's phase and its log link) until it ends. Following is pure logic
+//! fed by a poll, as the deployment wait is, so it is tested against
+//! scripted answers (moto runs no build).
+
+use std::{fmt::Write as _, future::Future, time::Duration};
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::clients::{Clients, error::AwsError};
+
+/// Where one execution stands at a poll.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RunState {
+    /// `InProgress`, `Succeeded`, `Failed`, `Stopped`, `Superseded`...
+    pub status: String,
+    /// Why, when it failed.
+    pub summary: String,
+    /// Each stage's latest state, when the pipeline's state could be read.
+    pub stages: Vec<StageState>,
+}
+
+/// One stage of the pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StageState {
+    pub name: String,
+    pub status: String,
+    /// Its action's summary or error message.
+    pub detail: String,
+    /// The build it runs, for the build stage.
+    pub build: Option<BuildState>,
+}
+
+/// The build a stage runs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BuildState {
+    pub id: String,
+    /// `PROVISIONING`, `BUILD`, `POST_BUILD`, `COMPLETED`...
+    pub phase: String,
+    /// Its logs in the console.
+    pub logs: String,
+}
+
+/// How a followed run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    Succeeded,
+    /// Failed, stopped or superseded: why.
+    Failed(String),
+    /// Still running at the deadline.
+    TimedOut,
+}
+
+/// Whether a connection can be used, from its `ConnectionStatus`.
+pub fn connection_ready(arn: &str, status: &str) -> Result<(), String> {
+    match status {
+        "AVAILABLE" => Ok(()),
+        "PENDING" => Err(format!(
+            "connection {arn} is PENDING: it was created but not approved; approve it once in the console \
+             (Developer Tools > Settings > Connections > the connection > Update pending connection), then run again"
+        )),
+        other => Err(format!(
+            "connection {arn} is {other}: the pipeline cannot read the repository; check it in the console \
+             (Developer Tools > Settings > Connections)"
+        )),
+    }
+}
+
+/// Follows one execution until it ends or `timeout` passes, polling every
+/// `interval`; `report` gets each line that changed.
+pub async fn follow<P, F>(mut poll: P, interval: Duration, timeout: Duration, mut report: impl FnMut(String)) -> Ending
+where
+    P: FnMut() -> F,
+    F: Future<Output = anyhow::Result<RunState>>,
+{
+    let started = Instant::now();
+    let mut shown: Vec<String> = Vec::new();
+    loop {
+        match poll().await {
+            Ok(state) => {
+                for line in lines(&state) {
+                    if !shown.contains(&line) {
+                        report(format!("{line}  ({}s)", started.elapsed().as_secs()));
+                        shown.push(line);
+                    }
+                }
+                match state.status.as_str() {
+                    "Succeeded" => return Ending::Succeeded,
+                    "Failed" | "Stopped" | "Stopping" | "Superseded" | "Cancelled" => {
+                        return Ending::Failed(failure(&state));
+                    }
+                    _ => {}
+                }
+            }
+            Err(error) => report(format!("  cannot read the execution: {error:#} (trying again)")),
+        }
+        if started.elapsed() + interval > timeout {
+            return Ending::TimedOut;
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// The lines that describe a state: the execution, then each stage.
+fn lines(state: &RunState) -> Vec<String> {
+    let mut lines = vec![format!("  execution  {}", state.status)];
+    for stage in &state.stages {
+        let mut line = format!("  {:<10} {}", stage.name, stage.status);
+        if let Some(build) = &stage.build {
+            let _ = write!(line, "  build {} phase {}", build.id, build.phase);
+            if !build.logs.is_empty() {
+                let _ = write!(line, "  logs {}", build.logs);
+            }
+        }
+        if !stage.detail.is_empty() {
+            let _ = write!(line, "  ({})", stage.detail);
+        }
+        lines.push(line);
+    }
+    lines
+}
+
+/// Why a run did not succeed: the failed stage and its message.
+fn failure(state: &RunState) -> String {
+    let stage = state.stages.iter().find(|stage| stage.status == "Failed");
+    match (stage, state.summary.as_str()) {
+        (Some(stage), _) => format!(
+            "{} in stage {}{}",
+            state.status,
+            stage.name,
+            if stage.detail.is_empty() { String::new() } else { format!(": {}", stage.detail) }
+        ),
+        (None, "") => state.status.clone(),
+        (None, summary) => format!("{}: {summary}", state.status),
+    }
+}
+
+/// The last `count` executions, newest first: `provision pipeline status`
+/// (ten) and `provision status` (three).
+pub async fn executions(clients: &Clients, name: &str, count: u32) -> anyhow::Result<String> {
+    let request = json!({ "pipelineName": name, "maxResults": count });
+    let answer = clients.codepipeline.call("ListPipelineExecutions", &request, &format!("pipeline {name}")).await?;
+    let executions = answer["pipelineExecutionSummaries"].as_array().cloned().unwrap_or_default();
+    let mut out = format!("pipeline {name}\n");
+    if executions.is_empty() {
+        out.push_str("  no execution yet: a push to the branch, or `provision pipeline run`, starts one\n");
+        return Ok(out);
+    }
+    let _ = writeln!(out, "  {:<36} {:<11} {:<25} {:>8}  commit", "execution", "status", "started", "took");
+    for execution in &executions {
+        let _ = writeln!(out, "{}", execution_line(execution));
+    }
+    Ok(out)
+}
+
+/// One execution summary as a line: id, status, start, duration, commit.
+fn execution_line(execution: &Value) -> String {
+    let took = duration(&execution["startTime"], &execution["lastUpdateTime"])
+        .map_or_else(|| "-".to_owned(), |secs| format!("{}s", secs.round()));
+    let revision = &execution["sourceRevisions"][0];
+    let commit = revision["revisionId"].as_str().map_or_else(
+        || "-".to_owned(),
+        |id| {
+            let summary = revision["revisionSummary"].as_str().unwrap_or_default().lines().next().unwrap_or_default();
+            format!("{} {summary}", &id[..id.len().min(8)]).trim_end().to_owned()
+        },
+    );
+    let started = match &execution["startTime"] {
+        Value::String(text) => text.clone(),
+        value => value.as_f64().map_or_else(|| "-".to_owned(), |secs| format!("{secs:.0} (Unix time)")),
+    };
+    format!(
+        "  {:<36} {:<11} {:<25} {took:>8}  {commit}",
+        text(&execution["pipelineExecutionId"]),
+        text(&execution["status"]),
+        started
+    )
+}
+
+/// Seconds from `start` to `end`, as AWS's JSON gives times (epoch
+/// seconds), or as ISO 8601 strings of one day (moto's).
+fn duration(start: &Value, end: &Value) -> Option<f64> {
+    if let (Some(start), Some(end)) = (start.as_f64(), end.as_f64()) {
+        return Some(end - start);
+    }
+    let time_of_day = |value: &Value| {
+        let (date, time) = value.as_str()?.split_once('T')?;
+        let time = time.trim_end_matches('Z').split('+').next()?;
+        let seconds = time.split(':').try_fold(0.0, |total, part| Some(total * 60.0 + part.parse::<f64>().ok()?))?;
+        Some((date.to_owned(), seconds))
+    };
+    let ((start_date, start), (end_date, end)) = (time_of_day(start)?, time_of_day(end)?);
+    (start_date == end_date).then_some(end - start)
+}
+
+/// The connection's status (`AVAILABLE`, `PENDING`, `ERROR`).
+pub async fn connection_status(clients: &Clients, arn: &str) -> Result<String, AwsError> {
+    let client =
+        if arn.contains(":codestar-connections:") { &clients.codestar_connections } else { &clients.codeconnections };
+    let answer = client.call("GetConnection", &json!({ "ConnectionArn": arn }), &format!("connection {arn}")).await?;
+    Ok(answer["Connection"]["ConnectionStatus"].as_str().unwrap_or_default().to_owned())
+}
+
+/// One poll of a run: the execution's status and, where it can be read,
+/// each stage's state and the build's phase.
+pub async fn poll_run(clients: &Clients, name: &str, id: &str) -> anyhow::Result<RunState> {
+    let resource = format!("pipeline {name}");
+    let request = json!({ "pipelineName": name, "pipelineExecutionId": id });
+    let execution = clients.codepipeline.call("GetPipelineExecution", &request, &resource).await?;
+    let execution = &execution["pipelineExecution"];
+    let mut state = RunState {
+        status: execution["status"].as_str().unwrap_or_default().to_owned(),
+        summary: execution["statusSummary"].as_str().unwrap_or_default().to_owned(),
+        stages: Vec::new(),
+    };
+    // Stage detail is a courtesy (an emulator may not have it).
+    let Ok(pipeline_state) = clients.codepipeline.call("GetPipelineState", &json!({ "name": name }), &resource).await
+    else {
+        return Ok(state);
+    };
+    for stage in pipeline_state["stageStates"].as_array().into_iter().flatten() {
+        if stage["latestExecution"]["pipelineExecutionId"] != json!(id) {
+            state.stages.push(StageState {
+                name: text(&stage["stageName"]),
+                status: "-".into(),
+                ..StageState::default()
+            });
+            continue;
+        }
+        let action = &stage["actionStates"][0]["latestExecution"];
+        let build_id = action["externalExecutionId"]
+            .as_str()
+            .filter(|_| stage["actionStates"][0]["actionName"] != json!("Source"));
+        let build = match build_id {
+            Some(build_id) if build_id.contains(':') => {
+                let builds = clients.codebuild.builds(&[build_id.to_owned()]).await.unwrap_or_default();
+                builds.first().map(|build| BuildState {
+                    id: build_id.to_owned(),
+                    phase: text(&build["currentPhase"]),
+                    logs: text(&build["logs"]["deepLink"]),
+                })
+            }
+            _ => None,
+        };
+        state.stages.push(StageState {
+            name: text(&stage["stageName"]),
+            status: text(&stage["latestExecution"]["status"]),
+            detail: action["errorDetails"]["message"]
+                .as_str()
+                .or(action["summary"].as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            build,
+        });
+    }
+    Ok(state)
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        collections::VecDeque,
+        sync::{Arc, Mutex},
+    };
+
+    use super::*;
+
+    fn stage(name: &str, status: &str, build: Option<(&str, &str)>) -> StageState {
+        StageState {
+            name: name.into(),
+            status: status.into(),
+            detail: String::new(),
+            build: build.map(|(id, phase)| BuildState {
+                id: id.into(),
+                phase: phase.into(),
+                logs: "https://logs".into(),
+            }),
+        }
+    }
+
+    fn state(status: &str, stages: Vec<StageState>) -> RunState {
+        RunState { status: status.into(), summary: String::new(), stages }
+    }
+
+    /// Answers each poll with the next scripted state (the last repeats).
+    fn scripted(states: Vec<RunState>) -> impl FnMut() -> std::future::Ready<anyhow::Result<RunState>> {
+        let states = Arc::new(Mutex::new(VecDeque::from(states)));
+        move || {
+            let mut states = states.lock().unwrap();
+            let next = if states.len() > 1 { states.pop_front().unwrap() } else { states[0].clone() };
+            std::future::ready(Ok(next))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_is_followed_stage_by_stage_with_the_build_phase_and_its_logs() {
+        let poll = scripted(vec![
+            state("InProgress", vec![stage("Source", "InProgress", None), stage("Deploy", "-", None)]),
+            state(
+                "InProgress",
+                vec![
+                    stage("Source", "Succeeded", None),
+                    stage("Deploy", "InProgress", Some(("shop-deploy:1", "BUILD"))),
+                ],
+            ),
+            state(
+                "InProgress",
+                vec![
+                    stage("Source", "Succeeded", None),
+                    stage("Deploy", "InProgress", Some(("shop-deploy:1", "BUILD"))),
+                ],
+            ),
+            state(
+                "Succeeded",
+                vec![
+                    stage("Source", "Succeeded", None),
+                    stage("Deploy", "Succeeded", Some(("shop-deploy:1", "COMPLETED"))),
+                ],
+            ),
+        ]);
+        let mut lines = Vec::new();
+        let ending = follow(poll, Duration::from_secs(10), Duration::from_secs(3600), |line| lines.push(line)).await;
+        assert_eq!(ending, Ending::Succeeded);
+        let lines: Vec<String> = lines.iter().map(|line| line.rsplit_once("  (").unwrap().0.to_owned()).collect();
+        assert_eq!(
+            lines,
+            [
+                "  execution  InProgress",
+                "  Source     InProgress",
+                "  Deploy     -",
+                "  Source     Succeeded",
+                "  Deploy     InProgress  build shop-deploy:1 phase BUILD  logs https://logs",
+                "  execution  Succeeded",
+                "  Deploy     Succeeded  build shop-deploy:1 phase COMPLETED  logs https://logs",
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_stage_is_named_with_its_message_and_a_stuck_run_times_out() {
+        let mut failed = stage("Deploy", "Failed", Some(("shop-deploy:2", "COMPLETED")));
+        failed.detail = "Error while executing command: bash .ci/run. Reason: exit status 1".into();
+        let poll = scripted(vec![state("Failed", vec![stage("Source", "Succeeded", None), failed])]);
+        let ending = follow(poll, Duration::from_secs(10), Duration::from_secs(3600), |_| {}).await;
+        assert_eq!(
+            ending,
+            Ending::Failed(
+                "Failed in stage Deploy: Error while executing command: bash .ci/run. Reason: exit status 1".into()
+            )
+        );
+        let poll = scripted(vec![state("InProgress", vec![])]);
+        let started = tokio::time::Instant::now();
+        assert_eq!(follow(poll, Duration::from_secs(10), Duration::from_secs(60), |_| {}).await, Ending::TimedOut);
+        assert!(started.elapsed() <= Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_pending_connection_says_to_approve_it() {
+        let arn = "arn:aws:codeconnections:us-east-1:123456789012:connection/0f1e";
+        assert_eq!(connection_ready(arn, "AVAILABLE"), Ok(()));
+        let pending = connection_ready(arn, "PENDING").unwrap_err();
+        assert!(pending.contains("is PENDING") && pending.contains("Update pending connection"), "{pending}");
+        assert!(connection_ready(arn, "ERROR").unwrap_err().contains("is ERROR"));
+    }
+
+    #[test]
+    fn an_execution_reads_as_a_line_with_its_commit_and_duration() {
+        let execution = json!({
+            "pipelineExecutionId": "e-1",
+            "status": "Succeeded",
+            "startTime": 1_800_000_000.0,
+            "lastUpdateTime": 1_800_000_754.2,
+            "sourceRevisions": [{ "revisionId": "0123456789abcdef", "revisionSummary": "Add the ingress\n\nbody" }]
+        });
+        let line = execution_line(&execution);
+        assert!(line.contains("e-1") && line.contains("Succeeded") && line.contains("754s"), "{line}");
+        assert!(line.ends_with("01234567 Add the ingress"), "{line}");
+        let moto = json!({"pipelineExecutionId": "e-2", "status": "Succeeded",
+            "startTime": "2026-11-27T21:00:00.000Z", "lastUpdateTime": "2026-11-27T21:01:03.500Z"});
+        assert!(execution_line(&moto).contains(" 64s"), "{}", execution_line(&moto));
+        assert_eq!(duration(&json!("2026-11-27T23:59:00Z"), &json!("2026-11-28T00:01:00Z")), None);
+    }
+}

@@ -1,0 +1,31 @@
+//! `provision apply`: plan, confirm, make the changes layer by layer, then
+//! wait for the deployments they started.
+
+use clap::Args;
+
+use super::AwsArgs;
+
+/// `provision apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Apply without asking (needed when not on a terminal, e.g. in CI).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Return once the changes are made, without waiting for deployments.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for deployments before failing, in seconds.
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    pub wait_timeout: u64,
+}
+
+/// Applies the stack file.
+#[cfg(feature = "aws")]
+pub async fn run(args: ApplyArgs) -> anyhow::Result<u8> {
+    let (stack, clients) = super::connect(&args.aws).await?;
+    let wait = (!args.no_wait).then(|| super::wait_options(args.wait_timeout));
+    super::apply_stack(&stack, &clients, args.yes, wait).await?;
+    Ok(0)
+}

@@ -1,0 +1,66 @@
+//! `provision destroy`: removes what apply made, each kind once nothing
+//! left needs it (see [`crate::engine::graph::Graph::teardown_order`]), and
+//! only what carries this app's tags. Each kind's module says how it goes
+//! (services are scaled to zero and drained first, so Cloud Map has no
+//! instance left when its service goes).
+
+use clap::Args;
+
+use super::AwsArgs;
+
+/// `provision destroy`.
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Delete without asking (needed when not on a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Also delete the services' log groups (kept by default).
+    #[arg(long)]
+    pub delete_logs: bool,
+    /// Delete the stores without the final snapshot that keeps their boards
+    /// (taken by default).
+    #[arg(long)]
+    pub skip_final_snapshot: bool,
+}
+
+/// Lists what goes, confirms, deletes.
+#[cfg(feature = "aws")]
+pub async fn run(args: DestroyArgs) -> anyhow::Result<u8> {
+    use crate::{
+        engine::{
+            account,
+            names::Names,
+            resource::{Cx, DestroyOptions},
+        },
+        kinds::GRAPH,
+    };
+
+    let (stack, clients) = super::connect(&args.aws).await?;
+    let live = account::read(GRAPH, &clients, &stack).await?;
+    let started_at =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
+    let options =
+        DestroyOptions { delete_logs: args.delete_logs, skip_final_snapshot: args.skip_final_snapshot, started_at };
+    let order = GRAPH.teardown_order();
+    let targets: Vec<String> = order.iter().flat_map(|node| node.kind.teardown_lines(&live, options)).collect();
+    if targets.is_empty() {
+        println!("Nothing of app {} exists in account {}, region {}.", stack.app, live.account, live.region);
+        return Ok(0);
+    }
+    println!("Destroy app {} in account {}, region {}:", stack.app, live.account, live.region);
+    for target in &targets {
+        println!("  - {target}");
+    }
+    if !args.yes {
+        super::confirm("Delete these?")?;
+    }
+    let names = Names::new(&stack.app);
+    let cx = Cx { clients: &clients, names: &names, stack: &stack };
+    for node in order {
+        node.kind.destroy(cx, &live, options).await?;
+    }
+    println!("Destroyed.");
+    Ok(0)
+}

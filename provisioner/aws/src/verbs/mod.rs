@@ -1,0 +1,177 @@
+//! The AWS commands, one file each holding its flags and its body; the
+//! bodies compose the engine (read, plan, apply, watch) over the table of
+//! kinds and exist only with the `aws` cargo feature, the flags always (so
+//! `provision --help` is the same in every build).
+
+pub mod apply;
+pub mod call;
+pub mod deploy;
+pub mod destroy;
+pub mod pipeline;
+pub mod plan;
+pub mod rollback;
+pub mod status;
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+/// Where the stack file is and which AWS endpoint and region to use.
+#[derive(Debug, Args)]
+pub struct AwsArgs {
+    /// The stack file.
+    #[arg(long, env = "PROVISION_STACK", default_value = "stack.toml")]
+    pub stack: PathBuf,
+    /// Send every AWS call here instead of AWS's own endpoints (an
+    /// emulator such as moto, or a proxy).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// The region; else the stack's `[aws] region`, else the usual AWS
+    /// configuration chain (AWS_REGION, the profile).
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+/// How plan prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people.
+    Text,
+    /// One JSON document, for machines.
+    Json,
+}
+
+/// The AWS subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum AwsCommand {
+    /// Show what `apply` would change on AWS, resource by resource; makes no
+    /// change.
+    Plan(plan::PlanArgs),
+    /// Create or update the stack on ECS Fargate with Cloud Map, then wait
+    /// for the deployments.
+    Apply(apply::ApplyArgs),
+    /// Show the services' deployments and tasks beside their Cloud Map
+    /// instances; exits 1 when the two disagree.
+    Status(status::StatusArgs),
+    /// Delete the stack's AWS resources (only those tagged as this app's).
+    Destroy(destroy::DestroyArgs),
+    /// Build and push the services' images (or take a prebuilt one), pin
+    /// them by digest in new task definitions and roll the services out.
+    Deploy(deploy::DeployArgs),
+    /// Move a service back to its previous task definition revision.
+    Rollback(rollback::RollbackArgs),
+    /// The delivery pipeline of `[pipeline]`: run it, or see its runs.
+    Pipeline(pipeline::PipelineArgs),
+}
+
+/// Runs an AWS subcommand; the exit code on success (plan's
+/// `--detailed-exitcode`, status's disagreement).
+pub async fn run(command: AwsCommand) -> anyhow::Result<u8> {
+    #[cfg(feature = "aws")]
+    return match command {
+        AwsCommand::Plan(args) => plan::run(args).await,
+        AwsCommand::Apply(args) => apply::run(args).await,
+        AwsCommand::Status(args) => status::run(args).await,
+        AwsCommand::Destroy(args) => destroy::run(args).await,
+        AwsCommand::Deploy(args) => deploy::run(args).await,
+        AwsCommand::Rollback(args) => rollback::run(args).await,
+        AwsCommand::Pipeline(args) => pipeline::run(args).await,
+    };
+    #[cfg(not(feature = "aws"))]
+    {
+        let _ = command;
+        anyhow::bail!(
+            "this provision was built without AWS support: build it with `cargo build --release -p provisioner \
+             --features aws` (or `cargo install --path provisioner --features aws`)"
+        )
+    }
+}
+
+#[cfg(feature = "aws")]
+pub(crate) use session::{apply_stack, confirm, connect, plan_stack, wait_options};
+
+/// What several verbs do alike: load and check the stack file, connect,
+/// confirm on a terminal, plan and apply the whole stack.
+#[cfg(feature = "aws")]
+mod session {
+    use std::{
+        io::{BufRead, IsTerminal, Write},
+        time::Duration,
+    };
+
+    use anyhow::bail;
+    use stack_spec::{self as spec, Stack};
+
+    use super::AwsArgs;
+    use crate::{
+        clients::{Clients, Target},
+        engine::{self, Planned, account, images, limits, rollout::WaitOptions, watch},
+        kinds::{GRAPH, repository::Repository},
+    };
+
+    /// Loads and checks the stack file (before any call), then connects.
+    pub async fn connect(args: &AwsArgs) -> anyhow::Result<(Stack, Clients)> {
+        let stack = spec::load(&args.stack)?;
+        limits::check(GRAPH, &stack, &args.stack)?;
+        let target = Target {
+            endpoint_url: args.endpoint_url.clone().filter(|url| !url.is_empty()),
+            region: args.region.clone().or_else(|| stack.aws.region.clone()),
+        };
+        let clients = Clients::connect(&target).await?;
+        Ok((stack, clients))
+    }
+
+    /// Reads the account for `stack`, pins its images by digest and plans.
+    pub async fn plan_stack(clients: &Clients, stack: &Stack) -> anyhow::Result<Planned> {
+        let live = account::read(GRAPH, clients, stack).await?;
+        let stack =
+            images::pin_stack_images(clients, stack, &live, |repository| live.get::<Repository>(repository).is_some())
+                .await?;
+        engine::plan_read(GRAPH, stack, live)
+    }
+
+    /// The deployment wait of `--wait-timeout` seconds.
+    pub fn wait_options(timeout_secs: u64) -> WaitOptions {
+        WaitOptions { timeout: Duration::from_secs(timeout_secs), ..WaitOptions::default() }
+    }
+
+    /// Plan, confirm (unless `yes`), apply, and wait (with `wait`).
+    pub async fn apply_stack(
+        stack: &Stack,
+        clients: &Clients,
+        yes: bool,
+        wait: Option<WaitOptions>,
+    ) -> anyhow::Result<()> {
+        let planned = plan_stack(clients, stack).await?;
+        print!("{}", planned.plan.render());
+        if !planned.plan.has_changes() {
+            println!("The stack is up to date.");
+            return Ok(());
+        }
+        if !yes {
+            confirm("Apply these changes?")?;
+        }
+        println!("\nApplying:");
+        let made = engine::apply_plan(GRAPH, clients, &planned, |_| true).await?;
+        println!("Applied.");
+        if let Some(options) = wait {
+            watch::wait_for(clients, &stack.aws.cluster, &made.rollouts(), options).await?;
+        }
+        Ok(())
+    }
+
+    /// Asks on the terminal; refuses to guess when there is none.
+    pub fn confirm(question: &str) -> anyhow::Result<()> {
+        if !std::io::stdin().is_terminal() {
+            bail!("not on a terminal, so nothing to confirm with: pass --yes to go ahead without the prompt");
+        }
+        print!("\n{question} Only 'yes' goes ahead: ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            bail!("cancelled: nothing was changed");
+        }
+        Ok(())
+    }
+}

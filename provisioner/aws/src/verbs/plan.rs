@@ -1,0 +1,44 @@
+//! `provision plan`: what apply would change, resource by resource, as
+//! text or one JSON document; makes no change.
+
+use clap::Args;
+
+use super::{AwsArgs, Output};
+
+/// `provision plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Exit 2 when apply would change something (0: nothing to do).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+/// Plans and prints; 2 with `--detailed-exitcode` when there are changes.
+#[cfg(feature = "aws")]
+pub async fn run(args: PlanArgs) -> anyhow::Result<u8> {
+    let (stack, clients) = super::connect(&args.aws).await?;
+    let planned = super::plan_stack(&clients, &stack).await?;
+    let plan = &planned.plan;
+    match args.output {
+        Output::Text => print!("{}", plan.render()),
+        Output::Json => println!("{}", render_json(plan)?),
+    }
+    Ok(if args.detailed_exitcode && plan.has_changes() { 2 } else { 0 })
+}
+
+/// The plan as JSON, with a summary of the counts.
+#[cfg(feature = "aws")]
+fn render_json(plan: &crate::engine::plan::Plan) -> anyhow::Result<String> {
+    let [create, update, replace, delete, unchanged] = plan.counts();
+    let mut value = serde_json::to_value(plan)?;
+    value["summary"] = serde_json::json!({
+        "create": create, "update": update, "replace": replace, "delete": delete, "unchanged": unchanged,
+        "changes": plan.has_changes(),
+    });
+    Ok(serde_json::to_string_pretty(&value)?)
+}

@@ -15,10 +15,9 @@
 //!   create/update/delete, status, limits) and the table of kinds
 //!   (`kinds::KINDS`). Kinds use the engine and the clients, never a verb.
 //! - `clients/`: the client registry (`Clients`), the shared error type,
-//!   and the clients the SDK crates do not give us: EC2 (its SDK crate alone
-//!   is most of a build) and, until they move to their SDK crates, ELBv2,
-//!   ACM, S3, CodeBuild, CodePipeline, CodeConnections and Application Auto
-//!   Scaling, over one SigV4 transport (Query, JSON 1.1, S3 REST).
+//!   one module per AWS service wrapping its SDK client in the shapes the
+//!   kinds compare, and EC2's client of our own (its SDK crate alone is most
+//!   of a build) over a SigV4-signed Query transport.
 //! - `images/`: what goes into a service's image and the builders that
 //!   make and push it (Docker's today).
 

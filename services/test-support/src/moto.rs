@@ -1,5 +1,8 @@
 //! A real AWS API emulator: moto's server (PyPI `moto[server]`) on a free
 //! loopback port, one per test so tests never see each other's resources.
+//! It runs through `moto_server.py` beside this crate, which puts two
+//! services' timestamps in AWS's wire format (see that file) and changes
+//! nothing else.
 
 use std::{
     net::{SocketAddr, TcpStream},
@@ -30,13 +33,16 @@ impl MotoServer {
     /// connections.
     pub fn start() -> Self {
         let addr = free_addr();
-        let child = Command::new(moto_server_binary())
+        let python = moto_server_binary().with_file_name("python3");
+        let launcher = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("moto_server.py");
+        let child = Command::new(&python)
+            .arg(&launcher)
             .args(["-H", &addr.ip().to_string(), "-p", &addr.port().to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|error| panic!("cannot start moto_server: {error}"));
+            .unwrap_or_else(|error| panic!("cannot start {} {}: {error}", python.display(), launcher.display()));
         let mut server = Self { addr, child };
         let started = Instant::now();
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {

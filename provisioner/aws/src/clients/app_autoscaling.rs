@@ -1,21 +1,26 @@
 //! The Application Auto Scaling calls provision makes for ECS services,
-//! spoken directly in its JSON 1.1 protocol (`X-Amz-Target:
-//! AnyScaleFrontendService.<Operation>`) over [`super::json11`]: seven
-//! calls did not justify another SDK crate in a two-core build.
+//! through the SDK's client, in the shapes the scaling kinds compare.
 
-use serde_json::{Value, json};
+use aws_sdk_applicationautoscaling::{
+    Client,
+    types::{
+        MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ServiceNamespace,
+        TargetTrackingScalingPolicyConfiguration,
+    },
+};
+use aws_smithy_types::date_time::Format;
 
-use super::{error::AwsError, json11::JsonClient};
+use super::error::{AwsError, classify};
 
 /// What every call here is about.
-const NAMESPACE: &str = "ecs";
+const NAMESPACE: ServiceNamespace = ServiceNamespace::Ecs;
 /// An ECS service's scalable dimension.
-pub const DIMENSION: &str = "ecs:service:DesiredCount";
+const DIMENSION: ScalableDimension = ScalableDimension::EcsServiceDesiredCount;
 
 /// An Application Auto Scaling client for one region (or `--endpoint-url`).
 #[derive(Clone, Debug)]
 pub struct AppAutoScaling {
-    client: JsonClient,
+    client: Client,
 }
 
 /// A scalable target: an ECS service's bounds.
@@ -62,9 +67,8 @@ pub struct Activity {
 impl AppAutoScaling {
     /// A client with the SDK configuration's credentials, region and
     /// endpoint override.
-    pub fn new(config: &aws_types::SdkConfig, region: &str) -> anyhow::Result<Self> {
-        let client = JsonClient::new(config, region, "application-autoscaling", "AnyScaleFrontendService")?;
-        Ok(Self { client })
+    pub fn new(config: &aws_types::SdkConfig) -> Self {
+        Self { client: Client::new(config) }
     }
 
     /// `application-autoscaling:DescribeScalableTargets` for these ECS
@@ -73,18 +77,28 @@ impl AppAutoScaling {
         if resource_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let request =
-            json!({ "ServiceNamespace": NAMESPACE, "ResourceIds": resource_ids, "ScalableDimension": DIMENSION });
-        let pages = self.pages("DescribeScalableTargets", request, "the ECS services' scalable targets").await?;
-        Ok(pages
+        let targets: Vec<_> = self
+            .client
+            .describe_scalable_targets()
+            .service_namespace(NAMESPACE)
+            .set_resource_ids(Some(resource_ids.to_vec()))
+            .scalable_dimension(DIMENSION)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|error| {
+                classify(error, "application-autoscaling:DescribeScalableTargets", "the ECS services' scalable targets")
+            })?;
+        Ok(targets
             .iter()
-            .flat_map(|page| page["ScalableTargets"].as_array().cloned().unwrap_or_default())
             .filter_map(|target| {
                 Some(ScalableTarget {
-                    resource_id: target["ResourceId"].as_str()?.to_owned(),
-                    min: u32::try_from(target["MinCapacity"].as_u64()?).ok()?,
-                    max: u32::try_from(target["MaxCapacity"].as_u64()?).ok()?,
-                    arn: target["ScalableTargetARN"].as_str().unwrap_or_default().to_owned(),
+                    resource_id: target.resource_id().to_owned(),
+                    min: u32::try_from(target.min_capacity()).ok()?,
+                    max: u32::try_from(target.max_capacity()).ok()?,
+                    arn: target.scalable_target_arn().unwrap_or_default().to_owned(),
                 })
             })
             .collect())
@@ -99,50 +113,82 @@ impl AppAutoScaling {
         max: u32,
         tags: &[(String, String)],
     ) -> Result<(), AwsError> {
-        let tags: serde_json::Map<String, Value> =
-            tags.iter().map(|(key, value)| (key.clone(), Value::String(value.clone()))).collect();
-        let request = json!({
-            "ServiceNamespace": NAMESPACE,
-            "ResourceId": resource_id,
-            "ScalableDimension": DIMENSION,
-            "MinCapacity": min,
-            "MaxCapacity": max,
-            "Tags": tags,
-        });
-        self.call("RegisterScalableTarget", &request, &format!("scalable target {resource_id}")).await.map(drop)
+        self.client
+            .register_scalable_target()
+            .service_namespace(NAMESPACE)
+            .resource_id(resource_id)
+            .scalable_dimension(DIMENSION)
+            .min_capacity(i32::try_from(min).unwrap_or(i32::MAX))
+            .max_capacity(i32::try_from(max).unwrap_or(i32::MAX))
+            .set_tags(Some(tags.iter().cloned().collect()))
+            .send()
+            .await
+            .map_err(|error| {
+                classify(
+                    error,
+                    "application-autoscaling:RegisterScalableTarget",
+                    &format!("scalable target {resource_id}"),
+                )
+            })?;
+        Ok(())
     }
 
     /// `application-autoscaling:DeregisterScalableTarget` (which deletes
     /// its policies too).
     pub async fn deregister_scalable_target(&self, resource_id: &str) -> Result<(), AwsError> {
-        let request =
-            json!({ "ServiceNamespace": NAMESPACE, "ResourceId": resource_id, "ScalableDimension": DIMENSION });
-        self.call("DeregisterScalableTarget", &request, &format!("scalable target {resource_id}")).await.map(drop)
+        self.client
+            .deregister_scalable_target()
+            .service_namespace(NAMESPACE)
+            .resource_id(resource_id)
+            .scalable_dimension(DIMENSION)
+            .send()
+            .await
+            .map_err(|error| {
+                classify(
+                    error,
+                    "application-autoscaling:DeregisterScalableTarget",
+                    &format!("scalable target {resource_id}"),
+                )
+            })?;
+        Ok(())
     }
 
     /// `application-autoscaling:DescribeScalingPolicies` of one ECS
     /// service, every page; target tracking on predefined metrics only.
     pub async fn describe_scaling_policies(&self, resource_id: &str) -> Result<Vec<TargetTracking>, AwsError> {
-        let request =
-            json!({ "ServiceNamespace": NAMESPACE, "ResourceId": resource_id, "ScalableDimension": DIMENSION });
-        let pages =
-            self.pages("DescribeScalingPolicies", request, &format!("scaling policies of {resource_id}")).await?;
-        Ok(pages
+        let policies: Vec<_> = self
+            .client
+            .describe_scaling_policies()
+            .service_namespace(NAMESPACE)
+            .resource_id(resource_id)
+            .scalable_dimension(DIMENSION)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|error| {
+                classify(
+                    error,
+                    "application-autoscaling:DescribeScalingPolicies",
+                    &format!("scaling policies of {resource_id}"),
+                )
+            })?;
+        Ok(policies
             .iter()
-            .flat_map(|page| page["ScalingPolicies"].as_array().cloned().unwrap_or_default())
             .filter_map(|policy| {
-                let configuration = &policy["TargetTrackingScalingPolicyConfiguration"];
+                let configuration = policy.target_tracking_scaling_policy_configuration()?;
                 Some(TargetTracking {
-                    name: policy["PolicyName"].as_str()?.to_owned(),
-                    resource_id: policy["ResourceId"].as_str()?.to_owned(),
-                    metric: configuration["PredefinedMetricSpecification"]["PredefinedMetricType"]
-                        .as_str()
-                        .unwrap_or("custom")
+                    name: policy.policy_name().to_owned(),
+                    resource_id: policy.resource_id().to_owned(),
+                    metric: configuration
+                        .predefined_metric_specification()
+                        .map_or("custom", |metric| metric.predefined_metric_type().as_str())
                         .to_owned(),
-                    target: configuration["TargetValue"].as_f64()?,
-                    scale_out_cooldown_secs: configuration["ScaleOutCooldown"].as_u64().unwrap_or(0),
-                    scale_in_cooldown_secs: configuration["ScaleInCooldown"].as_u64().unwrap_or(0),
-                    arn: policy["PolicyARN"].as_str().unwrap_or_default().to_owned(),
+                    target: configuration.target_value(),
+                    scale_out_cooldown_secs: configuration.scale_out_cooldown().map_or(0, |secs| secs.max(0) as u64),
+                    scale_in_cooldown_secs: configuration.scale_in_cooldown().map_or(0, |secs| secs.max(0) as u64),
+                    arn: policy.policy_arn().to_owned(),
                 })
             })
             .collect())
@@ -151,79 +197,81 @@ impl AppAutoScaling {
     /// `application-autoscaling:PutScalingPolicy`: creates or replaces a
     /// target-tracking policy.
     pub async fn put_target_tracking(&self, policy: &TargetTracking) -> Result<(), AwsError> {
-        let request = json!({
-            "PolicyName": policy.name,
-            "ServiceNamespace": NAMESPACE,
-            "ResourceId": policy.resource_id,
-            "ScalableDimension": DIMENSION,
-            "PolicyType": "TargetTrackingScaling",
-            "TargetTrackingScalingPolicyConfiguration": {
-                "TargetValue": policy.target,
-                "PredefinedMetricSpecification": { "PredefinedMetricType": policy.metric },
-                "ScaleOutCooldown": policy.scale_out_cooldown_secs,
-                "ScaleInCooldown": policy.scale_in_cooldown_secs,
-                "DisableScaleIn": false,
-            },
-        });
-        self.call("PutScalingPolicy", &request, &format!("scaling policy {}", policy.name)).await.map(drop)
+        let resource = format!("scaling policy {}", policy.name);
+        let invalid = |error: aws_smithy_types::error::operation::BuildError| AwsError {
+            code: None,
+            message: format!("application-autoscaling:PutScalingPolicy on {resource}: {error}"),
+        };
+        let metric = PredefinedMetricSpecification::builder()
+            .predefined_metric_type(MetricType::from(policy.metric.as_str()))
+            .build()
+            .map_err(invalid)?;
+        let configuration = TargetTrackingScalingPolicyConfiguration::builder()
+            .target_value(policy.target)
+            .predefined_metric_specification(metric)
+            .scale_out_cooldown(i32::try_from(policy.scale_out_cooldown_secs).unwrap_or(i32::MAX))
+            .scale_in_cooldown(i32::try_from(policy.scale_in_cooldown_secs).unwrap_or(i32::MAX))
+            .disable_scale_in(false)
+            .build()
+            .map_err(invalid)?;
+        self.client
+            .put_scaling_policy()
+            .policy_name(&policy.name)
+            .service_namespace(NAMESPACE)
+            .resource_id(&policy.resource_id)
+            .scalable_dimension(DIMENSION)
+            .policy_type(PolicyType::TargetTrackingScaling)
+            .target_tracking_scaling_policy_configuration(configuration)
+            .send()
+            .await
+            .map_err(|error| classify(error, "application-autoscaling:PutScalingPolicy", &resource))?;
+        Ok(())
     }
 
     /// `application-autoscaling:DeleteScalingPolicy`.
     pub async fn delete_scaling_policy(&self, name: &str, resource_id: &str) -> Result<(), AwsError> {
-        let request = json!({
-            "PolicyName": name,
-            "ServiceNamespace": NAMESPACE,
-            "ResourceId": resource_id,
-            "ScalableDimension": DIMENSION,
-        });
-        self.call("DeleteScalingPolicy", &request, &format!("scaling policy {name}")).await.map(drop)
+        self.client
+            .delete_scaling_policy()
+            .policy_name(name)
+            .service_namespace(NAMESPACE)
+            .resource_id(resource_id)
+            .scalable_dimension(DIMENSION)
+            .send()
+            .await
+            .map_err(|error| {
+                classify(error, "application-autoscaling:DeleteScalingPolicy", &format!("scaling policy {name}"))
+            })?;
+        Ok(())
     }
 
     /// `application-autoscaling:DescribeScalingActivities`: the latest
     /// `limit` of one ECS service, newest first.
     pub async fn describe_scaling_activities(&self, resource_id: &str, limit: u32) -> Result<Vec<Activity>, AwsError> {
-        let request = json!({
-            "ServiceNamespace": NAMESPACE,
-            "ResourceId": resource_id,
-            "ScalableDimension": DIMENSION,
-            "MaxResults": limit,
-        });
-        let answer =
-            self.call("DescribeScalingActivities", &request, &format!("scaling activities of {resource_id}")).await?;
-        let text = |activity: &Value, field: &str| activity[field].as_str().unwrap_or_default().to_owned();
-        Ok(answer["ScalingActivities"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let answer = self
+            .client
+            .describe_scaling_activities()
+            .service_namespace(NAMESPACE)
+            .resource_id(resource_id)
+            .scalable_dimension(DIMENSION)
+            .max_results(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|error| {
+                classify(
+                    error,
+                    "application-autoscaling:DescribeScalingActivities",
+                    &format!("scaling activities of {resource_id}"),
+                )
+            })?;
+        Ok(answer
+            .scaling_activities()
+            .iter()
             .map(|activity| Activity {
-                start: activity["StartTime"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .or_else(|| activity["StartTime"].as_f64().map(|secs| format!("{secs:.0} (Unix time)")))
-                    .unwrap_or_default(),
-                status: text(activity, "StatusCode"),
-                description: text(activity, "Description"),
-                cause: text(activity, "Cause"),
+                start: activity.start_time().fmt(Format::DateTime).unwrap_or_default(),
+                status: activity.status_code().as_str().to_owned(),
+                description: activity.description().to_owned(),
+                cause: activity.cause().to_owned(),
             })
             .collect())
-    }
-
-    /// Every page of a Describe call, following `NextToken`.
-    async fn pages(&self, operation: &str, request: Value, resource: &str) -> Result<Vec<Value>, AwsError> {
-        let mut pages = Vec::new();
-        let mut request = request;
-        loop {
-            let page = self.call(operation, &request, resource).await?;
-            let token = page["NextToken"].as_str().filter(|token| !token.is_empty()).map(str::to_owned);
-            pages.push(page);
-            match token {
-                Some(token) => request["NextToken"] = Value::String(token),
-                None => return Ok(pages),
-            }
-        }
-    }
-
-    async fn call(&self, operation: &str, request: &Value, resource: &str) -> Result<Value, AwsError> {
-        self.client.call(operation, request, resource).await
     }
 }

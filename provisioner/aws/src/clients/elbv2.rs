@@ -1,20 +1,39 @@
 //! The Elastic Load Balancing (v2) calls behind a service's ingress: the
 //! load balancer, its target group and HTTPS listener, their attributes and
-//! tags, and the targets' health. Spoken in the Query protocol over
-//! [`super::query`], as EC2 is: about twenty calls did not justify another
-//! SDK crate in a two-core build.
+//! tags, and the targets' health; through the SDK's client, in the shapes
+//! the ingress kinds compare.
 
 use std::collections::BTreeMap;
 
-use super::{
-    error::{AwsError, unless_gone},
-    query::{Element, QueryClient, numbered},
+use aws_sdk_elasticloadbalancingv2::{
+    Client,
+    types::{
+        Action, ActionTypeEnum, Certificate, IpAddressType, LoadBalancerAttribute, LoadBalancerSchemeEnum,
+        LoadBalancerTypeEnum, Matcher, ProtocolEnum, Tag, TargetGroupAttribute, TargetTypeEnum,
+    },
 };
+
+use super::error::{AwsError, classify, unless_gone};
+
+/// A target group's health check on CreateTargetGroup's or
+/// ModifyTargetGroup's builder (two types with the same members).
+macro_rules! health_check {
+    ($builder:expr, $group:expr) => {
+        $builder
+            .health_check_protocol(ProtocolEnum::from($group.protocol.as_str()))
+            .health_check_path(&$group.health_check_path)
+            .health_check_interval_seconds(seconds($group.interval_secs))
+            .health_check_timeout_seconds(seconds($group.timeout_secs))
+            .healthy_threshold_count(seconds($group.healthy_threshold))
+            .unhealthy_threshold_count(seconds($group.unhealthy_threshold))
+            .matcher(Matcher::builder().grpc_code(&$group.grpc_codes).build())
+    };
+}
 
 /// An ELBv2 client for one region (or one `--endpoint-url`).
 #[derive(Clone, Debug)]
 pub struct Elbv2 {
-    client: QueryClient,
+    client: Client,
 }
 
 /// A load balancer as described.
@@ -95,50 +114,68 @@ pub struct TargetHealth {
 impl Elbv2 {
     /// A client with the SDK configuration's credentials, region and
     /// endpoint override.
-    pub fn new(config: &aws_types::SdkConfig, region: &str) -> anyhow::Result<Self> {
-        Ok(Self { client: QueryClient::new(config, region, "elasticloadbalancing", "2015-12-01")? })
+    pub fn new(config: &aws_types::SdkConfig) -> Self {
+        Self { client: Client::new(config) }
     }
 
-    /// `DescribeLoadBalancers` by name: the one called `name`, if any.
+    /// `DescribeLoadBalancers` by name: the one called `name`, if any (ELB
+    /// answers a name it does not know with a NotFound error).
     pub async fn load_balancer(&self, name: &str) -> Result<Option<LoadBalancer>, AwsError> {
-        let found = self.describe_named("LoadBalancers", name, &format!("load balancer {name}")).await?;
-        Ok(found.as_ref().map(load_balancer))
+        let answer = self.client.describe_load_balancers().names(name).send().await;
+        let answer = answer.map_err(|error| {
+            classify(error, "elasticloadbalancing:DescribeLoadBalancers", &format!("load balancer {name}"))
+        });
+        Ok(unless_gone(answer)?.and_then(|answer| answer.load_balancers().first().map(load_balancer)))
     }
 
     /// `CreateLoadBalancer` of an application load balancer, IPv4, tagged.
     pub async fn create_load_balancer(&self, new: &NewLoadBalancer<'_>) -> Result<LoadBalancer, AwsError> {
-        let mut params = vec![
-            ("Name".to_owned(), new.name.to_owned()),
-            ("Scheme".to_owned(), new.scheme.to_owned()),
-            ("Type".to_owned(), "application".to_owned()),
-            ("IpAddressType".to_owned(), "ipv4".to_owned()),
-        ];
-        params.extend(numbered("Subnets.member", new.subnets.iter().cloned()));
-        params.extend(numbered("SecurityGroups.member", new.security_groups.iter().cloned()));
-        params.extend(tag_params(new.tags));
         let resource = format!("load balancer {}", new.name);
-        let answer = self.call("CreateLoadBalancer", &params, &resource).await?;
-        answer.members("LoadBalancers").first().map(|found| load_balancer(found)).ok_or_else(|| missing(&resource))
+        let answer = self
+            .client
+            .create_load_balancer()
+            .name(new.name)
+            .scheme(LoadBalancerSchemeEnum::from(new.scheme))
+            .r#type(LoadBalancerTypeEnum::Application)
+            .ip_address_type(IpAddressType::Ipv4)
+            .set_subnets(Some(new.subnets.to_vec()))
+            .set_security_groups(Some(new.security_groups.to_vec()))
+            .set_tags(Some(tags(new.tags)))
+            .send()
+            .await
+            .map_err(|error| classify(error, "elasticloadbalancing:CreateLoadBalancer", &resource))?;
+        answer.load_balancers().first().map(load_balancer).ok_or_else(|| missing(&resource))
     }
 
     /// `SetSecurityGroups`.
     pub async fn set_security_groups(&self, arn: &str, groups: &[String], resource: &str) -> Result<(), AwsError> {
-        let mut params = vec![("LoadBalancerArn".to_owned(), arn.to_owned())];
-        params.extend(numbered("SecurityGroups.member", groups.iter().cloned()));
-        self.call("SetSecurityGroups", &params, resource).await.map(drop)
+        self.client
+            .set_security_groups()
+            .load_balancer_arn(arn)
+            .set_security_groups(Some(groups.to_vec()))
+            .send()
+            .await
+            .map_err(|error| classify(error, "elasticloadbalancing:SetSecurityGroups", resource))?;
+        Ok(())
     }
 
     /// `SetSubnets`.
     pub async fn set_subnets(&self, arn: &str, subnets: &[String], resource: &str) -> Result<(), AwsError> {
-        let mut params = vec![("LoadBalancerArn".to_owned(), arn.to_owned())];
-        params.extend(numbered("Subnets.member", subnets.iter().cloned()));
-        self.call("SetSubnets", &params, resource).await.map(drop)
+        self.client
+            .set_subnets()
+            .load_balancer_arn(arn)
+            .set_subnets(Some(subnets.to_vec()))
+            .send()
+            .await
+            .map_err(|error| classify(error, "elasticloadbalancing:SetSubnets", resource))?;
+        Ok(())
     }
 
     /// `DeleteLoadBalancer`; one already gone is fine.
     pub async fn delete_load_balancer(&self, arn: &str, resource: &str) -> Result<(), AwsError> {
-        let params = [("LoadBalancerArn".to_owned(), arn.to_owned())];
-        gone_is_fine(self.call("DeleteLoadBalancer", &params, resource).await)
+        let answer = self.client.delete_load_balancer().load_balancer_arn(arn).send().await;
+        unless_gone(answer.map_err(|error| classify(error, "elasticloadbalancing:DeleteLoadBalancer", resource)))?;
+        Ok(())
     }
 
     /// `DescribeLoadBalancerAttributes` or `DescribeTargetGroupAttributes`
@@ -149,13 +186,18 @@ impl Elbv2 {
         arn: &str,
         resource: &str,
     ) -> Result<BTreeMap<String, String>, AwsError> {
-        let params = [(format!("{kind}Arn"), arn.to_owned())];
-        let answer = self.call(&format!("Describe{kind}Attributes"), &params, resource).await?;
-        Ok(answer
-            .members("Attributes")
-            .iter()
-            .filter_map(|pair| Some((pair.text("Key")?, pair.text("Value").unwrap_or_default())))
-            .collect())
+        let pair =
+            |key: Option<&str>, value: Option<&str>| Some((key?.to_owned(), value.unwrap_or_default().to_owned()));
+        if kind == "LoadBalancer" {
+            let answer = self.client.describe_load_balancer_attributes().load_balancer_arn(arn).send().await;
+            let answer = answer
+                .map_err(|error| classify(error, "elasticloadbalancing:DescribeLoadBalancerAttributes", resource))?;
+            return Ok(answer.attributes().iter().filter_map(|found| pair(found.key(), found.value())).collect());
+        }
+        let answer = self.client.describe_target_group_attributes().target_group_arn(arn).send().await;
+        let answer =
+            answer.map_err(|error| classify(error, "elasticloadbalancing:DescribeTargetGroupAttributes", resource))?;
+        Ok(answer.attributes().iter().filter_map(|found| pair(found.key(), found.value())).collect())
     }
 
     /// `ModifyLoadBalancerAttributes` or `ModifyTargetGroupAttributes`.
@@ -166,66 +208,99 @@ impl Elbv2 {
         attributes: &[(&str, String)],
         resource: &str,
     ) -> Result<(), AwsError> {
-        let mut params = vec![(format!("{kind}Arn"), arn.to_owned())];
-        for (index, (key, value)) in attributes.iter().enumerate() {
-            params.push((format!("Attributes.member.{}.Key", index + 1), (*key).to_owned()));
-            params.push((format!("Attributes.member.{}.Value", index + 1), value.clone()));
+        if kind == "LoadBalancer" {
+            let attributes =
+                attributes.iter().map(|(key, value)| LoadBalancerAttribute::builder().key(*key).value(value).build());
+            self.client
+                .modify_load_balancer_attributes()
+                .load_balancer_arn(arn)
+                .set_attributes(Some(attributes.collect()))
+                .send()
+                .await
+                .map_err(|error| classify(error, "elasticloadbalancing:ModifyLoadBalancerAttributes", resource))?;
+            return Ok(());
         }
-        self.call(&format!("Modify{kind}Attributes"), &params, resource).await.map(drop)
+        let attributes =
+            attributes.iter().map(|(key, value)| TargetGroupAttribute::builder().key(*key).value(value).build());
+        self.client
+            .modify_target_group_attributes()
+            .target_group_arn(arn)
+            .set_attributes(Some(attributes.collect()))
+            .send()
+            .await
+            .map_err(|error| classify(error, "elasticloadbalancing:ModifyTargetGroupAttributes", resource))?;
+        Ok(())
     }
 
     /// `DescribeTargetGroups` by name: the one called `name`, if any.
     pub async fn target_group(&self, name: &str) -> Result<Option<TargetGroup>, AwsError> {
-        let found = self.describe_named("TargetGroups", name, &format!("target group {name}")).await?;
-        Ok(found.as_ref().map(target_group))
+        let answer = self.client.describe_target_groups().names(name).send().await;
+        let answer = answer.map_err(|error| {
+            classify(error, "elasticloadbalancing:DescribeTargetGroups", &format!("target group {name}"))
+        });
+        Ok(unless_gone(answer)?.and_then(|answer| answer.target_groups().first().map(target_group)))
     }
 
     /// `CreateTargetGroup` with `group`'s settings, tagged.
     pub async fn create_target_group(
         &self,
         group: &TargetGroup,
-        tags: &[(String, String)],
+        tags_of: &[(String, String)],
     ) -> Result<TargetGroup, AwsError> {
-        let mut params = vec![
-            ("Name".to_owned(), group.name.clone()),
-            ("Protocol".to_owned(), group.protocol.clone()),
-            ("ProtocolVersion".to_owned(), group.protocol_version.clone()),
-            ("Port".to_owned(), group.port.to_string()),
-            ("VpcId".to_owned(), group.vpc_id.clone()),
-            ("TargetType".to_owned(), group.target_type.clone()),
-            ("HealthCheckEnabled".to_owned(), "true".to_owned()),
-        ];
-        params.extend(health_params(group));
-        params.extend(tag_params(tags));
         let resource = format!("target group {}", group.name);
-        let answer = self.call("CreateTargetGroup", &params, &resource).await?;
-        answer.members("TargetGroups").first().map(|found| target_group(found)).ok_or_else(|| missing(&resource))
+        let create = self
+            .client
+            .create_target_group()
+            .name(&group.name)
+            .protocol(ProtocolEnum::from(group.protocol.as_str()))
+            .protocol_version(&group.protocol_version)
+            .port(i32::from(group.port))
+            .vpc_id(&group.vpc_id)
+            .target_type(TargetTypeEnum::from(group.target_type.as_str()))
+            .health_check_enabled(true);
+        let answer = health_check!(create, group)
+            .set_tags(Some(tags(tags_of)))
+            .send()
+            .await
+            .map_err(|error| classify(error, "elasticloadbalancing:CreateTargetGroup", &resource))?;
+        answer.target_groups().first().map(target_group).ok_or_else(|| missing(&resource))
     }
 
     /// `ModifyTargetGroup`: its health check as `group` says.
     pub async fn modify_health_check(&self, arn: &str, group: &TargetGroup) -> Result<(), AwsError> {
-        let mut params = vec![("TargetGroupArn".to_owned(), arn.to_owned())];
-        params.extend(health_params(group));
-        self.call("ModifyTargetGroup", &params, &format!("target group {}", group.name)).await.map(drop)
+        let modify = self.client.modify_target_group().target_group_arn(arn);
+        health_check!(modify, group).send().await.map_err(|error| {
+            classify(error, "elasticloadbalancing:ModifyTargetGroup", &format!("target group {}", group.name))
+        })?;
+        Ok(())
     }
 
     /// `DeleteTargetGroup`; one already gone is fine.
     pub async fn delete_target_group(&self, arn: &str, resource: &str) -> Result<(), AwsError> {
-        let params = [("TargetGroupArn".to_owned(), arn.to_owned())];
-        gone_is_fine(self.call("DeleteTargetGroup", &params, resource).await)
+        let answer = self.client.delete_target_group().target_group_arn(arn).send().await;
+        unless_gone(answer.map_err(|error| classify(error, "elasticloadbalancing:DeleteTargetGroup", resource)))?;
+        Ok(())
     }
 
-    /// `DescribeListeners` of a load balancer: its listener on `port`, if it
-    /// has one.
+    /// `DescribeListeners` of a load balancer, every page: its listener on
+    /// `port`, if it has one.
     pub async fn listener_on(
         &self,
         load_balancer_arn: &str,
         port: u16,
         resource: &str,
     ) -> Result<Option<Listener>, AwsError> {
-        let params = [("LoadBalancerArn".to_owned(), load_balancer_arn.to_owned())];
-        let answer = self.call("DescribeListeners", &params, resource).await?;
-        Ok(answer.members("Listeners").into_iter().map(listener).find(|listener| listener.port == port))
+        let listeners: Vec<_> = self
+            .client
+            .describe_listeners()
+            .load_balancer_arn(load_balancer_arn)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|error| classify(error, "elasticloadbalancing:DescribeListeners", resource))?;
+        Ok(listeners.iter().map(listener).find(|listener| listener.port == port))
     }
 
     /// `CreateListener` (`listener.arn` empty) or `ModifyListener`: HTTPS
@@ -234,203 +309,156 @@ impl Elbv2 {
         &self,
         load_balancer_arn: &str,
         listener: &Listener,
-        tags: &[(String, String)],
+        tags_of: &[(String, String)],
         resource: &str,
     ) -> Result<String, AwsError> {
-        let mut params = vec![
-            ("Protocol".to_owned(), listener.protocol.clone()),
-            ("Port".to_owned(), listener.port.to_string()),
-            ("SslPolicy".to_owned(), listener.ssl_policy.clone()),
-            ("Certificates.member.1.CertificateArn".to_owned(), listener.certificate_arn.clone()),
-            ("DefaultActions.member.1.Type".to_owned(), "forward".to_owned()),
-            ("DefaultActions.member.1.TargetGroupArn".to_owned(), listener.target_group_arn.clone()),
-        ];
-        let action = if listener.arn.is_empty() {
-            params.push(("LoadBalancerArn".to_owned(), load_balancer_arn.to_owned()));
-            params.extend(tag_params(tags));
-            "CreateListener"
+        let certificate = Certificate::builder().certificate_arn(&listener.certificate_arn).build();
+        let forward =
+            Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&listener.target_group_arn).build();
+        let made = if listener.arn.is_empty() {
+            let answer = self
+                .client
+                .create_listener()
+                .load_balancer_arn(load_balancer_arn)
+                .protocol(ProtocolEnum::from(listener.protocol.as_str()))
+                .port(i32::from(listener.port))
+                .ssl_policy(&listener.ssl_policy)
+                .certificates(certificate)
+                .default_actions(forward)
+                .set_tags(Some(tags(tags_of)))
+                .send()
+                .await
+                .map_err(|error| classify(error, "elasticloadbalancing:CreateListener", resource))?;
+            answer.listeners().first().and_then(|made| made.listener_arn()).map(str::to_owned)
         } else {
-            params.push(("ListenerArn".to_owned(), listener.arn.clone()));
-            "ModifyListener"
+            let answer = self
+                .client
+                .modify_listener()
+                .listener_arn(&listener.arn)
+                .protocol(ProtocolEnum::from(listener.protocol.as_str()))
+                .port(i32::from(listener.port))
+                .ssl_policy(&listener.ssl_policy)
+                .certificates(certificate)
+                .default_actions(forward)
+                .send()
+                .await
+                .map_err(|error| classify(error, "elasticloadbalancing:ModifyListener", resource))?;
+            answer.listeners().first().and_then(|made| made.listener_arn()).map(str::to_owned)
         };
-        let answer = self.call(action, &params, resource).await?;
-        answer.members("Listeners").first().and_then(|made| made.text("ListenerArn")).ok_or_else(|| missing(resource))
+        made.ok_or_else(|| missing(resource))
     }
 
     /// `DeleteListener`; one already gone is fine.
     pub async fn delete_listener(&self, arn: &str, resource: &str) -> Result<(), AwsError> {
-        let params = [("ListenerArn".to_owned(), arn.to_owned())];
-        gone_is_fine(self.call("DeleteListener", &params, resource).await)
+        let answer = self.client.delete_listener().listener_arn(arn).send().await;
+        unless_gone(answer.map_err(|error| classify(error, "elasticloadbalancing:DeleteListener", resource)))?;
+        Ok(())
     }
 
     /// `DescribeTags` of one resource.
     pub async fn tags(&self, arn: &str, resource: &str) -> Result<BTreeMap<String, String>, AwsError> {
-        let params = numbered("ResourceArns.member", std::iter::once(arn.to_owned()));
-        let answer = self.call("DescribeTags", &params, resource).await?;
+        let answer = self
+            .client
+            .describe_tags()
+            .resource_arns(arn)
+            .send()
+            .await
+            .map_err(|error| classify(error, "elasticloadbalancing:DescribeTags", resource))?;
         Ok(answer
-            .members("TagDescriptions")
+            .tag_descriptions()
             .iter()
-            .flat_map(|description| description.members("Tags"))
-            .filter_map(|tag| Some((tag.text("Key")?, tag.text("Value").unwrap_or_default())))
+            .flat_map(|description| description.tags())
+            .filter_map(|tag| Some((tag.key()?.to_owned(), tag.value().unwrap_or_default().to_owned())))
             .collect())
     }
 
     /// `DescribeTargetHealth` of every target of a group.
     pub async fn target_health(&self, arn: &str, resource: &str) -> Result<Vec<TargetHealth>, AwsError> {
-        let params = [("TargetGroupArn".to_owned(), arn.to_owned())];
-        let answer = self.call("DescribeTargetHealth", &params, resource).await?;
+        let answer = self
+            .client
+            .describe_target_health()
+            .target_group_arn(arn)
+            .send()
+            .await
+            .map_err(|error| classify(error, "elasticloadbalancing:DescribeTargetHealth", resource))?;
         Ok(answer
-            .members("TargetHealthDescriptions")
+            .target_health_descriptions()
             .iter()
             .filter_map(|description| {
-                let target = description.child("Target")?;
-                let health = description.child("TargetHealth");
+                let target = description.target()?;
+                let health = description.target_health();
                 Some(TargetHealth {
-                    id: target.text("Id")?,
-                    port: target.text("Port").and_then(|port| port.parse().ok()).unwrap_or(0),
-                    state: health.and_then(|health| health.text("State")).unwrap_or_default(),
-                    reason: health.and_then(|health| health.text("Reason")),
+                    id: target.id()?.to_owned(),
+                    port: target.port().and_then(|port| u16::try_from(port).ok()).unwrap_or(0),
+                    state: health
+                        .and_then(|health| health.state())
+                        .map(|state| state.as_str().to_owned())
+                        .unwrap_or_default(),
+                    reason: health.and_then(|health| health.reason()).map(|reason| reason.as_str().to_owned()),
                 })
             })
             .collect())
     }
-
-    /// `Describe<KINDS>` of the one called `name`, if any (ELB answers a
-    /// name it does not know with a NotFound error).
-    async fn describe_named(&self, kinds: &str, name: &str, resource: &str) -> Result<Option<Element>, AwsError> {
-        let params = numbered("Names.member", std::iter::once(name.to_owned()));
-        let Some(mut answer) = unless_gone(self.call(&format!("Describe{kinds}"), &params, resource).await)? else {
-            return Ok(None);
-        };
-        Ok(answer.take_child(kinds).and_then(|mut list| list.take_child("member")))
-    }
-
-    /// One call; the `<ActionResult>` inside the answer.
-    async fn call(&self, action: &str, params: &[(String, String)], resource: &str) -> Result<Element, AwsError> {
-        let mut answer = self.client.call(action, params, resource).await?;
-        let result = format!("{action}Result");
-        Ok(answer.take_child(&result).unwrap_or(answer))
-    }
 }
 
-fn load_balancer(found: &Element) -> LoadBalancer {
+fn load_balancer(found: &aws_sdk_elasticloadbalancingv2::types::LoadBalancer) -> LoadBalancer {
     LoadBalancer {
-        arn: found.text("LoadBalancerArn").unwrap_or_default(),
-        name: found.text("LoadBalancerName").unwrap_or_default(),
-        dns_name: found.text("DNSName").unwrap_or_default(),
-        scheme: found.text("Scheme").unwrap_or_default(),
-        vpc_id: found.text("VpcId").unwrap_or_default(),
-        subnets: found.members("AvailabilityZones").iter().filter_map(|zone| zone.text("SubnetId")).collect(),
-        security_groups: found.members("SecurityGroups").iter().map(|group| group.own_text()).collect(),
-        state: found.child("State").and_then(|state| state.text("Code")).unwrap_or_default(),
+        arn: text(found.load_balancer_arn()),
+        name: text(found.load_balancer_name()),
+        dns_name: text(found.dns_name()),
+        scheme: text(found.scheme().map(LoadBalancerSchemeEnum::as_str)),
+        vpc_id: text(found.vpc_id()),
+        subnets: found.availability_zones().iter().filter_map(|zone| zone.subnet_id()).map(str::to_owned).collect(),
+        security_groups: found.security_groups().to_vec(),
+        state: text(found.state().and_then(|state| state.code()).map(|code| code.as_str())),
     }
 }
 
-fn target_group(found: &Element) -> TargetGroup {
-    let number = |name: &str| found.text(name).and_then(|value| value.parse().ok()).unwrap_or(0);
+fn target_group(found: &aws_sdk_elasticloadbalancingv2::types::TargetGroup) -> TargetGroup {
+    let number = |value: Option<i32>| value.and_then(|value| u32::try_from(value).ok()).unwrap_or(0);
     TargetGroup {
-        arn: found.text("TargetGroupArn").unwrap_or_default(),
-        name: found.text("TargetGroupName").unwrap_or_default(),
-        protocol: found.text("Protocol").unwrap_or_default(),
-        protocol_version: found.text("ProtocolVersion").unwrap_or_default(),
-        port: found.text("Port").and_then(|port| port.parse().ok()).unwrap_or(0),
-        vpc_id: found.text("VpcId").unwrap_or_default(),
-        target_type: found.text("TargetType").unwrap_or_default(),
-        health_check_path: found.text("HealthCheckPath").unwrap_or_default(),
-        grpc_codes: found.child("Matcher").and_then(|matcher| matcher.text("GrpcCode")).unwrap_or_default(),
-        interval_secs: number("HealthCheckIntervalSeconds"),
-        timeout_secs: number("HealthCheckTimeoutSeconds"),
-        healthy_threshold: number("HealthyThresholdCount"),
-        unhealthy_threshold: number("UnhealthyThresholdCount"),
-        load_balancers: found.members("LoadBalancerArns").iter().map(|arn| arn.own_text()).collect(),
+        arn: text(found.target_group_arn()),
+        name: text(found.target_group_name()),
+        protocol: text(found.protocol().map(ProtocolEnum::as_str)),
+        protocol_version: text(found.protocol_version()),
+        port: found.port().and_then(|port| u16::try_from(port).ok()).unwrap_or(0),
+        vpc_id: text(found.vpc_id()),
+        target_type: text(found.target_type().map(TargetTypeEnum::as_str)),
+        health_check_path: text(found.health_check_path()),
+        grpc_codes: text(found.matcher().and_then(|matcher| matcher.grpc_code())),
+        interval_secs: number(found.health_check_interval_seconds()),
+        timeout_secs: number(found.health_check_timeout_seconds()),
+        healthy_threshold: number(found.healthy_threshold_count()),
+        unhealthy_threshold: number(found.unhealthy_threshold_count()),
+        load_balancers: found.load_balancer_arns().to_vec(),
     }
 }
 
-fn listener(found: &Element) -> Listener {
-    let forward =
-        found.members("DefaultActions").into_iter().find(|action| action.text("Type").as_deref() == Some("forward"));
+fn listener(found: &aws_sdk_elasticloadbalancingv2::types::Listener) -> Listener {
+    let forward = found.default_actions().iter().find(|action| action.r#type() == Some(&ActionTypeEnum::Forward));
     Listener {
-        arn: found.text("ListenerArn").unwrap_or_default(),
-        port: found.text("Port").and_then(|port| port.parse().ok()).unwrap_or(0),
-        protocol: found.text("Protocol").unwrap_or_default(),
-        ssl_policy: found.text("SslPolicy").unwrap_or_default(),
-        certificate_arn: found
-            .members("Certificates")
-            .first()
-            .and_then(|certificate| certificate.text("CertificateArn"))
-            .unwrap_or_default(),
-        target_group_arn: forward.and_then(|action| action.text("TargetGroupArn")).unwrap_or_default(),
+        arn: text(found.listener_arn()),
+        port: found.port().and_then(|port| u16::try_from(port).ok()).unwrap_or(0),
+        protocol: text(found.protocol().map(ProtocolEnum::as_str)),
+        ssl_policy: text(found.ssl_policy()),
+        certificate_arn: text(found.certificates().first().and_then(|certificate| certificate.certificate_arn())),
+        target_group_arn: text(forward.and_then(|action| action.target_group_arn())),
     }
 }
 
-/// The health check of a target group as `ModifyTargetGroup` and
-/// `CreateTargetGroup` take it.
-fn health_params(group: &TargetGroup) -> Vec<(String, String)> {
-    vec![
-        ("HealthCheckProtocol".to_owned(), group.protocol.clone()),
-        ("HealthCheckPath".to_owned(), group.health_check_path.clone()),
-        ("HealthCheckIntervalSeconds".to_owned(), group.interval_secs.to_string()),
-        ("HealthCheckTimeoutSeconds".to_owned(), group.timeout_secs.to_string()),
-        ("HealthyThresholdCount".to_owned(), group.healthy_threshold.to_string()),
-        ("UnhealthyThresholdCount".to_owned(), group.unhealthy_threshold.to_string()),
-        ("Matcher.GrpcCode".to_owned(), group.grpc_codes.clone()),
-    ]
+fn text(value: Option<&str>) -> String {
+    value.unwrap_or_default().to_owned()
 }
 
-fn tag_params(tags: &[(String, String)]) -> Vec<(String, String)> {
-    tags.iter()
-        .enumerate()
-        .flat_map(|(index, (key, value))| {
-            [
-                (format!("Tags.member.{}.Key", index + 1), key.clone()),
-                (format!("Tags.member.{}.Value", index + 1), value.clone()),
-            ]
-        })
-        .collect()
+/// A count or a number of seconds as the API takes it.
+fn seconds(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
 }
 
-fn gone_is_fine(answer: Result<Element, AwsError>) -> Result<(), AwsError> {
-    unless_gone(answer).map(drop)
+fn tags(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter().map(|(key, value)| Tag::builder().key(key).value(value).build()).collect()
 }
 
 fn missing(resource: &str) -> AwsError {
     AwsError { code: None, message: format!("elasticloadbalancing on {resource}: the answer describes nothing") }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_target_group_and_a_listener_read_back_from_their_answers() {
-        let answer = Element::parse(
-            "<DescribeTargetGroupsResponse><DescribeTargetGroupsResult><TargetGroups><member>\
-             <TargetGroupArn>arn:tg</TargetGroupArn><TargetGroupName>shop-game</TargetGroupName>\
-             <Protocol>HTTP</Protocol><ProtocolVersion>GRPC</ProtocolVersion><Port>50051</Port>\
-             <TargetType>ip</TargetType><HealthCheckPath>/grpc.health.v1.Health/Check</HealthCheckPath>\
-             <Matcher><GrpcCode>0</GrpcCode></Matcher><HealthyThresholdCount>2</HealthyThresholdCount>\
-             <LoadBalancerArns><member>arn:lb</member></LoadBalancerArns>\
-             </member></TargetGroups></DescribeTargetGroupsResult></DescribeTargetGroupsResponse>",
-        )
-        .unwrap();
-        let result = answer.child("DescribeTargetGroupsResult").unwrap();
-        let group = target_group(result.members("TargetGroups")[0]);
-        assert_eq!(
-            (group.protocol_version.as_str(), group.port, group.grpc_codes.as_str(), group.healthy_threshold),
-            ("GRPC", 50051, "0", 2)
-        );
-        assert_eq!(group.load_balancers, ["arn:lb"]);
-        let found = Element::parse(
-            "<member><ListenerArn>arn:l</ListenerArn><Port>443</Port><Protocol>HTTPS</Protocol>\
-             <Certificates><member><CertificateArn>arn:c</CertificateArn></member></Certificates>\
-             <DefaultActions><member><Type>forward</Type><TargetGroupArn>arn:tg</TargetGroupArn></member>\
-             </DefaultActions></member>",
-        )
-        .unwrap();
-        let listener = listener(&found);
-        assert_eq!(
-            (listener.port, listener.certificate_arn.as_str(), listener.target_group_arn.as_str()),
-            (443, "arn:c", "arn:tg")
-        );
-    }
 }

@@ -126,34 +126,8 @@ impl Element {
 
     /// The `<item>`s of the list called `name` (EC2's lists).
     pub fn items(&self, name: &str) -> Vec<&Element> {
-        self.list(name, "item")
-    }
-
-    /// The `<member>`s of the list called `name` (the other Query APIs'
-    /// lists).
-    pub fn members(&self, name: &str) -> Vec<&Element> {
-        self.list(name, "member")
-    }
-
-    /// The children called `name` (a list without a wrapper, as S3's).
-    pub fn children(&self, name: &str) -> Vec<&Element> {
-        self.children.iter().filter(|child| child.name == name).collect()
-    }
-
-    /// The element's own trimmed text (a list entry that is a bare value).
-    pub fn own_text(&self) -> String {
-        self.text.trim().to_owned()
-    }
-
-    /// Takes the first child called `name` out of the element.
-    pub fn take_child(&mut self, name: &str) -> Option<Element> {
-        let at = self.children.iter().position(|child| child.name == name)?;
-        Some(self.children.remove(at))
-    }
-
-    fn list(&self, name: &str, entry: &str) -> Vec<&Element> {
         self.child(name)
-            .map(|list| list.children.iter().filter(|item| item.name == entry).collect())
+            .map(|list| list.children.iter().filter(|item| item.name == "item").collect())
             .unwrap_or_default()
     }
 }
@@ -247,8 +221,8 @@ mod tests {
                    <Message>One or more load balancers not found</Message></Error></ErrorResponse>";
         let Err(Failure::Service { code, .. }) = answer(400, elb) else { panic!("an error") };
         assert_eq!(code.as_deref(), Some("LoadBalancerNotFound"));
-        let members = Element::parse("<R><L><member><A>1</A></member><member><A>2</A></member></L></R>").unwrap();
-        assert_eq!(members.members("L").iter().filter_map(|m| m.text("A")).collect::<Vec<_>>(), ["1", "2"]);
+        let items = Element::parse("<R><L><item><A>1</A></item><item><A>2</A></item></L></R>").unwrap();
+        assert_eq!(items.items("L").iter().filter_map(|item| item.text("A")).collect::<Vec<_>>(), ["1", "2"]);
         assert!(Element::parse("<a><b></a>").is_err());
         assert!(matches!(answer(502, "not xml at all"), Err(Failure::Transport(_))));
     }

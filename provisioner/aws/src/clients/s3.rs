@@ -1,22 +1,27 @@
-//! The S3 calls behind the pipeline's artifact bucket, in S3's REST
-//! protocol (path-style `ENDPOINT/BUCKET?subresource`, XML bodies) over
-//! [`super::signed`]: about a dozen calls on one bucket did not justify
-//! the S3 SDK crate, one of the largest, in a two-core build.
+//! The S3 calls behind the pipeline's artifact bucket, through the SDK's
+//! client (path-style addressing under an `--endpoint-url`, as emulators
+//! serve it).
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
-
-use super::{
-    error::{AwsError, Failure, unless_gone},
-    query::Element,
-    signed::{Request, SignedClient},
+use aws_sdk_s3::{
+    Client,
+    error::SdkError,
+    types::{
+        AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint,
+        CreateBucketConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
+        PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+        ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
+    },
 };
+use aws_smithy_types::error::operation::BuildError;
+
+use super::error::{AwsError, classify, unless_gone};
 
 /// An S3 client for one region (or one `--endpoint-url`).
 #[derive(Clone, Debug)]
 pub struct S3 {
-    client: SignedClient,
+    client: Client,
     region: String,
 }
 
@@ -34,48 +39,67 @@ pub struct BucketSettings {
 
 impl S3 {
     /// A client with the SDK configuration's credentials, region and
-    /// endpoint override.
-    pub fn new(config: &aws_types::SdkConfig, region: &str) -> anyhow::Result<Self> {
-        Ok(Self { client: SignedClient::s3(config, region)?, region: region.to_owned() })
+    /// endpoint override; `path_style` addresses buckets as
+    /// `ENDPOINT/BUCKET` (what an emulator behind `--endpoint-url` serves).
+    pub fn new(config: &aws_types::SdkConfig, region: &str, path_style: bool) -> Self {
+        let config = aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).build();
+        Self { client: Client::from_conf(config), region: region.to_owned() }
     }
 
     /// `HeadBucket`: whether the bucket exists and is this account's
     /// (`Some(false)`: it exists, owned by someone else).
     pub async fn bucket_exists(&self, bucket: &str) -> Result<Option<bool>, AwsError> {
-        match self.send("HEAD", bucket, "", "", "HeadBucket").await {
+        match self.client.head_bucket().bucket(bucket).send().await {
             Ok(_) => Ok(Some(true)),
-            Err(error) if error.is_not_found() => Ok(None),
-            Err(error) if error.code.as_deref() == Some("403") => Ok(Some(false)),
-            Err(error) => Err(error),
+            Err(SdkError::ServiceError(error)) if error.raw().status().as_u16() == 403 => Ok(Some(false)),
+            Err(error) => match classify(error, "s3:HeadBucket", &format!("bucket {bucket}")) {
+                error if error.is_not_found() => Ok(None),
+                error => Err(error),
+            },
         }
     }
 
     /// The bucket's tags, encryption, public access block and expiry.
     pub async fn settings(&self, bucket: &str) -> Result<BucketSettings, AwsError> {
-        let missing = |answer: Result<Option<Element>, AwsError>| unless_gone(answer).map(Option::flatten);
-        let tags = missing(self.send("GET", bucket, "?tagging", "", "GetBucketTagging").await)?;
-        let encryption = missing(self.send("GET", bucket, "?encryption", "", "GetBucketEncryption").await)?;
-        let block = missing(self.send("GET", bucket, "?publicAccessBlock", "", "GetPublicAccessBlock").await)?;
-        let lifecycle = missing(self.send("GET", bucket, "?lifecycle", "", "GetBucketLifecycleConfiguration").await)?;
+        let resource = format!("bucket {bucket}");
+        let tags = self.client.get_bucket_tagging().bucket(bucket).send().await;
+        let tags = unless_gone(tags.map_err(|error| classify(error, "s3:GetBucketTagging", &resource)))?;
+        let encryption = self.client.get_bucket_encryption().bucket(bucket).send().await;
+        let encryption = unless_gone(encryption.map_err(|error| classify(error, "s3:GetBucketEncryption", &resource)))?;
+        let block = self.client.get_public_access_block().bucket(bucket).send().await;
+        let block = unless_gone(block.map_err(|error| classify(error, "s3:GetPublicAccessBlock", &resource)))?;
+        let lifecycle = self.client.get_bucket_lifecycle_configuration().bucket(bucket).send().await;
+        let lifecycle =
+            unless_gone(lifecycle.map_err(|error| classify(error, "s3:GetBucketLifecycleConfiguration", &resource)))?;
         Ok(BucketSettings {
             tags: tags
                 .iter()
-                .flat_map(|root| root.child("TagSet").map(|set| set.children("Tag")).unwrap_or_default())
-                .filter_map(|tag| Some((tag.text("Key")?, tag.text("Value").unwrap_or_default())))
+                .flat_map(|answer| answer.tag_set())
+                .map(|tag| (tag.key().to_owned(), tag.value().to_owned()))
                 .collect(),
-            encryption: encryption
-                .as_ref()
-                .and_then(|root| root.child("Rule")?.child("ApplyServerSideEncryptionByDefault")?.text("SSEAlgorithm")),
-            public_access_blocked: block.as_ref().is_some_and(|root| {
-                ["BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"]
-                    .iter()
-                    .all(|flag| root.text(flag).as_deref() == Some("true"))
+            encryption: encryption.as_ref().and_then(|answer| {
+                let rule = answer.server_side_encryption_configuration()?.rules().first()?;
+                Some(rule.apply_server_side_encryption_by_default()?.sse_algorithm().as_str().to_owned())
             }),
-            expiration_days: lifecycle.as_ref().and_then(|root| {
-                root.children("Rule")
-                    .into_iter()
-                    .filter(|rule| rule.text("Status").as_deref() == Some("Enabled"))
-                    .find_map(|rule| rule.child("Expiration")?.text("Days")?.parse().ok())
+            public_access_blocked: block
+                .as_ref()
+                .and_then(|answer| answer.public_access_block_configuration())
+                .is_some_and(|flags| {
+                    [
+                        flags.block_public_acls(),
+                        flags.ignore_public_acls(),
+                        flags.block_public_policy(),
+                        flags.restrict_public_buckets(),
+                    ]
+                    .iter()
+                    .all(|flag| *flag == Some(true))
+                }),
+            expiration_days: lifecycle.as_ref().and_then(|answer| {
+                answer
+                    .rules()
+                    .iter()
+                    .filter(|rule| *rule.status() == ExpirationStatus::Enabled)
+                    .find_map(|rule| u32::try_from(rule.expiration()?.days()?).ok())
             }),
         })
     }
@@ -83,160 +107,131 @@ impl S3 {
     /// `CreateBucket` in the client's region.
     pub async fn create_bucket(&self, bucket: &str) -> Result<(), AwsError> {
         // us-east-1 is the one region that takes no location constraint.
-        let body = if self.region == "us-east-1" {
-            String::new()
-        } else {
-            format!(
-                "<CreateBucketConfiguration xmlns=\"{XMLNS}\"><LocationConstraint>{}</LocationConstraint>\
-                 </CreateBucketConfiguration>",
-                self.region
-            )
-        };
-        self.send("PUT", bucket, "", &body, "CreateBucket").await.map(drop)
+        let location = (self.region != "us-east-1").then(|| {
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(self.region.as_str()))
+                .build()
+        });
+        self.client
+            .create_bucket()
+            .bucket(bucket)
+            .set_create_bucket_configuration(location)
+            .send()
+            .await
+            .map_err(|error| classify(error, "s3:CreateBucket", &format!("bucket {bucket}")))?;
+        Ok(())
     }
 
     /// `PutBucketTagging`.
     pub async fn put_tags(&self, bucket: &str, tags: &[(String, String)]) -> Result<(), AwsError> {
-        let tags: String = tags
+        let invalid = invalid("s3:PutBucketTagging", bucket);
+        let tags = tags
             .iter()
-            .map(|(key, value)| format!("<Tag><Key>{}</Key><Value>{}</Value></Tag>", escape(key), escape(value)))
-            .collect();
-        let body = format!("<Tagging xmlns=\"{XMLNS}\"><TagSet>{tags}</TagSet></Tagging>");
-        self.send("PUT", bucket, "?tagging", &body, "PutBucketTagging").await.map(drop)
+            .map(|(key, value)| Tag::builder().key(key).value(value).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(&invalid)?;
+        let tagging = Tagging::builder().set_tag_set(Some(tags)).build().map_err(&invalid)?;
+        self.client
+            .put_bucket_tagging()
+            .bucket(bucket)
+            .tagging(tagging)
+            .send()
+            .await
+            .map_err(|error| classify(error, "s3:PutBucketTagging", &format!("bucket {bucket}")))?;
+        Ok(())
     }
 
     /// `PutBucketEncryption`: S3-managed keys (SSE-S3) by default.
     pub async fn put_encryption(&self, bucket: &str) -> Result<(), AwsError> {
-        let body = format!(
-            "<ServerSideEncryptionConfiguration xmlns=\"{XMLNS}\"><Rule><ApplyServerSideEncryptionByDefault>\
-             <SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule>\
-             </ServerSideEncryptionConfiguration>"
-        );
-        self.send("PUT", bucket, "?encryption", &body, "PutBucketEncryption").await.map(drop)
+        let invalid = invalid("s3:PutBucketEncryption", bucket);
+        let default = ServerSideEncryptionByDefault::builder()
+            .sse_algorithm(ServerSideEncryption::Aes256)
+            .build()
+            .map_err(&invalid)?;
+        let rule = ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(default).build();
+        let configuration = ServerSideEncryptionConfiguration::builder().rules(rule).build().map_err(&invalid)?;
+        self.client
+            .put_bucket_encryption()
+            .bucket(bucket)
+            .server_side_encryption_configuration(configuration)
+            .send()
+            .await
+            .map_err(|error| classify(error, "s3:PutBucketEncryption", &format!("bucket {bucket}")))?;
+        Ok(())
     }
 
     /// `PutPublicAccessBlock`: all four blocks on.
     pub async fn block_public_access(&self, bucket: &str) -> Result<(), AwsError> {
-        let body = format!(
-            "<PublicAccessBlockConfiguration xmlns=\"{XMLNS}\"><BlockPublicAcls>true</BlockPublicAcls>\
-             <IgnorePublicAcls>true</IgnorePublicAcls><BlockPublicPolicy>true</BlockPublicPolicy>\
-             <RestrictPublicBuckets>true</RestrictPublicBuckets></PublicAccessBlockConfiguration>"
-        );
-        self.send("PUT", bucket, "?publicAccessBlock", &body, "PutPublicAccessBlock").await.map(drop)
+        let configuration = PublicAccessBlockConfiguration::builder()
+            .block_public_acls(true)
+            .ignore_public_acls(true)
+            .block_public_policy(true)
+            .restrict_public_buckets(true)
+            .build();
+        self.client
+            .put_public_access_block()
+            .bucket(bucket)
+            .public_access_block_configuration(configuration)
+            .send()
+            .await
+            .map_err(|error| classify(error, "s3:PutPublicAccessBlock", &format!("bucket {bucket}")))?;
+        Ok(())
     }
 
     /// `PutBucketLifecycleConfiguration`: every object expires after `days`.
     pub async fn expire_after(&self, bucket: &str, days: u32) -> Result<(), AwsError> {
-        let body = format!(
-            "<LifecycleConfiguration xmlns=\"{XMLNS}\"><Rule><ID>expire-old-artifacts</ID><Filter><Prefix></Prefix>\
-             </Filter><Status>Enabled</Status><Expiration><Days>{days}</Days></Expiration>\
-             <AbortIncompleteMultipartUpload><DaysAfterInitiation>1</DaysAfterInitiation>\
-             </AbortIncompleteMultipartUpload></Rule></LifecycleConfiguration>"
-        );
-        self.send("PUT", bucket, "?lifecycle", &body, "PutBucketLifecycleConfiguration").await.map(drop)
+        let invalid = invalid("s3:PutBucketLifecycleConfiguration", bucket);
+        let rule = LifecycleRule::builder()
+            .id("expire-old-artifacts")
+            .filter(LifecycleRuleFilter::builder().prefix("").build())
+            .status(ExpirationStatus::Enabled)
+            .expiration(LifecycleExpiration::builder().days(i32::try_from(days).unwrap_or(i32::MAX)).build())
+            .abort_incomplete_multipart_upload(
+                AbortIncompleteMultipartUpload::builder().days_after_initiation(1).build(),
+            )
+            .build()
+            .map_err(&invalid)?;
+        let configuration = BucketLifecycleConfiguration::builder().rules(rule).build().map_err(&invalid)?;
+        self.client
+            .put_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .lifecycle_configuration(configuration)
+            .send()
+            .await
+            .map_err(|error| classify(error, "s3:PutBucketLifecycleConfiguration", &format!("bucket {bucket}")))?;
+        Ok(())
     }
 
     /// Deletes every object (`ListObjectsV2`, `DeleteObject`), then the
     /// bucket; one already gone is fine.
     pub async fn delete_bucket(&self, bucket: &str) -> Result<(), AwsError> {
+        let resource = format!("bucket {bucket}");
         loop {
-            let Some(listed) = unless_gone(self.send("GET", bucket, "?list-type=2", "", "ListObjectsV2").await)? else {
-                return Ok(());
-            };
-            let keys: Vec<String> = listed
-                .iter()
-                .flat_map(|root| root.children("Contents"))
-                .filter_map(|object| object.text("Key"))
-                .collect();
+            let listed = self.client.list_objects_v2().bucket(bucket).send().await;
+            let listed = listed.map_err(|error| classify(error, "s3:ListObjectsV2", &resource));
+            let Some(listed) = unless_gone(listed)? else { return Ok(()) };
+            let keys: Vec<&str> = listed.contents().iter().filter_map(|object| object.key()).collect();
             if keys.is_empty() {
                 break;
             }
             for key in keys {
-                let path = format!("/{}", percent_encoding::utf8_percent_encode(&key, KEY));
-                self.send("DELETE", &format!("{bucket}{path}"), "", "", "DeleteObject").await?;
+                self.client
+                    .delete_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|error| classify(error, "s3:DeleteObject", &resource))?;
             }
         }
-        unless_gone(self.send("DELETE", bucket, "", "", "DeleteBucket").await)?;
+        let deleted = self.client.delete_bucket().bucket(bucket).send().await;
+        unless_gone(deleted.map_err(|error| classify(error, "s3:DeleteBucket", &resource)))?;
         Ok(())
     }
-
-    /// One signed request; the answer's XML, if it has a body.
-    async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        query: &str,
-        body: &str,
-        action: &str,
-    ) -> Result<Option<Element>, AwsError> {
-        let checksum = base64::engine::general_purpose::STANDARD
-            .encode(ring::digest::digest(&ring::digest::SHA256, body.as_bytes()).as_ref());
-        // S3 asks for an integrity check of configuration bodies: a SHA-256
-        // checksum stands for Content-MD5.
-        let headers: Vec<(&str, &str)> = if body.is_empty() {
-            Vec::new()
-        } else {
-            vec![("x-amz-sdk-checksum-algorithm", "SHA256"), ("x-amz-checksum-sha256", &checksum)]
-        };
-        let path = format!("{path}{query}");
-        let request = Request { method, path: &path, content_type: "application/xml", headers: &headers, body };
-        let bucket = path.split(['/', '?']).next().unwrap_or_default();
-        self.client.send(&request, &format!("s3:{action}"), &format!("bucket {bucket}"), answer).await
-    }
 }
 
-/// The namespace of S3's XML bodies.
-const XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
-
-/// What an object key keeps unencoded in a path.
-const KEY: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-
-/// An answer's XML (none for an empty body), or the error in it: S3's
-/// `<Error><Code>`, or the HTTP status of a bodiless HEAD.
-fn answer(status: u16, text: &str) -> Result<Option<Element>, Failure> {
-    let document = if text.trim().is_empty() {
-        None
-    } else {
-        Some(Element::parse(text).map_err(|error| {
-            Failure::Transport(format!("HTTP {status} with an answer that is not XML ({error}): {text:.200}"))
-        })?)
-    };
-    if (200..300).contains(&status) {
-        return Ok(document);
-    }
-    let code = document.as_ref().and_then(|error| error.text("Code")).or_else(|| {
-        Some(match status {
-            404 => "NotFound".to_owned(),
-            other => other.to_string(),
-        })
-    });
-    let message = document.as_ref().and_then(|error| error.text("Message")).unwrap_or_else(|| format!("HTTP {status}"));
-    Err(Failure::Service { status, code, message })
-}
-
-/// XML's special characters in a tag's key or value.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn s3_errors_and_bodiless_answers_are_read() {
-        let Err(Failure::Service { code, .. }) =
-            answer(404, "<Error><Code>NoSuchTagSet</Code><Message>The TagSet does not exist</Message></Error>")
-        else {
-            panic!("an error")
-        };
-        assert_eq!(code.as_deref(), Some("NoSuchTagSet"));
-        let Err(Failure::Service { code, .. }) = answer(404, "") else { panic!("an error") };
-        assert_eq!(code.as_deref(), Some("NotFound"));
-        let Err(Failure::Service { code, .. }) = answer(403, "") else { panic!("an error") };
-        assert_eq!(code.as_deref(), Some("403"));
-        assert_eq!(answer(200, "").unwrap(), None);
-        assert_eq!(escape("a&b<c>"), "a&amp;b&lt;c&gt;");
-    }
+/// A request the SDK's builders refuse, said as the call's error.
+fn invalid(action: &'static str, bucket: &str) -> impl Fn(BuildError) -> AwsError {
+    let resource = format!("bucket {bucket}");
+    move |error| AwsError { code: None, message: format!("{action} on {resource}: {error}") }
 }

@@ -10,10 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::{
-    http_request::{
-        PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-        UriPathNormalizationMode, sign,
-    },
+    http_request::{SignableBody, SignableRequest, SigningSettings, sign},
     sign::v4,
 };
 use aws_smithy_runtime_api::client::identity::Identity;
@@ -41,9 +38,6 @@ pub struct SignedClient {
     signing_name: &'static str,
     region: String,
     credentials: SharedCredentialsProvider,
-    /// S3's signing: the payload's hash in a header, the path encoded
-    /// once and not normalized.
-    s3: bool,
 }
 
 /// One request: its method and path, its headers beside the content type,
@@ -96,13 +90,7 @@ impl SignedClient {
             signing_name,
             region: region.to_owned(),
             credentials,
-            s3: false,
         })
-    }
-
-    /// A client of S3, path-style (`ENDPOINT/BUCKET?...`), signed as S3 is.
-    pub fn s3(config: &aws_types::SdkConfig, region: &str) -> anyhow::Result<Self> {
-        Ok(Self { s3: true, ..Self::new(config, region, "s3", "s3")? })
     }
 
     /// Sends `request`, retried with backoff while the failure is
@@ -154,12 +142,7 @@ impl SignedClient {
             SignableBody::Bytes(request.body.as_bytes()),
         )
         .map_err(|error| Failure::Transport(error.to_string()))?;
-        let mut settings = SigningSettings::default();
-        if self.s3 {
-            settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-            settings.percent_encoding_mode = PercentEncodingMode::Single;
-            settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        }
+        let settings = SigningSettings::default();
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.region)

@@ -68,7 +68,6 @@ async fn start_and_follow(
     use std::time::Duration;
 
     use anyhow::{Context as _, bail};
-    use serde_json::json;
 
     use crate::{
         engine::names::Names,
@@ -82,18 +81,13 @@ async fn start_and_follow(
         // Status is a courtesy; the pipeline's source stage says the rest.
         Err(error) => println!("connection: cannot check it ({error}); going on"),
     }
-    let started = clients
-        .codepipeline
-        .call("StartPipelineExecution", &json!({ "name": name }), &format!("pipeline {name}"))
-        .await
-        .map_err(|error| {
-            if error.is_not_found() {
-                anyhow::anyhow!("pipeline {name} does not exist: `provision apply` makes it from [pipeline]")
-            } else {
-                error.into()
-            }
-        })?;
-    let id = started["pipelineExecutionId"].as_str().unwrap_or_default().to_owned();
+    let id = clients.codepipeline.start_execution(&name).await.map_err(|error| {
+        if error.is_not_found() {
+            anyhow::anyhow!("pipeline {name} does not exist: `provision apply` makes it from [pipeline]")
+        } else {
+            error.into()
+        }
+    })?;
     println!("started pipeline {name}, execution {id}");
     let poll = || poll_run(clients, &name, &id);
     let ending = follow(poll, Duration::from_secs(10), timeout, |line| println!("{line}")).await;

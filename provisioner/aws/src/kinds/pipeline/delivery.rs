@@ -5,7 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use aws_sdk_codepipeline::types::{
+    ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore, ArtifactStoreType,
+    GitBranchFilterCriteria, GitConfiguration, GitPushFilter, InputArtifact, OutputArtifact, PipelineDeclaration,
+    PipelineTriggerDeclaration, PipelineTriggerProviderType, PipelineType, StageDeclaration,
+};
+use aws_smithy_types::error::operation::BuildError;
 use stack_spec::Stack;
 
 use super::{bucket::ArtifactBucket, project::BuildProject};
@@ -112,8 +117,9 @@ impl Kind for DeliveryPipeline {
             &cx.made.id::<Role>(&spec.role),
             &cx.made.id::<ArtifactBucket>(&spec.bucket),
             &cx.made.id::<BuildProject>(&spec.project),
-        );
-        cx.cx.clients.codepipeline.put_pipeline(&declaration, &cx.cx.names.tag_pairs(), have.is_some()).await?;
+        )
+        .map_err(|error| anyhow::anyhow!("pipeline {}: its declaration is incomplete: {error}", spec.name))?;
+        cx.cx.clients.codepipeline.put_pipeline(declaration, &cx.cx.names.tag_pairs(), have.is_some()).await?;
         Self::done(if have.is_some() { "updated" } else { "created" }, &spec.name);
         Ok(Output::id(&spec.name))
     }
@@ -148,82 +154,95 @@ impl Kind for DeliveryPipeline {
 }
 
 /// The pipeline's declaration, as CreatePipeline and UpdatePipeline take it.
-fn declaration(spec: &PipelineSpec, role_arn: &str, bucket: &str, project: &str) -> Value {
-    json!({
-        "name": spec.name,
-        "pipelineType": spec.kind,
-        "roleArn": role_arn,
-        "artifactStore": { "type": "S3", "location": bucket },
-        "stages": [
-            {
-                "name": SOURCE,
-                "actions": [{
-                    "name": SOURCE,
-                    "actionTypeId": {
-                        "category": "Source", "owner": "AWS", "provider": "CodeStarSourceConnection", "version": "1"
-                    },
-                    "configuration": {
-                        "ConnectionArn": spec.connection_arn,
-                        "FullRepositoryId": spec.repository,
-                        "BranchName": spec.branch,
-                        "OutputArtifactFormat": "CODE_ZIP"
-                    },
-                    "outputArtifacts": [{ "name": SOURCE_OUTPUT }],
-                    "runOrder": 1
-                }]
-            },
-            {
-                "name": "Deploy",
-                "actions": [{
-                    "name": "TestBuildDeploy",
-                    "actionTypeId": { "category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1" },
-                    "configuration": { "ProjectName": project },
-                    "inputArtifacts": [{ "name": SOURCE_OUTPUT }],
-                    "runOrder": 1
-                }]
-            }
-        ],
-        "triggers": [{
-            "providerType": "CodeStarSourceConnection",
-            "gitConfiguration": {
-                "sourceActionName": SOURCE,
-                "push": [{ "branches": { "includes": spec.trigger } }]
-            }
-        }]
-    })
+fn declaration(
+    spec: &PipelineSpec,
+    role_arn: &str,
+    bucket: &str,
+    project: &str,
+) -> Result<PipelineDeclaration, BuildError> {
+    let source = ActionDeclaration::builder()
+        .name(SOURCE)
+        .action_type_id(
+            ActionTypeId::builder()
+                .category(ActionCategory::Source)
+                .owner(ActionOwner::Aws)
+                .provider("CodeStarSourceConnection")
+                .version("1")
+                .build()?,
+        )
+        .configuration("ConnectionArn", &spec.connection_arn)
+        .configuration("FullRepositoryId", &spec.repository)
+        .configuration("BranchName", &spec.branch)
+        .configuration("OutputArtifactFormat", "CODE_ZIP")
+        .output_artifacts(OutputArtifact::builder().name(SOURCE_OUTPUT).build()?)
+        .run_order(1)
+        .build()?;
+    let build = ActionDeclaration::builder()
+        .name("TestBuildDeploy")
+        .action_type_id(
+            ActionTypeId::builder()
+                .category(ActionCategory::Build)
+                .owner(ActionOwner::Aws)
+                .provider("CodeBuild")
+                .version("1")
+                .build()?,
+        )
+        .configuration("ProjectName", project)
+        .input_artifacts(InputArtifact::builder().name(SOURCE_OUTPUT).build()?)
+        .run_order(1)
+        .build()?;
+    let push = GitPushFilter::builder()
+        .branches(GitBranchFilterCriteria::builder().set_includes(Some(spec.trigger.clone())).build())
+        .build();
+    PipelineDeclaration::builder()
+        .name(&spec.name)
+        .pipeline_type(PipelineType::from(spec.kind.as_str()))
+        .role_arn(role_arn)
+        .artifact_store(ArtifactStore::builder().r#type(ArtifactStoreType::S3).location(bucket).build()?)
+        .stages(StageDeclaration::builder().name(SOURCE).actions(source).build()?)
+        .stages(StageDeclaration::builder().name("Deploy").actions(build).build()?)
+        .triggers(
+            PipelineTriggerDeclaration::builder()
+                .provider_type(PipelineTriggerProviderType::CodeStarSourceConnection)
+                .git_configuration(GitConfiguration::builder().source_action_name(SOURCE).push(push).build()?)
+                .build()?,
+        )
+        .build()
 }
 
 /// A declaration read back into a spec (what is missing reads as empty,
 /// and plan shows it as a change).
-fn read_declaration(name: &str, declaration: &Value) -> PipelineSpec {
-    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+fn read_declaration(name: &str, declaration: &PipelineDeclaration) -> PipelineSpec {
     let action = |provider: &str| {
-        declaration["stages"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|stage| stage["actions"].as_array().cloned().unwrap_or_default())
-            .find(|action| action["actionTypeId"]["provider"] == provider)
-            .unwrap_or_default()
+        declaration
+            .stages()
+            .iter()
+            .flat_map(|stage| stage.actions())
+            .find(|action| action.action_type_id().is_some_and(|id| id.provider() == provider))
+    };
+    let setting = |action: Option<&ActionDeclaration>, key: &str| {
+        action.and_then(|action| action.configuration()?.get(key)).cloned().unwrap_or_default()
     };
     let source = action("CodeStarSourceConnection");
     let build = action("CodeBuild");
-    let trigger = declaration["triggers"][0]["gitConfiguration"]["push"][0]["branches"]["includes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(text)
-        .collect();
+    let trigger = declaration
+        .triggers()
+        .first()
+        .and_then(|trigger| trigger.git_configuration())
+        .and_then(|git| git.push().first())
+        .and_then(|push| push.branches())
+        .map(|branches| branches.includes().to_vec())
+        .unwrap_or_default();
     PipelineSpec {
         name: name.to_owned(),
-        kind: declaration["pipelineType"].as_str().unwrap_or("V1").to_owned(),
-        role: text(&declaration["roleArn"]).rsplit('/').next().unwrap_or_default().to_owned(),
-        bucket: text(&declaration["artifactStore"]["location"]),
-        connection_arn: text(&source["configuration"]["ConnectionArn"]),
-        repository: text(&source["configuration"]["FullRepositoryId"]),
-        branch: text(&source["configuration"]["BranchName"]),
+        kind: declaration.pipeline_type().map_or("V1", PipelineType::as_str).to_owned(),
+        role: declaration.role_arn().rsplit('/').next().unwrap_or_default().to_owned(),
+        bucket: declaration.artifact_store().map(|store| store.location().to_owned()).unwrap_or_default(),
+        connection_arn: setting(source, "ConnectionArn"),
+        repository: setting(source, "FullRepositoryId"),
+        branch: setting(source, "BranchName"),
         trigger,
-        project: text(&build["configuration"]["ProjectName"]),
+        project: setting(build, "ProjectName"),
     }
 }
 
@@ -244,8 +263,12 @@ mod tests {
             trigger: vec!["main".into()],
             project: "shop-deploy".into(),
         };
-        let written = declaration(&spec, "arn:aws:iam::123456789012:role/shop-pipeline", &spec.bucket, "shop-deploy");
+        let written =
+            declaration(&spec, "arn:aws:iam::123456789012:role/shop-pipeline", &spec.bucket, "shop-deploy").unwrap();
         assert_eq!(read_declaration("shop", &written), spec);
-        assert_eq!(read_declaration("shop", &json!({})).kind, "V1");
+        let bare =
+            PipelineDeclaration::builder().name("shop").role_arn("").set_stages(Some(Vec::new())).build().unwrap();
+        assert_eq!(read_declaration("shop", &bare).kind, "V1");
+        assert_eq!(read_declaration("shop", &bare).connection_arn, "");
     }
 }

@@ -6,10 +6,10 @@
 
 use std::{fmt::Write as _, future::Future, time::Duration};
 
-use serde_json::{Value, json};
+use aws_smithy_types::date_time::Format;
 use tokio::time::Instant;
 
-use crate::clients::{Clients, error::AwsError};
+use crate::clients::{Clients, codepipeline::ExecutionSummary, error::AwsError};
 
 /// Where one execution stands at a poll.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -140,9 +140,7 @@ fn failure(state: &RunState) -> String {
 /// The last `count` executions, newest first: `provision pipeline status`
 /// (ten) and `provision status` (three).
 pub async fn executions(clients: &Clients, name: &str, count: u32) -> anyhow::Result<String> {
-    let request = json!({ "pipelineName": name, "maxResults": count });
-    let answer = clients.codepipeline.call("ListPipelineExecutions", &request, &format!("pipeline {name}")).await?;
-    let executions = answer["pipelineExecutionSummaries"].as_array().cloned().unwrap_or_default();
+    let executions = clients.codepipeline.executions(name, count).await?;
     let mut out = format!("pipeline {name}\n");
     if executions.is_empty() {
         out.push_str("  no execution yet: a push to the branch, or `provision pipeline run`, starts one\n");
@@ -155,111 +153,59 @@ pub async fn executions(clients: &Clients, name: &str, count: u32) -> anyhow::Re
     Ok(out)
 }
 
-/// One execution summary as a line: id, status, start, duration, commit.
-fn execution_line(execution: &Value) -> String {
-    let took = duration(&execution["startTime"], &execution["lastUpdateTime"])
-        .map_or_else(|| "-".to_owned(), |secs| format!("{}s", secs.round()));
-    let revision = &execution["sourceRevisions"][0];
-    let commit = revision["revisionId"].as_str().map_or_else(
+/// One execution summary as a line: id, status, start (UTC), duration,
+/// commit.
+fn execution_line(execution: &ExecutionSummary) -> String {
+    let took = match (execution.started, execution.last_update) {
+        (Some(start), Some(end)) => format!("{}s", (end.as_secs_f64() - start.as_secs_f64()).round()),
+        _ => "-".to_owned(),
+    };
+    let commit = execution.revision.as_ref().map_or_else(
         || "-".to_owned(),
-        |id| {
-            let summary = revision["revisionSummary"].as_str().unwrap_or_default().lines().next().unwrap_or_default();
+        |(id, summary)| {
+            let summary = summary.lines().next().unwrap_or_default();
             format!("{} {summary}", &id[..id.len().min(8)]).trim_end().to_owned()
         },
     );
-    let started = match &execution["startTime"] {
-        Value::String(text) => text.clone(),
-        value => value.as_f64().map_or_else(|| "-".to_owned(), |secs| format!("{secs:.0} (Unix time)")),
-    };
-    format!(
-        "  {:<36} {:<11} {:<25} {took:>8}  {commit}",
-        text(&execution["pipelineExecutionId"]),
-        text(&execution["status"]),
-        started
-    )
-}
-
-/// Seconds from `start` to `end`, as AWS's JSON gives times (epoch
-/// seconds), or as ISO 8601 strings of one day (moto's).
-fn duration(start: &Value, end: &Value) -> Option<f64> {
-    if let (Some(start), Some(end)) = (start.as_f64(), end.as_f64()) {
-        return Some(end - start);
-    }
-    let time_of_day = |value: &Value| {
-        let (date, time) = value.as_str()?.split_once('T')?;
-        let time = time.trim_end_matches('Z').split('+').next()?;
-        let seconds = time.split(':').try_fold(0.0, |total, part| Some(total * 60.0 + part.parse::<f64>().ok()?))?;
-        Some((date.to_owned(), seconds))
-    };
-    let ((start_date, start), (end_date, end)) = (time_of_day(start)?, time_of_day(end)?);
-    (start_date == end_date).then_some(end - start)
+    let started =
+        execution.started.and_then(|start| start.fmt(Format::DateTime).ok()).unwrap_or_else(|| "-".to_owned());
+    format!("  {:<36} {:<11} {:<25} {took:>8}  {commit}", execution.id, execution.status, started)
 }
 
 /// The connection's status (`AVAILABLE`, `PENDING`, `ERROR`).
 pub async fn connection_status(clients: &Clients, arn: &str) -> Result<String, AwsError> {
-    let client =
-        if arn.contains(":codestar-connections:") { &clients.codestar_connections } else { &clients.codeconnections };
-    let answer = client.call("GetConnection", &json!({ "ConnectionArn": arn }), &format!("connection {arn}")).await?;
-    Ok(answer["Connection"]["ConnectionStatus"].as_str().unwrap_or_default().to_owned())
+    clients.connections.status(arn).await
 }
 
 /// One poll of a run: the execution's status and, where it can be read,
 /// each stage's state and the build's phase.
 pub async fn poll_run(clients: &Clients, name: &str, id: &str) -> anyhow::Result<RunState> {
-    let resource = format!("pipeline {name}");
-    let request = json!({ "pipelineName": name, "pipelineExecutionId": id });
-    let execution = clients.codepipeline.call("GetPipelineExecution", &request, &resource).await?;
-    let execution = &execution["pipelineExecution"];
-    let mut state = RunState {
-        status: execution["status"].as_str().unwrap_or_default().to_owned(),
-        summary: execution["statusSummary"].as_str().unwrap_or_default().to_owned(),
-        stages: Vec::new(),
-    };
+    let execution = clients.codepipeline.execution(name, id).await?;
+    let mut state = RunState { status: execution.status, summary: execution.summary, stages: Vec::new() };
     // Stage detail is a courtesy (an emulator may not have it).
-    let Ok(pipeline_state) = clients.codepipeline.call("GetPipelineState", &json!({ "name": name }), &resource).await
-    else {
+    let Ok(stages) = clients.codepipeline.stages(name).await else {
         return Ok(state);
     };
-    for stage in pipeline_state["stageStates"].as_array().into_iter().flatten() {
-        if stage["latestExecution"]["pipelineExecutionId"] != json!(id) {
-            state.stages.push(StageState {
-                name: text(&stage["stageName"]),
-                status: "-".into(),
-                ..StageState::default()
-            });
+    for stage in stages {
+        if stage.execution_id != id {
+            state.stages.push(StageState { name: stage.name, status: "-".into(), ..StageState::default() });
             continue;
         }
-        let action = &stage["actionStates"][0]["latestExecution"];
-        let build_id = action["externalExecutionId"]
-            .as_str()
-            .filter(|_| stage["actionStates"][0]["actionName"] != json!("Source"));
+        let build_id = Some(stage.external_id.as_str()).filter(|id| id.contains(':') && stage.action_name != "Source");
         let build = match build_id {
-            Some(build_id) if build_id.contains(':') => {
+            Some(build_id) => {
                 let builds = clients.codebuild.builds(&[build_id.to_owned()]).await.unwrap_or_default();
-                builds.first().map(|build| BuildState {
+                builds.into_iter().next().map(|build| BuildState {
                     id: build_id.to_owned(),
-                    phase: text(&build["currentPhase"]),
-                    logs: text(&build["logs"]["deepLink"]),
+                    phase: build.phase,
+                    logs: build.logs,
                 })
             }
-            _ => None,
+            None => None,
         };
-        state.stages.push(StageState {
-            name: text(&stage["stageName"]),
-            status: text(&stage["latestExecution"]["status"]),
-            detail: action["errorDetails"]["message"]
-                .as_str()
-                .or(action["summary"].as_str())
-                .unwrap_or_default()
-                .to_owned(),
-            build,
-        });
+        state.stages.push(StageState { name: stage.name, status: stage.status, detail: stage.detail, build });
     }
     Ok(state)
-}
-
-fn text(value: &Value) -> String {
-    value.as_str().unwrap_or_default().to_owned()
 }
 
 #[cfg(test)]
@@ -268,6 +214,8 @@ mod tests {
         collections::VecDeque,
         sync::{Arc, Mutex},
     };
+
+    use aws_smithy_types::DateTime;
 
     use super::*;
 
@@ -371,19 +319,18 @@ mod tests {
 
     #[test]
     fn an_execution_reads_as_a_line_with_its_commit_and_duration() {
-        let execution = json!({
-            "pipelineExecutionId": "e-1",
-            "status": "Succeeded",
-            "startTime": 1_800_000_000.0,
-            "lastUpdateTime": 1_800_000_754.2,
-            "sourceRevisions": [{ "revisionId": "0123456789abcdef", "revisionSummary": "Add the ingress\n\nbody" }]
-        });
+        let execution = ExecutionSummary {
+            id: "e-1".into(),
+            status: "Succeeded".into(),
+            started: Some(DateTime::from_secs_f64(1_800_000_000.0)),
+            last_update: Some(DateTime::from_secs_f64(1_800_000_754.2)),
+            revision: Some(("0123456789abcdef".into(), "Add the ingress\n\nbody".into())),
+        };
         let line = execution_line(&execution);
         assert!(line.contains("e-1") && line.contains("Succeeded") && line.contains("754s"), "{line}");
+        assert!(line.contains("2027-01-15T08:00:00Z"), "the start in UTC: {line}");
         assert!(line.ends_with("01234567 Add the ingress"), "{line}");
-        let moto = json!({"pipelineExecutionId": "e-2", "status": "Succeeded",
-            "startTime": "2026-11-27T21:00:00.000Z", "lastUpdateTime": "2026-11-27T21:01:03.500Z"});
-        assert!(execution_line(&moto).contains(" 64s"), "{}", execution_line(&moto));
-        assert_eq!(duration(&json!("2026-11-27T23:59:00Z"), &json!("2026-11-28T00:01:00Z")), None);
+        let running = ExecutionSummary { id: "e-2".into(), status: "InProgress".into(), ..ExecutionSummary::default() };
+        assert!(execution_line(&running).ends_with("       -  -"), "{}", execution_line(&running));
     }
 }

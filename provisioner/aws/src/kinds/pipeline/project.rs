@@ -7,12 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
 use stack_spec::Stack;
 
 use super::BUILDSPEC;
 use crate::{
-    clients::error::unless_unused,
+    clients::{codebuild::NewProject, error::unless_unused},
     engine::{
         names::Names,
         plan::Action,
@@ -91,27 +90,19 @@ impl Kind for BuildProject {
         let name = cx.names.build_project();
         let answer = unless_unused(cx.clients.codebuild.project(&name).await, cx.stack.pipeline.is_some());
         let Some(project) = answer? else { return Ok(BTreeMap::new()) };
-        let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
-        let environment = &project["environment"];
         let spec = ProjectSpec {
             name: name.clone(),
-            buildspec: text(&project["source"]["buildspec"]),
-            image: text(&environment["image"]),
-            compute_type: text(&environment["computeType"]),
-            privileged: environment["privilegedMode"].as_bool().unwrap_or(false),
-            role: text(&project["serviceRole"]).rsplit('/').next().unwrap_or_default().to_owned(),
-            timeout_minutes: project["timeoutInMinutes"]
-                .as_u64()
-                .and_then(|minutes| u32::try_from(minutes).ok())
-                .unwrap_or(60),
-            log_group: text(&project["logsConfig"]["cloudWatchLogs"]["groupName"]),
-            cache: text(&project["cache"]["location"]),
+            buildspec: project.buildspec,
+            image: project.image,
+            compute_type: project.compute_type,
+            privileged: project.privileged,
+            role: project.service_role.rsplit('/').next().unwrap_or_default().to_owned(),
+            timeout_minutes: project.timeout_minutes.unwrap_or(60),
+            log_group: project.log_group,
+            cache: project.cache,
         };
-        let tags = project["tags"].as_array().cloned().unwrap_or_default();
-        let owned = cx.names.owns(
-            tags.iter().map(|tag| (tag["key"].as_str().unwrap_or_default(), tag["value"].as_str().unwrap_or_default())),
-        );
-        let arn = text(&project["arn"]);
+        let owned = cx.names.owns(project.tags.iter().map(|(key, value)| (key.as_str(), value.as_str())));
+        let arn = project.arn;
         Ok(BTreeMap::from([(name, Found { id: arn.clone(), arn, owned, spec })]))
     }
 
@@ -128,31 +119,21 @@ impl Kind for BuildProject {
         }
         let names = cx.cx.names;
         let role = cx.made.id::<Role>(&spec.role);
-        let tags: Vec<Value> =
-            names.tag_pairs().iter().map(|(key, value)| json!({ "key": key, "value": value })).collect();
-        let project = json!({
-            "name": spec.name,
-            "description": format!("tests, builds and deploys {} (made by provision)", names.app()),
-            // CodePipeline gives the source and takes the artifacts; the
-            // locations are ignored for that type.
-            "source": { "type": "CODEPIPELINE", "buildspec": spec.buildspec, "location": names.pipeline() },
-            "artifacts": { "type": "CODEPIPELINE", "location": names.pipeline() },
-            "environment": {
-                "type": "LINUX_CONTAINER",
-                "image": spec.image,
-                "computeType": spec.compute_type,
-                "privilegedMode": spec.privileged,
-                "imagePullCredentialsType": "CODEBUILD"
-            },
-            "serviceRole": role,
-            "timeoutInMinutes": spec.timeout_minutes,
-            "cache": { "type": "S3", "location": spec.cache },
-            "logsConfig": {
-                "cloudWatchLogs": { "status": "ENABLED", "groupName": spec.log_group },
-                "s3Logs": { "status": "DISABLED" }
-            },
-            "tags": tags,
-        });
+        let description = format!("tests, builds and deploys {} (made by provision)", names.app());
+        let project = NewProject {
+            name: &spec.name,
+            description: &description,
+            buildspec: &spec.buildspec,
+            pipeline: &names.pipeline(),
+            image: &spec.image,
+            compute_type: &spec.compute_type,
+            privileged: spec.privileged,
+            service_role: &role,
+            timeout_minutes: spec.timeout_minutes,
+            cache: &spec.cache,
+            log_group: &spec.log_group,
+            tags: &names.tag_pairs(),
+        };
         cx.cx.clients.codebuild.put_project(&project, have.is_some()).await?;
         Self::done(if have.is_some() { "updated" } else { "created" }, &spec.name);
         Ok(Output::id(&spec.name))

@@ -6,6 +6,17 @@
 //! A library with a one-line binary: cargo compiles a library as soon as
 //! its dependencies' metadata is there (a binary waits for all of them), so
 //! this code compiles while the services' crates still do.
+//!
+//! # Layout
+//! - `local/`: `provision local`: the runner (a supervisor per service and
+//!   one per store), health checks, the DNS server's registry, the local
+//!   autoscaler, the control endpoint, process usage.
+//! - `call.rs`, `reflect.rs`: `provision call` through discovery (or TLS to
+//!   an ingress), with the method's types from the server's reflection.
+//! - `bench/`: `provision bench`: the load loop, faults (`chaos`), the raw
+//!   codec, what a run measured, and its report; `rate.rs` its schedules.
+//! - The AWS commands are the `provision-aws` crate (`provisioner/aws`), the
+//!   stack file the `stack-spec` crate (`provisioner/spec`).
 
 mod bench;
 mod call;

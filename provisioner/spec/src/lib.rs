@@ -1,6 +1,12 @@
 //! `stack.toml`: one description of the stack for the local run and for
 //! AWS. Everything is checked before anything starts, and every problem is
 //! reported as `file:line: what`, naming the field.
+//!
+//! # Layout
+//! - `lib.rs`: the stack, loading, the stores' cross-checks; `service.rs`: a
+//!   `[[service]]` and how its replicas stop.
+//! - One module per table: `health`, `autoscaling`, `ingress`, `aws` (the
+//!   stack's and each service's `[aws]`), `store`, `pipeline`.
 
 use std::{ops::Range, path::Path};
 

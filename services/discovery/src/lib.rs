@@ -23,6 +23,15 @@
 //! // let mut client = RankingClient::new(channel);
 //! # Ok(()) }
 //! ```
+//!
+//! # Layout
+//! - `target`, `options`: what to resolve and how the channel behaves.
+//! - `resolve`, `refresh`: DNS lookups and re-resolving on TTL and failures.
+//! - `endpoint`, `balancer`, `channel`: one connection per address, the
+//!   pick among the ready ones, and the tower service tonic calls.
+//! - `call`, `retry`, `replay`, `backoff`: one call's deadline, its retry
+//!   on another endpoint (with the request body kept to send again), and
+//!   reconnect backoff.
 
 mod backoff;
 mod balancer;

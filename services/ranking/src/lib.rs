@@ -2,6 +2,13 @@
 //! all-time leaderboards in Redis sorted sets (or in memory), with profiles.
 //!
 //! The binary (`ranking`) is a thin `main` over [`services`].
+//!
+//! # Layout
+//! - `service`: the gRPC service; `validate` its requests.
+//! - `board`, `date`, `score`: which board a call names, UTC periods, and
+//!   scores encoded with their tie order.
+//! - `store/`: the `Store` trait, its memory store, and Redis (`store/redis/`:
+//!   connection, submissions, the BEST path, batching).
 
 pub mod board;
 pub mod date;

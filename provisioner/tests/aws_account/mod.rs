@@ -87,9 +87,15 @@ impl Account {
     pub fn command(&self, args: &[&str], stack: &Path) -> Command {
         let mut command = Command::new(PROVISION);
         command.args(args).arg("--stack").arg(stack);
-        for var in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION", "PROVISION_STACK"] {
-            command.env_remove(var);
+        // Every AWS_* variable of this machine's goes (a profile, web
+        // identity, container credentials, per-service endpoints): the run
+        // sees the emulator's endpoint and credentials and nothing else.
+        for (var, _) in std::env::vars_os() {
+            if var.to_str().is_some_and(|name| name.starts_with("AWS_")) {
+                command.env_remove(&var);
+            }
         }
+        command.env_remove("PROVISION_STACK");
         command
             .env("AWS_ENDPOINT_URL", self.moto.url())
             .env("AWS_ACCESS_KEY_ID", "testing")

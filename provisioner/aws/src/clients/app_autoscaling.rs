@@ -198,14 +198,11 @@ impl AppAutoScaling {
     /// target-tracking policy.
     pub async fn put_target_tracking(&self, policy: &TargetTracking) -> Result<(), AwsError> {
         let resource = format!("scaling policy {}", policy.name);
-        let invalid = |error: aws_smithy_types::error::operation::BuildError| AwsError {
-            code: None,
-            message: format!("application-autoscaling:PutScalingPolicy on {resource}: {error}"),
-        };
+        let invalid = AwsError::unsent("application-autoscaling:PutScalingPolicy", &resource);
         let metric = PredefinedMetricSpecification::builder()
             .predefined_metric_type(MetricType::from(policy.metric.as_str()))
             .build()
-            .map_err(invalid)?;
+            .map_err(&invalid)?;
         let configuration = TargetTrackingScalingPolicyConfiguration::builder()
             .target_value(policy.target)
             .predefined_metric_specification(metric)
@@ -213,7 +210,7 @@ impl AppAutoScaling {
             .scale_in_cooldown(i32::try_from(policy.scale_in_cooldown_secs).unwrap_or(i32::MAX))
             .disable_scale_in(false)
             .build()
-            .map_err(invalid)?;
+            .map_err(&invalid)?;
         self.client
             .put_scaling_policy()
             .policy_name(&policy.name)

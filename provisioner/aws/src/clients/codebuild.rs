@@ -10,7 +10,6 @@ use aws_sdk_codebuild::{
         S3LogsConfig, SourceType, Tag,
     },
 };
-use aws_smithy_types::error::operation::BuildError;
 
 use super::error::{AwsError, classify, unless_gone};
 
@@ -105,18 +104,18 @@ impl CodeBuild {
     pub async fn put_project(&self, new: &NewProject<'_>, update: bool) -> Result<(), AwsError> {
         let resource = format!("build project {}", new.name);
         let action = if update { "codebuild:UpdateProject" } else { "codebuild:CreateProject" };
-        let invalid = |error: BuildError| AwsError { code: None, message: format!("{action} on {resource}: {error}") };
+        let invalid = AwsError::unsent(action, &resource);
         let source = ProjectSource::builder()
             .r#type(SourceType::Codepipeline)
             .buildspec(new.buildspec)
             .location(new.pipeline)
             .build()
-            .map_err(invalid)?;
+            .map_err(&invalid)?;
         let artifacts = ProjectArtifacts::builder()
             .r#type(ArtifactsType::Codepipeline)
             .location(new.pipeline)
             .build()
-            .map_err(invalid)?;
+            .map_err(&invalid)?;
         let environment = ProjectEnvironment::builder()
             .r#type(EnvironmentType::LinuxContainer)
             .image(new.image)
@@ -124,17 +123,17 @@ impl CodeBuild {
             .privileged_mode(new.privileged)
             .image_pull_credentials_type(ImagePullCredentialsType::Codebuild)
             .build()
-            .map_err(invalid)?;
-        let cache = ProjectCache::builder().r#type(CacheType::S3).location(new.cache).build().map_err(invalid)?;
+            .map_err(&invalid)?;
+        let cache = ProjectCache::builder().r#type(CacheType::S3).location(new.cache).build().map_err(&invalid)?;
         let logs = LogsConfig::builder()
             .cloud_watch_logs(
                 CloudWatchLogsConfig::builder()
                     .status(LogsConfigStatusType::Enabled)
                     .group_name(new.log_group)
                     .build()
-                    .map_err(invalid)?,
+                    .map_err(&invalid)?,
             )
-            .s3_logs(S3LogsConfig::builder().status(LogsConfigStatusType::Disabled).build().map_err(invalid)?)
+            .s3_logs(S3LogsConfig::builder().status(LogsConfigStatusType::Disabled).build().map_err(&invalid)?)
             .build();
         let tags: Vec<Tag> = new.tags.iter().map(|(key, value)| Tag::builder().key(key).value(value).build()).collect();
         let timeout = i32::try_from(new.timeout_minutes).unwrap_or(i32::MAX);

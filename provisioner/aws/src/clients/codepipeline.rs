@@ -88,10 +88,7 @@ impl CodePipeline {
             .iter()
             .map(|(key, value)| Tag::builder().key(key).value(value).build())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| AwsError {
-                code: None,
-                message: format!("codepipeline:CreatePipeline on {resource}: {error}"),
-            })?;
+            .map_err(AwsError::unsent("codepipeline:CreatePipeline", &resource))?;
         self.client
             .create_pipeline()
             .pipeline(declaration)

@@ -4,7 +4,7 @@
 use std::error::Error as StdError;
 
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::error::{metadata::ProvideErrorMetadata, operation::BuildError};
 
 /// A failed AWS call, explained.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,14 @@ impl AwsError {
     /// Whether AWS throttled the call (after the client's own retries).
     pub fn is_throttled(&self) -> bool {
         self.code.as_deref().is_some_and(is_throttling)
+    }
+
+    /// A request the SDK's builders refused before sending it (a required
+    /// member left empty), said as the call's error: one per service would
+    /// otherwise spell it.
+    pub fn unsent(action: &str, resource: &str) -> impl Fn(BuildError) -> Self + use<> {
+        let context = format!("{action} on {resource}");
+        move |error| Self { code: None, message: format!("{context}: {error}") }
     }
 
     /// Whether AWS refused the call for want of permission.

@@ -14,7 +14,6 @@ use aws_sdk_s3::{
         ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
     },
 };
-use aws_smithy_types::error::operation::BuildError;
 
 use super::error::{AwsError, classify, unless_gone};
 
@@ -124,7 +123,7 @@ impl S3 {
 
     /// `PutBucketTagging`.
     pub async fn put_tags(&self, bucket: &str, tags: &[(String, String)]) -> Result<(), AwsError> {
-        let invalid = invalid("s3:PutBucketTagging", bucket);
+        let invalid = AwsError::unsent("s3:PutBucketTagging", &format!("bucket {bucket}"));
         let tags = tags
             .iter()
             .map(|(key, value)| Tag::builder().key(key).value(value).build())
@@ -143,7 +142,7 @@ impl S3 {
 
     /// `PutBucketEncryption`: S3-managed keys (SSE-S3) by default.
     pub async fn put_encryption(&self, bucket: &str) -> Result<(), AwsError> {
-        let invalid = invalid("s3:PutBucketEncryption", bucket);
+        let invalid = AwsError::unsent("s3:PutBucketEncryption", &format!("bucket {bucket}"));
         let default = ServerSideEncryptionByDefault::builder()
             .sse_algorithm(ServerSideEncryption::Aes256)
             .build()
@@ -180,7 +179,7 @@ impl S3 {
 
     /// `PutBucketLifecycleConfiguration`: every object expires after `days`.
     pub async fn expire_after(&self, bucket: &str, days: u32) -> Result<(), AwsError> {
-        let invalid = invalid("s3:PutBucketLifecycleConfiguration", bucket);
+        let invalid = AwsError::unsent("s3:PutBucketLifecycleConfiguration", &format!("bucket {bucket}"));
         let rule = LifecycleRule::builder()
             .id("expire-old-artifacts")
             .filter(LifecycleRuleFilter::builder().prefix("").build())
@@ -228,10 +227,4 @@ impl S3 {
         unless_gone(deleted.map_err(|error| classify(error, "s3:DeleteBucket", &resource)))?;
         Ok(())
     }
-}
-
-/// A request the SDK's builders refuse, said as the call's error.
-fn invalid(action: &'static str, bucket: &str) -> impl Fn(BuildError) -> AwsError {
-    let resource = format!("bucket {bucket}");
-    move |error| AwsError { code: None, message: format!("{action} on {resource}: {error}") }
 }

@@ -7,9 +7,9 @@
 pub mod account;
 pub mod apply;
 pub mod graph;
-pub mod images;
 pub mod limits;
 pub mod names;
+pub mod pin;
 pub mod plan;
 pub mod poll;
 pub mod progress;

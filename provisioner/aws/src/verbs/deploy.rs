@@ -17,7 +17,7 @@ use super::AwsArgs;
 #[cfg(feature = "aws")]
 use crate::{
     clients::Clients,
-    engine::{self, account, images::pin, names::Names, resource::Kind as _, state::Live, watch},
+    engine::{self, account, names::Names, pin::pin, resource::Kind as _, state::Live, watch},
     images::{check_binaries, default_tag, docker},
     kinds::{
         GRAPH,

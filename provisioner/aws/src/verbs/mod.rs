@@ -105,7 +105,7 @@ mod session {
     use super::AwsArgs;
     use crate::{
         clients::{Clients, Target},
-        engine::{self, Planned, account, images, limits, rollout::WaitOptions, watch},
+        engine::{self, Planned, account, limits, pin, rollout::WaitOptions, watch},
         kinds::{GRAPH, repository::Repository},
     };
 
@@ -125,7 +125,7 @@ mod session {
     pub async fn plan_stack(clients: &Clients, stack: &Stack) -> anyhow::Result<Planned> {
         let live = account::read(GRAPH, clients, stack).await?;
         let stack =
-            images::pin_stack_images(clients, stack, &live, |repository| live.get::<Repository>(repository).is_some())
+            pin::pin_stack_images(clients, stack, &live, |repository| live.get::<Repository>(repository).is_some())
                 .await?;
         engine::plan_read(GRAPH, stack, live)
     }

@@ -37,18 +37,3 @@ pub use verbs::{
     call::{IngressEndpoint, ingress_endpoint},
     run,
 };
-
-/// The error and its causes on one line, each said once (the SDK's own
-/// rendering ends in a debug dump; a TLS failure is three levels down).
-pub fn causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(error);
-    while let Some(current) = next {
-        let text = current.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
-        if !text.is_empty() && !parts.iter().any(|part| part.contains(&text)) {
-            parts.push(text);
-        }
-        next = current.source();
-    }
-    parts.join(": ")
-}

@@ -5,6 +5,7 @@
 //! a function that builds its [`Services`].
 
 pub mod age;
+mod causes;
 pub mod cli;
 mod connection;
 pub mod drain;
@@ -20,6 +21,7 @@ use std::{future::Future, process::ExitCode};
 use clap::{Args, CommandFactory, FromArgMatches};
 
 pub use age::ConnectionAge;
+pub use causes::causes;
 pub use cli::{Cli, Command, HealthArgs, LogFormat, ServeArgs, ServeCommand};
 pub use connection::OpenConnections;
 pub use serve::{ServeError, serve};

@@ -189,7 +189,7 @@ pub fn describe(failure: Failure, action: &str, resource: &str) -> AwsError {
     AwsError { code, message }
 }
 
-pub use crate::causes;
+pub use service_runtime::causes;
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,11 @@
 //! balancing at work. Or one call over TLS to a load balancer, as a client
 //! outside the VPC makes it.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
@@ -17,13 +21,12 @@ use tonic::{
     transport::{Certificate, ClientTlsConfig, Endpoint},
 };
 
-use crate::{
-    aws::{self, AwsArgs},
-    local::DEFAULT_DNS_ADDR,
-    reflect, spec,
-};
+use service_runtime::causes;
 
-/// Flags of `provision call`.
+use crate::{local::DEFAULT_DNS_ADDR, reflect, spec};
+
+/// Flags of `provision call` (the binary adds the stack file's and AWS's,
+/// which `--ingress` needs).
 #[derive(Debug, Args)]
 pub struct CallArgs {
     /// A service of the stack file (`game-server`), any discovery target
@@ -52,9 +55,6 @@ pub struct CallArgs {
     /// (a private CA, a self-signed certificate).
     #[arg(long)]
     pub ca_cert: Option<PathBuf>,
-    /// The stack file and, for --ingress, where AWS is.
-    #[command(flatten)]
-    pub aws: AwsArgs,
     /// The DNS server of the local stack, for a service named by itself.
     #[arg(long, env = "PROVISION_DNS_ADDR", default_value = DEFAULT_DNS_ADDR)]
     pub dns_addr: SocketAddr,
@@ -77,13 +77,28 @@ pub(crate) fn resolve_target(target: &str, stack: &std::path::Path, dns_addr: So
     Ok(format!("dns://{dns_addr}/{}:{}", service.dns_name(&spec.namespace), service.port))
 }
 
-/// Runs `provision call`.
-pub async fn main(args: CallArgs) -> anyhow::Result<()> {
+/// A load balancer's HTTPS address, found on AWS for `--ingress`.
+#[derive(Debug, Clone)]
+pub struct TlsEndpoint {
+    /// `https://DNS-NAME:443`.
+    pub url: String,
+    /// The name its certificate is for, when it is not the host called.
+    pub server_name: Option<String>,
+}
+
+/// Runs `provision call`: through discovery, with a service's name looked
+/// up in `stack`, or over TLS to `ingress` (what `--ingress` found) or to an
+/// `https://` target.
+pub async fn main(args: CallArgs, stack: &Path, ingress: Option<TlsEndpoint>) -> anyhow::Result<()> {
     let timeout = Duration::from_millis(args.timeout_ms);
-    if args.ingress || args.target.starts_with("https://") {
-        return call_over_tls(&args, timeout).await;
+    if let Some(endpoint) = ingress {
+        return call_over_tls(&args, endpoint, timeout).await;
     }
-    let target = resolve_target(&args.target, &args.aws.stack, args.dns_addr)?;
+    if args.target.starts_with("https://") {
+        let endpoint = TlsEndpoint { url: args.target.clone(), server_name: None };
+        return call_over_tls(&args, endpoint, timeout).await;
+    }
+    let target = resolve_target(&args.target, stack, args.dns_addr)?;
     let channel = discovery::Builder::new(&target)?.deadline(timeout).connect().await?;
     let result = invoke(channel.clone(), &args, &target, timeout).await?;
     let served_by: Vec<String> = channel
@@ -103,13 +118,8 @@ pub async fn main(args: CallArgs) -> anyhow::Result<()> {
 
 /// The call over TLS to one address: an `https://` target, or a service's
 /// load balancer on AWS (`--ingress`). The load balancer picks the task.
-async fn call_over_tls(args: &CallArgs, timeout: Duration) -> anyhow::Result<()> {
-    let (url, certificate_name) = if args.ingress {
-        let endpoint = aws::ingress_endpoint(&args.aws, &args.target).await?;
-        (endpoint.url, endpoint.server_name)
-    } else {
-        (args.target.clone(), None)
-    };
+async fn call_over_tls(args: &CallArgs, endpoint: TlsEndpoint, timeout: Duration) -> anyhow::Result<()> {
+    let TlsEndpoint { url, server_name: certificate_name } = endpoint;
     let uri: tonic::transport::Uri = url.parse().with_context(|| format!("{url:?} is not a URL"))?;
     let host = uri.host().unwrap_or_default().to_owned();
     let server_name = args.server_name.clone().or(certificate_name).unwrap_or_else(|| host.clone());
@@ -128,7 +138,7 @@ async fn call_over_tls(args: &CallArgs, timeout: Duration) -> anyhow::Result<()>
         .timeout(timeout)
         .connect()
         .await
-        .map_err(|error| anyhow!("{url} (TLS, server name {server_name}): {}", aws::causes(&error)))?;
+        .map_err(|error| anyhow!("{url} (TLS, server name {server_name}): {}", causes(&error)))?;
     let target = format!("{url}, TLS for {server_name}");
     let answer = invoke(channel, args, &target, timeout)
         .await?

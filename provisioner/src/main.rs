@@ -3,16 +3,18 @@
 //! Fargate with Cloud Map (`plan`, `apply`, `status`, `destroy`, `deploy`;
 //! built with the `aws` feature).
 //!
-//! This binary only joins the commands: the ones that need no cloud are the
-//! `provision-local` crate (`provisioner/local`), the AWS ones the
-//! `provision-aws` crate (`provisioner/aws`), the stack file the
-//! `stack-spec` crate (`provisioner/spec`).
+//! This binary only parses the command line and hands each command to its
+//! crate: the ones that need no cloud to `provision-local`
+//! (`provisioner/local`), the AWS ones to `provision-aws`
+//! (`provisioner/aws`); the stack file is `stack-spec` (`provisioner/spec`).
+//! It runs no future itself: a binary compiles after every dependency, so
+//! what it holds is on the build's critical path (docs/building.md).
 
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use provision_aws::{self as aws, AwsArgs, AwsCommand};
-use provision_local::{BenchArgs, CallArgs, LocalArgs, TlsEndpoint, bench, call, local};
+use provision_local::{self as local, BenchArgs, CallArgs, LocalArgs, TlsEndpoint};
 
 /// Runs the gRPC stack locally as ECS with Cloud Map would, and calls and
 /// load-tests it through discovery.
@@ -48,35 +50,25 @@ struct CallCommand {
 }
 
 impl CallCommand {
-    async fn run(self) -> anyhow::Result<()> {
+    fn run(self) -> anyhow::Result<()> {
         let ingress = if self.call.ingress {
-            let found = aws::ingress_endpoint(&self.aws, &self.call.target).await?;
+            let found = aws::blocking::ingress_endpoint(&self.aws, &self.call.target)?;
             Some(TlsEndpoint { url: found.url, server_name: found.server_name })
         } else {
             None
         };
-        call::main(self.call, &self.aws.stack, ingress).await
+        local::run::call(self.call, &self.aws.stack, ingress)
     }
 }
 
 /// Parses the command line, runs it, and says what failed in one line.
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("provision: error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+    let result = match Cli::parse().command {
+        Command::Local(args) => local::run::local(args).map(|()| 0),
+        Command::Call(command) => command.run().map(|()| 0),
+        Command::Bench(args) => local::run::bench(args).map(|()| 0),
+        Command::Aws(command) => aws::blocking::run(command),
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Local(args) => local::main(args).await.map(|()| 0),
-            Command::Call(command) => command.run().await.map(|()| 0),
-            Command::Bench(args) => bench::main(args).await.map(|()| 0),
-            Command::Aws(command) => aws::run(command).await,
-        }
-    });
     match result {
         Ok(code) => ExitCode::from(code),
         Err(error) => {

@@ -37,3 +37,29 @@ pub use verbs::{
     call::{IngressEndpoint, ingress_endpoint},
     run,
 };
+
+/// What the `provision` binary calls: the command (or the `--ingress`
+/// lookup) run to its end on a runtime of its own. Plain functions, so
+/// that the runtime and the SDK's futures are compiled here, at this
+/// crate's opt-level, and not in the binary, which links last
+/// (docs/building.md).
+pub mod blocking {
+    use super::*;
+
+    /// An AWS subcommand; its exit code.
+    pub fn run(command: AwsCommand) -> anyhow::Result<u8> {
+        runtime()?.block_on(verbs::run(command))
+    }
+
+    /// The load balancer of `service` for `provision call --ingress`.
+    pub fn ingress_endpoint(args: &AwsArgs, service: &str) -> anyhow::Result<IngressEndpoint> {
+        runtime()?.block_on(verbs::call::ingress_endpoint(args, service))
+    }
+
+    fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| anyhow::anyhow!("cannot start the async runtime: {error}"))
+    }
+}

@@ -30,3 +30,37 @@ use stack_spec as spec;
 pub use bench::BenchArgs;
 pub use call::{CallArgs, TlsEndpoint};
 pub use local::LocalArgs;
+
+use std::{future::Future, path::Path};
+
+/// What the `provision` binary calls: each command run to its end on a
+/// runtime of its own. Plain functions, so that the runtime and the
+/// commands' futures are compiled here, beside the SDK crates, and not in
+/// the binary, which links last (docs/building.md).
+pub mod run {
+    use super::*;
+
+    /// `provision local`.
+    pub fn local(args: LocalArgs) -> anyhow::Result<()> {
+        block_on(local::main(args))
+    }
+
+    /// `provision call`, through discovery, or over TLS to `ingress` (what
+    /// `--ingress` found).
+    pub fn call(args: CallArgs, stack: &Path, ingress: Option<TlsEndpoint>) -> anyhow::Result<()> {
+        block_on(call::main(args, stack, ingress))
+    }
+
+    /// `provision bench`.
+    pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+        block_on(bench::main(args))
+    }
+}
+
+fn block_on(future: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| anyhow::anyhow!("cannot start the async runtime: {error}"))?;
+    runtime.block_on(future)
+}

@@ -30,7 +30,7 @@ RUN cargo build --release --locked --package "${SERVICE}" --bin "${SERVICE}" \
     && install -D "target/release/${SERVICE}" /out/service
 
 # distroless/cc: glibc, libgcc and CA certificates, no shell, a nonroot user.
-FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+FROM gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f AS runtime
 # distroless's nonroot user, by number so that the host can resolve it.
 USER 65532:65532
 ENV GRPC_ADDR=0.0.0.0:5000 LOG_FORMAT=json

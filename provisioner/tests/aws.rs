@@ -677,13 +677,14 @@ async fn deploy_needs_the_infrastructure_and_recreates_a_missing_repository() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn deploy_without_docker_fails_at_once_and_says_how_to_deploy_a_prebuilt_image() {
+async fn deploy_with_the_docker_builder_and_no_docker_fails_at_once_and_says_how_to_deploy_a_prebuilt_image() {
     let account = Account::new().await;
     let stack = account.write_stack(&[]);
     assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
     let empty = account.dir.join("empty-path");
     std::fs::create_dir_all(&empty).unwrap();
-    let mut command = account.command(&["deploy", "--service", "game-server", "--no-wait"], &stack);
+    let mut command =
+        account.command(&["deploy", "--service", "game-server", "--builder", "docker", "--no-wait"], &stack);
     command.env("PATH", &empty);
     let outcome = run(command);
     assert_eq!(outcome.code, 1);

@@ -28,7 +28,18 @@ pub struct AwsStack {
     /// Security groups (besides the tasks' own) allowed to reach the
     /// service ports, e.g. a bastion's or a client service's.
     pub allow_from: Vec<String>,
+    /// The image the services' images are built on (`base_image`): their
+    /// binary is added to it as one layer. Pinned by digest by default, so
+    /// that a build today and one next month give the same image.
+    pub base_image: String,
 }
+
+/// The base of the services' images when `[aws] base_image` is not set:
+/// distroless's C runtime (glibc, libgcc, CA certificates, a `nonroot`
+/// user), the same one the Dockerfile's runtime stage uses, pinned by the
+/// digest of its multi-platform index.
+pub const DEFAULT_BASE_IMAGE: &str =
+    "gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f";
 
 /// The subnets tasks run in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +119,7 @@ pub(super) struct RawAws {
     log_retention_days: Option<Spanned<i64>>,
     #[serde(default)]
     allow_from: Vec<Spanned<String>>,
+    base_image: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -237,6 +249,19 @@ pub(super) fn parse_aws(raw: Option<&Spanned<RawAws>>, app: &str, error: &Locate
         }
         allow_from.push(group.get_ref().clone());
     }
+    let base_image = match &aws.base_image {
+        None => DEFAULT_BASE_IMAGE.to_owned(),
+        Some(image) if is_image_reference(image.get_ref()) => image.get_ref().clone(),
+        Some(image) => {
+            return Err(error(
+                Some(image.span()),
+                format!(
+                    "aws.base_image: {:?} is not an image reference (REGISTRY/REPOSITORY:TAG or @sha256:DIGEST)",
+                    image.get_ref()
+                ),
+            ));
+        }
+    };
     Ok(AwsStack {
         region,
         vpc,
@@ -245,7 +270,25 @@ pub(super) fn parse_aws(raw: Option<&Spanned<RawAws>>, app: &str, error: &Locate
         assign_public_ip: aws.assign_public_ip.unwrap_or(false),
         log_retention_days,
         allow_from,
+        base_image,
     })
+}
+
+/// Whether `text` reads as an image reference: no spaces, a repository,
+/// and a digest, if any, of sha256's length.
+fn is_image_reference(text: &str) -> bool {
+    let (name, digest) = match text.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (text, None),
+    };
+    let digest_ok = digest.is_none_or(|digest| {
+        digest.strip_prefix("sha256:").is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    });
+    !name.is_empty()
+        && !name.starts_with('/')
+        && !name.ends_with(':')
+        && !text.chars().any(char::is_whitespace)
+        && digest_ok
 }
 
 fn is_aws_id(text: &str, prefix: &str) -> bool {

@@ -310,6 +310,7 @@ mod tests {
         assert_eq!(stack.aws.subnets, Subnets::Private);
         assert_eq!(stack.aws.cluster, "grpc-fargate");
         assert!(!stack.aws.assign_public_ip);
+        assert_eq!(stack.aws.base_image, aws::DEFAULT_BASE_IMAGE);
         let aws = &stack.services[0].aws;
         assert_eq!((aws.cpu, aws.memory, aws.architecture), (256, 512, Architecture::X86_64));
         // What the drain needs: TTL 10 + age 30 (+10%) + 1 = 44, then 10 s of
@@ -378,6 +379,13 @@ mod tests {
         assert_eq!(
             parse(ids, "stack.toml").unwrap().aws.subnets,
             Subnets::Ids(vec!["subnet-01".into(), "subnet-02".into()])
+        );
+        let base = "[aws]\nbase_image = \"127.0.0.1:5000/base:v1\"\n[[service]]\nname = \"svc\"\n";
+        assert_eq!(parse(base, "stack.toml").unwrap().aws.base_image, "127.0.0.1:5000/base:v1");
+        assert_eq!(
+            error_of("[aws]\nbase_image = \"base@sha256:12\"\n[[service]]\nname = \"svc\"\n"),
+            "stack.toml:2: aws.base_image: \"base@sha256:12\" is not an image reference (REGISTRY/REPOSITORY:TAG or \
+             @sha256:DIGEST)"
         );
         assert!(
             error_of("[aws]\nallow_from = [\"0.0.0.0/0\"]\n[[service]]\nname = \"svc\"\n")

@@ -16,10 +16,12 @@ use std::{
 mod grpcio;
 mod moto;
 mod redis;
+mod registry;
 
 pub use grpcio::{GrpcioClient, GrpcioReport, GrpcioSummary};
 pub use moto::MotoServer;
 pub use redis::RedisServer;
+pub use registry::{Registry, run, tool};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
 /// How long a test waits for a freshly started server before giving up.

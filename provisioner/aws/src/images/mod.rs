@@ -1,8 +1,24 @@
 //! The services' images: which binary goes in one and whether it fits the
-//! service's tasks, how a build is tagged, and the builders (today Docker's,
-//! [`docker`]).
+//! service's tasks, how a build is tagged, and the two builders: our own
+//! (the default: the binary added as one layer to a base pulled through the
+//! OCI distribution API, no daemon) and Docker's ([`docker`],
+//! `--builder docker`).
+//!
+//! Our builder: [`layer`] (the service's layer, reproducible), [`image`]
+//! (config and manifest on top of the base), [`base`] (the base pulled for
+//! an architecture, its blobs cached by digest), [`build`] (the two
+//! together for a service), and the pushers: [`registry`] (any OCI
+//! registry) and [`ecr`] (ECR's layer-upload calls), reporting in
+//! [`progress`].
 
+pub mod base;
+pub mod build;
 pub mod docker;
+pub mod ecr;
+pub mod image;
+pub mod layer;
+pub mod progress;
+pub mod registry;
 
 use std::{
     path::Path,

@@ -2,10 +2,15 @@
 //! prebuilt one), then plan the stack with those images pinned by digest,
 //! apply that plan to the services' task definitions and services (their
 //! autoscaling on a first image), and watch the rollout.
+//!
+//! Images are built by our own builder by default (each release binary
+//! added as one layer to the stack's base image, pushed with ECR's
+//! layer-upload calls: no Docker, no daemon, no login), or by Docker with
+//! `--builder docker`.
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 #[cfg(feature = "aws")]
 use {
     anyhow::{Context as _, bail},
@@ -18,7 +23,12 @@ use super::AwsArgs;
 use crate::{
     clients::Clients,
     engine::{self, account, names::Names, pin::pin, resource::Kind as _, state::Live, watch},
-    images::{check_binaries, default_tag, docker},
+    images::{
+        base::BlobCache,
+        build::{base_for, build},
+        check_binaries, default_tag, docker, ecr,
+        registry::Registry,
+    },
     kinds::{
         GRAPH,
         cluster::Cluster,
@@ -46,12 +56,21 @@ pub struct DeployArgs {
     /// --service); a tag in the service's repository is pinned by digest.
     #[arg(long, value_name = "URI")]
     pub image: Option<String>,
-    /// Package the services' binaries already built in DIR (e.g.
-    /// target/release) instead of compiling them inside `docker build`: the
-    /// Dockerfile's `prebuilt` stage, seconds per image. Each must be built
-    /// for its service's architecture.
+    /// The services' release binaries, already built in DIR (e.g.
+    /// target/release), each for its service's architecture. Without it,
+    /// deploy builds them first (`cargo build --release --locked`); with
+    /// `--builder docker`, `docker build` compiles them unless this is given
+    /// (then the Dockerfile's `prebuilt` stage packages them).
     #[arg(long, value_name = "DIR", conflicts_with = "image")]
     pub binaries: Option<PathBuf>,
+    /// What builds the images: `oci`, provision itself (no daemon), or
+    /// `docker`, the Dockerfile through a Docker daemon.
+    #[arg(long, value_enum, default_value_t = Builder::Oci)]
+    pub builder: Builder,
+    /// A registry (HOST:PORT) the base image is pulled from over plain HTTP
+    /// instead of HTTPS (a mirror on loopback); repeat for several.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub insecure_registry: Vec<String>,
     /// Create or update the infrastructure first (`provision apply`)
     /// instead of stopping when it is missing.
     #[arg(long)]
@@ -62,6 +81,16 @@ pub struct DeployArgs {
     /// How long to wait for deployments before failing, in seconds.
     #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
     pub wait_timeout: u64,
+}
+
+/// Who builds the services' images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Builder {
+    /// provision itself: the binary as one layer on `[aws] base_image`,
+    /// pushed with ECR's own calls. Reproducible, no daemon.
+    Oci,
+    /// `docker build` with the repository's Dockerfile, `docker push`.
+    Docker,
 }
 
 /// Deploys: infrastructure (with `--apply`), repositories, images, then
@@ -170,11 +199,56 @@ async fn push_images(
         Some(tag) => Ok(tag.clone()),
         None => default_tag(root, std::env::var("CODEBUILD_RESOLVED_SOURCE_VERSION").ok()),
     };
+    if args.builder == Builder::Oci {
+        let binaries = match &args.binaries {
+            Some(dir) => dir.clone(),
+            None => compile(root, selected)?,
+        };
+        check_binaries(&binaries, selected)?;
+        let tag = tag()?;
+        let registry = Registry::new(&args.insecure_registry);
+        let cache = BlobCache::new(BlobCache::default_dir());
+        for (service, uri, _) in &targets {
+            let base = base_for(&registry, &cache, &stack.aws.base_image, service).await?;
+            let image = build(&binaries, &base, service)?;
+            let repository = names.repository(&service.name);
+            let pushed = ecr::push(clients, &repository, &tag, &image, &cache).await?;
+            eprintln!("{}: {uri}:{tag} built on {}: {pushed}", service.name, base.reference);
+            images.insert(service.name.clone(), pin(clients, &repository, uri, &format!("{uri}:{tag}")).await?);
+        }
+        return Ok(images);
+    }
     let pushed = docker::build_and_push(clients, root, &builds, tag, args.binaries.as_deref()).await?;
     for ((name, image), (service, uri, _)) in pushed.into_iter().zip(&targets) {
         images.insert(name, pin(clients, &names.repository(&service.name), uri, &image).await?);
     }
     Ok(images)
+}
+
+/// Builds the selected services' release binaries in the workspace at
+/// `root` (`cargo build --release --locked`); the directory they are in.
+#[cfg(feature = "aws")]
+fn compile(root: &Path, selected: &[&Service]) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = std::process::Command::new(&cargo);
+    command.args(["build", "--release", "--locked"]).current_dir(root);
+    for service in selected {
+        command.args(["--package", &service.package, "--bin", &service.binary]);
+    }
+    eprintln!("building the binaries: cargo build --release --locked ({})", root.display());
+    let status = command.status().with_context(|| format!("cannot run {}", cargo.to_string_lossy()))?;
+    if !status.success() {
+        bail!("cargo build of the services failed ({status}): fix the build, or pass --binaries DIR");
+    }
+    let metadata = std::process::Command::new(&cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(root)
+        .output()
+        .with_context(|| format!("cannot run {} metadata", cargo.to_string_lossy()))?;
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&metadata.stdout).context("cargo metadata printed no JSON")?;
+    let target = metadata["target_directory"].as_str().context("cargo metadata names no target directory")?;
+    Ok(Path::new(target).join("release"))
 }
 
 #[cfg(feature = "aws")]

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod call;
 pub mod deploy;
 pub mod destroy;
+pub mod image;
 pub mod pipeline;
 pub mod plan;
 pub mod rollback;
@@ -62,6 +63,9 @@ pub enum AwsCommand {
     Rollback(rollback::RollbackArgs),
     /// The delivery pipeline of `[pipeline]`: run it, or see its runs.
     Pipeline(pipeline::PipelineArgs),
+    /// Build one service's image without Docker (its binary on the stack's
+    /// base image) and push it to any OCI registry; prints it by digest.
+    Image(image::ImageArgs),
 }
 
 /// Runs an AWS subcommand; the exit code on success (plan's
@@ -76,6 +80,7 @@ pub async fn run(command: AwsCommand) -> anyhow::Result<u8> {
         AwsCommand::Deploy(args) => deploy::run(args).await,
         AwsCommand::Rollback(args) => rollback::run(args).await,
         AwsCommand::Pipeline(args) => pipeline::run(args).await,
+        AwsCommand::Image(args) => image::run(args).await,
     };
     #[cfg(not(feature = "aws"))]
     {

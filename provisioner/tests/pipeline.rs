@@ -115,3 +115,33 @@ fn every_provision_command_is_accepted_by_the_binary() {
     );
     assert!(cache.iter().any(|path| path.contains(".cargo/registry")), "{cache:?}");
 }
+
+/// The package manager of a CodeBuild curated image's distribution, as
+/// AWS documents them: `standard` is Ubuntu, `amazonlinux*` is Amazon
+/// Linux (dnf on 2023, yum before).
+fn package_manager_of(image: &str) -> &'static str {
+    let name = image.trim_start_matches("aws/codebuild/");
+    if name.starts_with("standard:") {
+        "apt-get"
+    } else if name.starts_with("amazonlinux") {
+        "dnf"
+    } else {
+        panic!("{image}: not one of CodeBuild's curated Linux images this test knows")
+    }
+}
+
+#[test]
+fn the_default_build_image_has_the_package_manager_ci_run_installs_with() {
+    let run = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
+    let installs_with: Vec<&str> =
+        ["apt-get install", "dnf install", "yum install"].into_iter().filter(|command| run.contains(command)).collect();
+    assert_eq!(installs_with.len(), 1, ".ci/run installs with one package manager: {installs_with:?}");
+    let manager = installs_with[0].split(' ').next().unwrap();
+    let image = stack_spec::pipeline::DEFAULT_IMAGE;
+    assert_eq!(package_manager_of(image), manager, "the pipeline's default image {image} and .ci/run");
+    // Nor does the build need Docker: the project is not privileged.
+    let text = std::fs::read_to_string(repo().join("pipeline/buildspec.yml")).unwrap();
+    assert!(!text.contains("docker "), "the buildspec runs docker");
+    let deploy = commands(&buildspec(), "build").into_iter().find(|c| c.contains("provision deploy")).unwrap();
+    assert!(!deploy.contains("--builder docker"), "{deploy}");
+}

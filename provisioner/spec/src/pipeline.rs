@@ -22,8 +22,11 @@ pub const COMPUTE_TYPES: [&str; 5] = [
 /// 4 vCPUs and 7 GB: the build is a Rust workspace whose link steps want
 /// the memory, and twice the cores of SMALL halve the compile.
 pub const DEFAULT_COMPUTE_TYPE: &str = "BUILD_GENERAL1_MEDIUM";
-/// Amazon Linux with docker, for privileged mode.
-pub const DEFAULT_IMAGE: &str = "aws/codebuild/amazonlinux-x86_64-standard:5.0";
+/// CodeBuild's Ubuntu standard image (22.04): the buildspec's first step is
+/// `.ci/run`, which installs its tools with apt-get from Ubuntu's (Debian's)
+/// packages. Amazon Linux's images have dnf, and the build would stop there.
+/// No Docker is needed: deploy builds the images itself.
+pub const DEFAULT_IMAGE: &str = "aws/codebuild/standard:7.0";
 /// CodeBuild's own bounds of a build's timeout.
 const TIMEOUT_MINUTES: Range<i64> = 5..2161;
 

@@ -56,7 +56,6 @@ pub fn build(stack: &Stack, live: &Live, bucket: &str) -> Value {
             ],
             "Resource": ["*"]
         }),
-        json!({ "Sid": "RegistryLogin", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": ["*"] }),
         json!({
             "Sid": "Repositories",
             "Effect": "Allow",

@@ -1,9 +1,10 @@
 //! The CodeBuild project the pipeline runs: source and artifacts from
 //! CodePipeline, the repository's `pipeline/buildspec.yml`, a Linux
-//! container of the stack's compute type and image in privileged mode
-//! (`docker build` packages the images), the build role, logs to the app's
-//! build log group, and an S3 cache in the artifact bucket (cargo's
-//! registry and the target directory, as the buildspec lists them).
+//! container of the stack's compute type and image, not privileged (deploy
+//! builds the images itself: no Docker daemon in the build), the build
+//! role, logs to the app's build log group, and an S3 cache in the artifact
+//! bucket (cargo's registry and the target directory, as the buildspec
+//! lists them).
 
 use std::collections::BTreeMap;
 
@@ -57,7 +58,9 @@ impl Kind for BuildProject {
                 buildspec: BUILDSPEC.to_owned(),
                 image: pipeline.image.clone(),
                 compute_type: pipeline.compute_type.clone(),
-                privileged: true,
+                // Privileged mode is root on the build host, which Docker in
+                // Docker needs and our image builder does not.
+                privileged: false,
                 role: names.build_role(),
                 timeout_minutes: pipeline.timeout_minutes,
                 log_group: names.build_log_group(),

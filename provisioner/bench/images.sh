@@ -29,7 +29,7 @@ for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && brea
 # The base: the shared libraries of the services' binaries.
 umoci init --layout "$work/layout" && umoci new --image "$work/layout:base"
 umoci unpack --rootless --image "$work/layout:base" "$work/bundle" >/dev/null
-for lib in $(ldd "$bin/game-server" "$bin/ranking" | grep -o '/[^ ]*' | sort -u); do
+for lib in $(ldd "$bin/game-server" "$bin/ranking" | awk '/=> \//{print $3} /^\t\//{print $1}' | sort -u); do
     install -D "$lib" "$work/bundle/rootfs$lib"
 done
 umoci repack --image "$work/layout:base" "$work/bundle"

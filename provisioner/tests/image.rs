@@ -210,3 +210,131 @@ fn the_dockerfile_and_the_image_builder_start_from_the_same_base() {
     assert_eq!(base, stack_spec::aws::DEFAULT_BASE_IMAGE);
     assert!(base.contains("@sha256:"), "pinned by digest: {base}");
 }
+
+#[test]
+fn bad_input_is_one_line_naming_what_and_nothing_is_pushed() {
+    let dir = std::env::temp_dir().join(format!("provision-image-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = TempDir::new(dir.clone());
+    let registry = Registry::start();
+    let stack = stack(&dir);
+    let binaries = workspace_binary("game-server", "game-server").parent().unwrap().to_path_buf();
+    let image = |service: &str, binaries: &Path, base: &str| {
+        let output = Command::new(PROVISION)
+            .args(["image", service, "--stack", stack.to_str().unwrap(), "--binaries", binaries.to_str().unwrap()])
+            .args(["--base", base, "--push", &format!("{}/game-server:bad", registry.host())])
+            .args(["--insecure-registry", &registry.host()])
+            .env("XDG_CACHE_HOME", dir.join("cache"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let error = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(error.trim().lines().count(), 1, "one line: {error}");
+        error
+    };
+    let missing_base = format!("{}/nope:v1", registry.host());
+    let error = image("game-server", &binaries, &missing_base);
+    assert!(error.contains(&format!("cannot pull the base image {missing_base}")), "{error}");
+    assert!(error.to_lowercase().contains("manifest unknown"), "the registry's answer: {error}");
+    let error = image("nope", &binaries, &missing_base);
+    assert!(error.contains("no service \"nope\" (services: game-server)"), "{error}");
+    let scripts = dir.join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(scripts.join("game-server"), "#!/bin/sh\n").unwrap();
+    let error = image("game-server", &scripts, &missing_base);
+    assert!(error.contains("is not a Linux executable"), "{error}");
+    // Nothing reached the registry.
+    let tags = Command::new(tool("skopeo"))
+        .args(["list-tags", "--tls-verify=false", &format!("docker://{}/game-server", registry.host())])
+        .output()
+        .unwrap();
+    assert!(!tags.status.success() || !String::from_utf8_lossy(&tags.stdout).contains("bad"), "pushed anyway");
+}
+
+/// Puts an OCI index on `registry` as `base:NAME`, one entry per
+/// `(architecture, pinned manifest)`. Through the registry API with
+/// Python's standard library, a client of no one here.
+fn push_index(registry: &Registry, name: &str, entries: &[(&str, &str)]) -> String {
+    let entries: Vec<Value> = entries
+        .iter()
+        .map(|(architecture, image)| {
+            let raw = run(&tool("skopeo"), &["inspect", "--tls-verify=false", "--raw", &format!("docker://{image}")]);
+            let manifest: Value = serde_json::from_slice(&raw.stdout).unwrap();
+            serde_json::json!({
+                "mediaType": manifest["mediaType"].as_str().unwrap_or("application/vnd.oci.image.manifest.v1+json"),
+                "digest": image.rsplit_once('@').unwrap().1,
+                "size": raw.stdout.len(),
+                "platform": { "os": "linux", "architecture": architecture },
+            })
+        })
+        .collect();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    });
+    let script = r#"
+import sys, urllib.request
+request = urllib.request.Request(sys.argv[1], data=sys.stdin.buffer.read(), method="PUT",
+    headers={"Content-Type": "application/vnd.oci.image.index.v1+json"})
+urllib.request.urlopen(request).read()
+"#;
+    let mut put = Command::new("python3")
+        .args(["-c", script, &format!("http://{}/v2/base/manifests/{name}", registry.host())])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(put.stdin.as_mut().unwrap(), &serde_json::to_vec(&index).unwrap()).unwrap();
+    drop(put.stdin.take());
+    assert!(put.wait().unwrap().success(), "the registry refused the index");
+    format!("{}/base:{name}", registry.host())
+}
+
+#[test]
+fn a_multi_platform_base_is_resolved_to_the_services_architecture() {
+    let dir = std::env::temp_dir().join(format!("provision-image-index-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = TempDir::new(dir.clone());
+    let registry = Registry::start();
+    let binary = workspace_binary("game-server", "game-server");
+    let amd = registry.push_base_as(&binary, &dir, "amd64", "amd");
+    let arm = registry.push_base_as(&binary, &dir, "arm64", "arm");
+    let index = push_index(&registry, "multi", &[("arm64", &arm), ("amd64", &amd)]);
+    let stack = stack(&dir);
+    let target = format!("{}/game-server:from-index", registry.host());
+    let (_, stderr) = provision_image(&stack, binary.parent().unwrap(), &index, &target, &registry, &dir.join("cache"));
+    assert!(stderr.contains(&format!("base {amd} (1 layers)")), "the amd64 entry: {stderr}");
+
+    // An arm64 service gets the arm64 entry; its image says arm64.
+    let arm_stack = dir.join("arm.toml");
+    let arm_service =
+        "app = \"image-test\"\n[[service]]\nname = \"game-server\"\n[service.aws]\narchitecture = \"arm64\"\n";
+    std::fs::write(&arm_stack, arm_service).unwrap();
+    let arm_binaries = dir.join("arm-binaries");
+    std::fs::create_dir_all(&arm_binaries).unwrap();
+    let mut elf = std::fs::read(&binary).unwrap();
+    elf[18..20].copy_from_slice(&0xb7u16.to_le_bytes());
+    std::fs::write(arm_binaries.join("game-server"), elf).unwrap();
+    let arm_target = format!("{}/game-server:arm", registry.host());
+    let (_, stderr) = provision_image(&arm_stack, &arm_binaries, &index, &arm_target, &registry, &dir.join("cache"));
+    assert!(stderr.contains(&format!("base {arm} (1 layers)")), "the arm64 entry: {stderr}");
+    let config = skopeo_json(&["inspect", "--tls-verify=false", "--config", &format!("docker://{arm_target}")]);
+    assert_eq!(config["architecture"], "arm64");
+
+    // An index whose arm64 entry is an amd64 image is refused.
+    let mislabelled = push_index(&registry, "mislabelled", &[("arm64", &amd)]);
+    let output = Command::new(PROVISION)
+        .args(["image", "game-server", "--stack", arm_stack.to_str().unwrap()])
+        .args(["--binaries", arm_binaries.to_str().unwrap(), "--base", &mislabelled, "--push", &arm_target])
+        .args(["--insecure-registry", &registry.host()])
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .output()
+        .unwrap();
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        error.contains(&format!("base image {mislabelled} is for amd64, and the service's tasks run on arm64")),
+        "{error}"
+    );
+}

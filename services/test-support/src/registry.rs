@@ -68,8 +68,14 @@ impl Registry {
     /// `BASE=1` in its environment. Built with umoci in `dir`, pushed with
     /// skopeo as `base:v1`; its reference pinned by digest.
     pub fn push_base(&self, binary: &Path, dir: &Path) -> String {
-        let layout = dir.join("base-layout");
-        let bundle = dir.join("base-bundle");
+        self.push_base_as(binary, dir, "amd64", "v1")
+    }
+
+    /// [`Registry::push_base`] with its config saying `architecture`,
+    /// pushed as `base:TAG`.
+    pub fn push_base_as(&self, binary: &Path, dir: &Path, architecture: &str, tag: &str) -> String {
+        let layout = dir.join(format!("base-layout-{tag}"));
+        let bundle = dir.join(format!("base-bundle-{tag}"));
         let image = format!("{}:base", layout.display());
         let (umoci, skopeo) = (tool("umoci"), tool("skopeo"));
         run(&umoci, &["init", "--layout", &layout.display().to_string()]);
@@ -83,8 +89,8 @@ impl Registry {
                 .unwrap_or_else(|error| panic!("cannot copy {}: {error}", library.display()));
         }
         run(&umoci, &["repack", "--image", &image, &bundle.display().to_string()]);
-        run(&umoci, &["config", "--image", &image, "--config.env", "BASE=1"]);
-        let target = format!("docker://{}/base:v1", self.host());
+        run(&umoci, &["config", "--image", &image, "--config.env", "BASE=1", "--architecture", architecture]);
+        let target = format!("docker://{}/base:{tag}", self.host());
         run(&skopeo, &["copy", "--quiet", "--dest-tls-verify=false", &format!("oci:{image}"), &target]);
         let digest = run(&skopeo, &["inspect", "--tls-verify=false", "--format", "{{.Digest}}", &target]);
         format!("{}/base@{}", self.host(), String::from_utf8_lossy(&digest.stdout).trim())

@@ -70,17 +70,32 @@ impl BlobCache {
         Ok(Some(bytes))
     }
 
+    /// What was remembered under `key` (a name of ours, not a digest):
+    /// e.g. which layer a binary made. `None` when nothing was.
+    pub fn note(&self, key: &str) -> Option<String> {
+        std::fs::read_to_string(self.dir.join("notes").join(key)).ok()
+    }
+
+    /// Remembers `text` under `key` (as [`BlobCache::put`] writes).
+    pub fn remember(&self, key: &str, text: &str) -> anyhow::Result<()> {
+        write_whole(&self.dir.join("notes").join(key), text.as_bytes())
+    }
+
     /// Keeps `bytes` under `digest` (written beside, then renamed: a
     /// crash leaves no half blob).
     pub fn put(&self, digest: &str, bytes: &[u8]) -> anyhow::Result<()> {
-        let path = self.path(digest)?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create the blob cache {}", dir.display()))?;
-        let partial = path.with_extension(format!("partial-{}", std::process::id()));
-        std::fs::write(&partial, bytes).with_context(|| format!("cannot write {}", partial.display()))?;
-        std::fs::rename(&partial, &path).with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(())
+        write_whole(&self.path(digest)?, bytes)
     }
+}
+
+/// Writes `bytes` beside `path`, then renames: a reader never sees half.
+fn write_whole(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the blob cache {}", dir.display()))?;
+    let partial = path.with_extension(format!("partial-{}", std::process::id()));
+    std::fs::write(&partial, bytes).with_context(|| format!("cannot write {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 /// The OCI platform name of a task architecture.

@@ -10,6 +10,7 @@ use super::{
     base::{self, BlobCache},
     check_binaries,
     image::{self, Base, Image, Runtime},
+    layer::{self, Layer},
     registry::Registry,
 };
 
@@ -25,9 +26,44 @@ pub async fn base_for(
 
 /// `service`'s image: its binary from `binaries` (refused before anything
 /// else when missing or of another architecture) on `base`.
-pub fn build(binaries: &Path, base: &Base, service: &Service) -> anyhow::Result<Image> {
+pub fn build(binaries: &Path, base: &Base, service: &Service, cache: &BlobCache) -> anyhow::Result<Image> {
     check_binaries(binaries, &[service])?;
     let path = binaries.join(&service.binary);
     let binary = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    image::assemble(base, &binary, &Runtime { port: service.port })
+    image::assemble(base, service_layer(&binary, cache)?, &Runtime { port: service.port })
+}
+
+/// The layer of `binary`: made once, then found by the binary's digest,
+/// so that building an unchanged binary again hashes it and compresses
+/// nothing. The version in the key retires notes of an older recipe.
+fn service_layer(binary: &[u8], cache: &BlobCache) -> anyhow::Result<Layer> {
+    let key = format!("layer-v1-{}", layer::sha256(binary).trim_start_matches("sha256:"));
+    let noted = cache.note(&key);
+    if let Some((digest, diff_id)) = noted.as_deref().and_then(|note| note.trim().split_once(' '))
+        && let Some(compressed) = cache.get(digest)?
+    {
+        return Ok(Layer { compressed, digest: digest.to_owned(), diff_id: diff_id.to_owned() });
+    }
+    let made = layer::service_layer(binary)?;
+    cache.put(&made.digest, &made.compressed)?;
+    cache.remember(&key, &format!("{} {}", made.digest, made.diff_id))?;
+    Ok(made)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_binary_built_before_gets_its_layer_from_the_cache_and_the_same_one() {
+        let dir = std::env::temp_dir().join(format!("provision-layers-{}", std::process::id()));
+        let cache = BlobCache::new(dir.clone());
+        let made = service_layer(b"\x7fELF binary", &cache).unwrap();
+        let found = service_layer(b"\x7fELF binary", &cache).unwrap();
+        assert_eq!((&made.digest, &made.diff_id, &made.compressed), (&found.digest, &found.diff_id, &found.compressed));
+        // A changed cached blob is refused, not pushed.
+        std::fs::write(dir.join("sha256").join(made.digest.trim_start_matches("sha256:")), b"other").unwrap();
+        assert!(service_layer(b"\x7fELF binary", &cache).unwrap_err().to_string().contains("delete it"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -91,10 +91,9 @@ pub struct Runtime {
     pub port: u16,
 }
 
-/// The image of `binary` (already checked) on `base`. The same inputs give
-/// the same bytes, so the same digest.
-pub fn assemble(base: &Base, binary: &[u8], runtime: &Runtime) -> anyhow::Result<Image> {
-    let layer = layer::service_layer(binary)?;
+/// The image of a service's layer (made, or found in the cache) on `base`.
+/// The same inputs give the same bytes, so the same digest.
+pub fn assemble(base: &Base, layer: Layer, runtime: &Runtime) -> anyhow::Result<Image> {
     let config = config(&base.config, &layer, runtime)?;
     let config = serde_json::to_vec(&config)?;
     let config_digest = sha256(&config);
@@ -185,7 +184,7 @@ mod tests {
 
     #[test]
     fn the_config_is_the_runtime_stages_on_top_of_the_bases() {
-        let image = assemble(&base(), b"binary", &Runtime { port: 5000 }).unwrap();
+        let image = assemble(&base(), layer::service_layer(b"binary").unwrap(), &Runtime { port: 5000 }).unwrap();
         let config: Value = serde_json::from_slice(&image.config).unwrap();
         let settings = &config["config"];
         assert_eq!(settings["User"], "65532:65532");
@@ -200,7 +199,7 @@ mod tests {
 
     #[test]
     fn the_manifest_names_the_bases_layers_then_ours_and_the_config() {
-        let image = assemble(&base(), b"binary", &Runtime { port: 5000 }).unwrap();
+        let image = assemble(&base(), layer::service_layer(b"binary").unwrap(), &Runtime { port: 5000 }).unwrap();
         let manifest: Value = serde_json::from_slice(&image.manifest).unwrap();
         assert_eq!(manifest["mediaType"], MANIFEST_MEDIA_TYPE);
         assert_eq!(manifest["config"]["digest"], json!(image.config_digest));
@@ -213,10 +212,10 @@ mod tests {
 
     #[test]
     fn the_same_inputs_give_the_same_digest() {
-        let one = assemble(&base(), b"binary", &Runtime { port: 5000 }).unwrap();
-        let two = assemble(&base(), b"binary", &Runtime { port: 5000 }).unwrap();
+        let one = assemble(&base(), layer::service_layer(b"binary").unwrap(), &Runtime { port: 5000 }).unwrap();
+        let two = assemble(&base(), layer::service_layer(b"binary").unwrap(), &Runtime { port: 5000 }).unwrap();
         assert_eq!(one.digest, two.digest);
-        let other = assemble(&base(), b"binary 2", &Runtime { port: 5000 }).unwrap();
+        let other = assemble(&base(), layer::service_layer(b"binary 2").unwrap(), &Runtime { port: 5000 }).unwrap();
         assert_ne!(one.digest, other.digest);
     }
 }

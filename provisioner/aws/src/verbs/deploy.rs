@@ -210,7 +210,7 @@ async fn push_images(
         let cache = BlobCache::new(BlobCache::default_dir());
         for (service, uri, _) in &targets {
             let base = base_for(&registry, &cache, &stack.aws.base_image, service).await?;
-            let image = build(&binaries, &base, service)?;
+            let image = build(&binaries, &base, service, &cache)?;
             let repository = names.repository(&service.name);
             let pushed = ecr::push(clients, &repository, &tag, &image, &cache).await?;
             eprintln!("{}: {uri}:{tag} built on {}: {pushed}", service.name, base.reference);

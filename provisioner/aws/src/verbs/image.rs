@@ -55,7 +55,7 @@ pub async fn run(args: ImageArgs) -> anyhow::Result<u8> {
     let base_reference = args.base.as_deref().unwrap_or(&stack.aws.base_image);
     let base = base_for(&registry, &cache, base_reference, service).await?;
     eprintln!("base {} ({} layers)", base.reference, base.layers.len());
-    let image = build(&args.binaries, &base, service)?;
+    let image = build(&args.binaries, &base, service, &cache)?;
     let pushed = registry.push(&target, &image, &cache).await?;
     eprintln!("{}: {pushed}", service.name);
     println!("{}@{}", args.push, image.digest);

@@ -304,7 +304,7 @@ fn a_multi_platform_base_is_resolved_to_the_services_architecture() {
     let stack = stack(&dir);
     let target = format!("{}/game-server:from-index", registry.host());
     let (_, stderr) = provision_image(&stack, binary.parent().unwrap(), &index, &target, &registry, &dir.join("cache"));
-    assert!(stderr.contains(&format!("base {amd} (1 layers)")), "the amd64 entry: {stderr}");
+    assert!(stderr.contains(&format!("base {amd} (1 layer)")), "the amd64 entry: {stderr}");
 
     // An arm64 service gets the arm64 entry; its image says arm64.
     let arm_stack = dir.join("arm.toml");
@@ -318,7 +318,7 @@ fn a_multi_platform_base_is_resolved_to_the_services_architecture() {
     std::fs::write(arm_binaries.join("game-server"), elf).unwrap();
     let arm_target = format!("{}/game-server:arm", registry.host());
     let (_, stderr) = provision_image(&arm_stack, &arm_binaries, &index, &arm_target, &registry, &dir.join("cache"));
-    assert!(stderr.contains(&format!("base {arm} (1 layers)")), "the arm64 entry: {stderr}");
+    assert!(stderr.contains(&format!("base {arm} (1 layer)")), "the arm64 entry: {stderr}");
     let config = skopeo_json(&["inspect", "--tls-verify=false", "--config", &format!("docker://{arm_target}")]);
     assert_eq!(config["architecture"], "arm64");
 

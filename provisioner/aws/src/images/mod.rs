@@ -69,8 +69,8 @@ fn check_binary(dir: &Path, service: &Service) -> anyhow::Result<()> {
     let read = std::fs::File::open(&path).and_then(|mut file| std::io::Read::read(&mut file, &mut header));
     let Ok(read) = read else {
         bail!(
-            "--binaries: no {} binary in {} for service {}: build it (cargo build --release --locked -p {}) or \
-             deploy without --binaries",
+            "--binaries: no {} binary in {} for service {}: build it (cargo build --release --locked -p {}), \
+             or deploy without --binaries to have deploy build it",
             service.binary,
             dir.display(),
             service.name,
@@ -81,7 +81,8 @@ fn check_binary(dir: &Path, service: &Service) -> anyhow::Result<()> {
         None => bail!("--binaries: {} is not a Linux executable (ELF, x86_64 or arm64)", path.display()),
         Some(built) if built != architecture => bail!(
             "--binaries: {} is built for {built} but service {}'s tasks run on {architecture} \
-             ([service.aws] architecture): build it for that target or deploy without --binaries",
+             ([service.aws] architecture): build it on or for that architecture, or deploy with --builder \
+             docker, whose build compiles for the tasks' platform",
             path.display(),
             service.name
         ),

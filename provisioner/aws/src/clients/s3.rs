@@ -34,6 +34,8 @@ pub struct BucketSettings {
     pub public_access_blocked: bool,
     /// After how many days objects expire, if a rule says so.
     pub expiration_days: Option<u32>,
+    /// The bucket policy, if it has one.
+    pub policy: Option<serde_json::Value>,
 }
 
 impl S3 {
@@ -70,6 +72,8 @@ impl S3 {
         let lifecycle = self.client.get_bucket_lifecycle_configuration().bucket(bucket).send().await;
         let lifecycle =
             unless_gone(lifecycle.map_err(|error| classify(error, "s3:GetBucketLifecycleConfiguration", &resource)))?;
+        let policy = self.client.get_bucket_policy().bucket(bucket).send().await;
+        let policy = unless_gone(policy.map_err(|error| classify(error, "s3:GetBucketPolicy", &resource)))?;
         Ok(BucketSettings {
             tags: tags
                 .iter()
@@ -93,6 +97,7 @@ impl S3 {
                     .iter()
                     .all(|flag| *flag == Some(true))
                 }),
+            policy: policy.as_ref().and_then(|answer| serde_json::from_str(answer.policy()?).ok()),
             expiration_days: lifecycle.as_ref().and_then(|answer| {
                 answer
                     .rules()
@@ -174,6 +179,18 @@ impl S3 {
             .send()
             .await
             .map_err(|error| classify(error, "s3:PutPublicAccessBlock", &format!("bucket {bucket}")))?;
+        Ok(())
+    }
+
+    /// `PutBucketPolicy`.
+    pub async fn put_policy(&self, bucket: &str, policy: &serde_json::Value) -> Result<(), AwsError> {
+        self.client
+            .put_bucket_policy()
+            .bucket(bucket)
+            .policy(policy.to_string())
+            .send()
+            .await
+            .map_err(|error| classify(error, "s3:PutBucketPolicy", &format!("bucket {bucket}")))?;
         Ok(())
     }
 

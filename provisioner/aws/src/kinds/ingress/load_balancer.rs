@@ -30,6 +30,9 @@ const NAME_LIMIT: usize = 32;
 /// The attribute holding the idle timeout, and ALB's default.
 const IDLE_TIMEOUT: &str = "idle_timeout.timeout_seconds";
 const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+/// The attribute that drops requests' headers HTTP does not allow (off by
+/// default on ALB): a header smuggled past the balancer never reaches a task.
+const DROP_INVALID_HEADERS: &str = "routing.http.drop_invalid_header_fields.enabled";
 
 /// A service's load balancer.
 pub struct LoadBalancer;
@@ -45,6 +48,8 @@ pub struct LoadBalancerSpec {
     /// Its security group, by name.
     pub security_group: String,
     pub idle_timeout_secs: u64,
+    /// Whether headers HTTP does not allow are dropped.
+    pub drops_invalid_headers: bool,
     /// The name clients call, once it exists; not compared.
     pub dns_name: Option<String>,
     /// `active`, `provisioning`...: live only, not compared.
@@ -95,6 +100,7 @@ impl Kind for LoadBalancer {
                     subnets,
                     security_group: names.ingress_security_group(&service.name),
                     idle_timeout_secs: ingress.idle_timeout.as_secs(),
+                    drops_invalid_headers: true,
                     state: String::new(),
                 }
             })
@@ -111,6 +117,7 @@ impl Kind for LoadBalancer {
             ("subnets", render::join(&spec.subnets)),
             ("security_group", spec.security_group.clone()),
             ("idle_timeout", format!("{} s", spec.idle_timeout_secs)),
+            ("drop_invalid_header_fields", render::on_off(spec.drops_invalid_headers)),
         ])
     }
 
@@ -143,6 +150,7 @@ impl Kind for LoadBalancer {
                     .get(IDLE_TIMEOUT)
                     .and_then(|secs| secs.parse().ok())
                     .unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS),
+                drops_invalid_headers: attributes.get(DROP_INVALID_HEADERS).is_some_and(|value| value == "true"),
                 dns_name: Some(balancer.dns_name.clone()),
                 state: balancer.state.clone(),
             };
@@ -229,9 +237,15 @@ impl Kind for LoadBalancer {
                 made.arn
             }
         };
-        if have.is_none_or(|found| found.spec.idle_timeout_secs != spec.idle_timeout_secs) {
-            let timeout = [(IDLE_TIMEOUT, spec.idle_timeout_secs.to_string())];
-            elb.set_attributes("LoadBalancer", &arn, &timeout, &resource).await?;
+        if have.is_none_or(|found| {
+            found.spec.idle_timeout_secs != spec.idle_timeout_secs
+                || found.spec.drops_invalid_headers != spec.drops_invalid_headers
+        }) {
+            let attributes = [
+                (IDLE_TIMEOUT, spec.idle_timeout_secs.to_string()),
+                (DROP_INVALID_HEADERS, spec.drops_invalid_headers.to_string()),
+            ];
+            elb.set_attributes("LoadBalancer", &arn, &attributes, &resource).await?;
         }
         Self::done(if have.is_some() { "updated" } else { "created" }, &spec.name);
         Ok(Output::id(arn))

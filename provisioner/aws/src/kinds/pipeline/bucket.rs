@@ -30,6 +30,8 @@ pub struct BucketSpec {
     pub encryption: Option<String>,
     pub public_access_blocked: bool,
     pub expiration_days: Option<u32>,
+    /// Its bucket policy: plain HTTP refused.
+    pub policy: Option<serde_json::Value>,
 }
 
 impl Kind for ArtifactBucket {
@@ -43,11 +45,15 @@ impl Kind for ArtifactBucket {
         stack
             .pipeline
             .iter()
-            .map(|_| BucketSpec {
-                name: names.artifact_bucket(&live.account, &live.region),
-                encryption: Some("AES256".to_owned()),
-                public_access_blocked: true,
-                expiration_days: Some(ARTIFACT_DAYS),
+            .map(|_| {
+                let name = names.artifact_bucket(&live.account, &live.region);
+                BucketSpec {
+                    encryption: Some("AES256".to_owned()),
+                    public_access_blocked: true,
+                    expiration_days: Some(ARTIFACT_DAYS),
+                    policy: Some(tls_only(&name)),
+                    name,
+                }
             })
             .collect()
     }
@@ -61,6 +67,10 @@ impl Kind for ArtifactBucket {
             ("encryption", spec.encryption.clone().unwrap_or_else(|| "none".to_owned())),
             ("public_access", if spec.public_access_blocked { "blocked" } else { "not blocked" }.to_owned()),
             ("expire_after", spec.expiration_days.map_or_else(|| "never".to_owned(), |days| format!("{days} days"))),
+            (
+                "policy",
+                spec.policy.as_ref().map_or_else(|| "none".to_owned(), |policy| policy["Statement"].to_string()),
+            ),
         ])
     }
 
@@ -84,6 +94,7 @@ impl Kind for ArtifactBucket {
                     encryption: None,
                     public_access_blocked: false,
                     expiration_days: None,
+                    policy: None,
                 },
             },
             Some(true) => {
@@ -97,6 +108,7 @@ impl Kind for ArtifactBucket {
                         encryption: settings.encryption,
                         public_access_blocked: settings.public_access_blocked,
                         expiration_days: settings.expiration_days,
+                        policy: settings.policy,
                     },
                 }
             }
@@ -139,6 +151,11 @@ impl Kind for ArtifactBucket {
         if live.is_none_or(|live| !live.public_access_blocked) {
             s3.block_public_access(&spec.name).await?;
         }
+        if let Some(policy) =
+            spec.policy.as_ref().filter(|policy| live.is_none_or(|live| live.policy.as_ref() != Some(*policy)))
+        {
+            s3.put_policy(&spec.name, policy).await?;
+        }
         if live.is_none_or(|live| live.expiration_days != spec.expiration_days) {
             s3.expire_after(&spec.name, spec.expiration_days.unwrap_or(ARTIFACT_DAYS)).await?;
         }
@@ -157,4 +174,20 @@ impl Kind for ArtifactBucket {
         }
         Ok(())
     }
+}
+
+/// The bucket's policy: every request over plain HTTP refused, whoever
+/// makes it (the artifacts are the source and the build's cache).
+fn tls_only(bucket: &str) -> serde_json::Value {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "TlsOnly",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
+            "Condition": { "Bool": { "aws:SecureTransport": "false" } }
+        }]
+    })
 }

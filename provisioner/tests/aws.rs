@@ -24,7 +24,7 @@ async fn plan_on_an_empty_account_then_apply_creates_everything_and_a_second_pla
     let plan = account.provision(&["plan", "--output", "json", "--detailed-exitcode"], &stack);
     assert_eq!(plan.code, 2, "changes pending -> exit 2");
     let plan = json(&plan);
-    assert_eq!(plan["summary"]["create"], 16, "{plan:#}");
+    assert_eq!(plan["summary"]["create"], 17, "{plan:#}");
     assert_eq!(plan["summary"]["unchanged"], 0);
     assert_eq!(plan["vpc"], account.vpc.as_str());
     let notes = plan["notes"].to_string();
@@ -35,7 +35,7 @@ async fn plan_on_an_empty_account_then_apply_creates_everything_and_a_second_pla
 
     let apply = account.provision(&["apply", "--yes", "--no-wait"], &stack);
     assert_eq!(apply.code, 0, "{}", apply.stderr);
-    assert!(apply.stdout.contains("16 to create"), "apply shows the plan first");
+    assert!(apply.stdout.contains("17 to create"), "apply shows the plan first");
 
     // The cluster: Container Insights, both Fargate capacity providers, tags.
     let clusters = account
@@ -173,7 +173,7 @@ async fn plan_on_an_empty_account_then_apply_creates_everything_and_a_second_pla
     let again = account.provision(&["plan", "--detailed-exitcode"], &stack);
     assert_eq!(again.code, 0, "a second plan has nothing to do: {}", again.stdout);
     assert!(
-        again.stdout.contains("0 to create, 0 to update, 0 to replace, 16 unchanged. Nothing to do."),
+        again.stdout.contains("0 to create, 0 to update, 0 to replace, 17 unchanged. Nothing to do."),
         "{}",
         again.stdout
     );
@@ -287,6 +287,8 @@ async fn destroy_leaves_nothing_tagged() {
     for role in ["shop-execution", "shop-game-server-task", "shop-ranking-task"] {
         assert!(account.iam().get_role().role_name(role).send().await.is_err(), "{role} is left");
     }
+    let boundary = account.iam().get_policy().policy_arn("arn:aws:iam::123456789012:policy/shop-boundary").send().await;
+    assert!(boundary.is_err(), "the boundary is left: {boundary:?}");
     let groups = account.logs().describe_log_groups().log_group_name_prefix("/ecs/shop/").send().await.unwrap();
     assert!(groups.log_groups().is_empty());
     assert!(account.ecr().describe_repositories().send().await.unwrap().repositories().is_empty());
@@ -304,7 +306,7 @@ async fn destroy_leaves_nothing_tagged() {
     // The same stack comes back after a destroy.
     let apply = account.provision(&["apply", "--yes", "--no-wait"], &stack);
     assert_eq!(apply.code, 0, "{}", apply.stderr);
-    assert!(apply.stdout.contains("16 to create"), "{}", apply.stdout);
+    assert!(apply.stdout.contains("17 to create"), "{}", apply.stdout);
     assert_eq!(account.namespaces_named("shop.internal").await.len(), 1);
     assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &stack).code, 0);
 }

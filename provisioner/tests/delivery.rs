@@ -44,6 +44,14 @@ impl Account {
                 .filter(|name| name == "shop-build" || name == "shop-pipeline")
                 .map(|name| format!("role {name}")),
         );
+        let policies = self.call("iam", "list_policies", json!({"Scope": "Local"}));
+        found.extend(
+            list(&policies["Policies"])
+                .iter()
+                .map(|policy| text(&policy["PolicyName"]))
+                .filter(|name| name == "shop-delivery-boundary")
+                .map(|name| format!("boundary {name}")),
+        );
         found
     }
 
@@ -114,29 +122,42 @@ async fn a_pipeline_table_applies_to_a_bucket_project_roles_and_pipeline_and_goe
     let build = account.statements("shop-build");
     // No registry login: the build pushes through ECR's own calls.
     assert!(!build.iter().any(|s| s.to_string().contains("ecr:GetAuthorizationToken")), "{build:?}");
+    // Each of the app's resources by its exact name.
     assert_eq!(
         statement(&build, "Repositories")["Resource"],
-        json!(["arn:aws:ecr:us-east-1:123456789012:repository/shop/*"])
+        json!([
+            "arn:aws:ecr:us-east-1:123456789012:repository/shop/game-server",
+            "arn:aws:ecr:us-east-1:123456789012:repository/shop/ranking"
+        ])
     );
     assert_eq!(
-        statement(&build, "ClusterAndServices")["Resource"],
-        json!(["arn:aws:ecs:us-east-1:123456789012:cluster/shop", "arn:aws:ecs:us-east-1:123456789012:service/shop/*"])
+        statement(&build, "Services")["Resource"],
+        json!([
+            "arn:aws:ecs:us-east-1:123456789012:service/shop/game-server",
+            "arn:aws:ecs:us-east-1:123456789012:service/shop/ranking"
+        ])
     );
-    // It may change the task roles, never its own or the pipeline's.
-    assert_eq!(
-        statement(&build, "TaskRoles")["Resource"],
-        json!(["arn:aws:iam::123456789012:role/shop-execution", "arn:aws:iam::123456789012:role/shop-*-task"])
-    );
-    assert_eq!(
-        statement(&build, "TheAppsSecurityGroups")["Condition"],
-        json!({"StringEquals": {"aws:ResourceTag/app": "shop"}})
-    );
+    // It may pass the task roles to ECS tasks, never its own or the
+    // pipeline's; by default (deploys = "images") it changes no role and no
+    // other infrastructure.
     let pass = statement(&build, "PassTaskRoles");
     assert_eq!(
         pass["Resource"],
-        json!(["arn:aws:iam::123456789012:role/shop-execution", "arn:aws:iam::123456789012:role/shop-*-task"])
+        json!([
+            "arn:aws:iam::123456789012:role/shop-execution",
+            "arn:aws:iam::123456789012:role/shop-game-server-task",
+            "arn:aws:iam::123456789012:role/shop-ranking-task"
+        ])
     );
     assert_eq!(pass["Condition"]["StringEquals"]["iam:PassedToService"], "ecs-tasks.amazonaws.com");
+    let granted: Vec<String> = build.iter().flat_map(|s| list(&s["Action"])).map(|a| text(&a)).collect();
+    for infrastructure in
+        ["iam:PutRolePolicy", "ecs:CreateService", "ec2:AuthorizeSecurityGroupIngress", "route53:CreateHostedZone"]
+    {
+        assert!(!granted.contains(&infrastructure.to_owned()), "{infrastructure}: {granted:?}");
+    }
+    let environment = &project["environment"]["environmentVariables"];
+    assert_eq!(*environment, json!([{"name": "PROVISION_DEPLOY_APPLY", "value": "false", "type": "PLAINTEXT"}]));
     assert_eq!(
         statement(&build, "SourceAndCache")["Resource"],
         json!([format!("arn:aws:s3:::{BUCKET}"), format!("arn:aws:s3:::{BUCKET}/*")])
@@ -196,9 +217,14 @@ async fn a_pipeline_table_applies_to_a_bucket_project_roles_and_pipeline_and_goe
     // Without the table, everything it made goes.
     let without = account.write_stack(&[]);
     let planned = account.provision(&["plan"], &without);
-    for step in
-        ["pipeline shop", "build project shop-deploy", "s3 bucket", "iam role shop-build", "iam role shop-pipeline"]
-    {
+    for step in [
+        "pipeline shop",
+        "build project shop-deploy",
+        "s3 bucket",
+        "iam role shop-build",
+        "iam role shop-pipeline",
+        "iam boundary shop-delivery-boundary",
+    ] {
         assert!(
             planned.stdout.lines().any(|line| {
                 let words = line.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -221,7 +247,7 @@ async fn a_pipeline_table_applies_to_a_bucket_project_roles_and_pipeline_and_goe
         &format!("log_retention_days = 14\n{}", pipeline_table("branch = \"release\"\n")),
     )]);
     assert_eq!(account.provision(&["apply", "--yes"], &stack).code, 0);
-    assert_eq!(account.delivery_resources().len(), 5, "{:?}", account.delivery_resources());
+    assert_eq!(account.delivery_resources().len(), 6, "{:?}", account.delivery_resources());
     let destroyed = account.provision(&["destroy", "--yes"], &stack);
     assert_eq!(destroyed.code, 0, "{}\n{}", destroyed.stdout, destroyed.stderr);
     assert_eq!(account.delivery_resources(), Vec::<String>::new());

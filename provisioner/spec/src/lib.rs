@@ -274,6 +274,7 @@ mod tests {
             ("my-org/grpc-fargate", "main", "BUILD_GENERAL1_MEDIUM")
         );
         assert_eq!((pipeline.image.as_str(), pipeline.timeout_minutes), (pipeline::DEFAULT_IMAGE, 60));
+        assert_eq!(pipeline.deploys, pipeline::Deploys::Images, "images only unless the stack file says so");
     }
 
     #[test]
@@ -301,6 +302,13 @@ mod tests {
             parse(&stack(&format!("repository = \"org/repo\"\n{connection}\nbranch = \"release/2\"")), "stack.toml")
                 .is_ok()
         );
+        let error = parse(&stack(&format!("repository = \"org/repo\"\n{connection}\ndeploys = \"all\"")), "stack.toml")
+            .unwrap_err();
+        assert_eq!(error.line, 7);
+        assert!(error.message.starts_with("pipeline.deploys \"all\" is not \"images\""), "{error}");
+        let whole =
+            parse(&stack(&format!("repository = \"org/repo\"\n{connection}\ndeploys = \"stack\"")), "stack.toml");
+        assert_eq!(whole.unwrap().pipeline.unwrap().deploys, pipeline::Deploys::Stack);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The stack's delivery pipeline (`[pipeline]`): on a push to a branch of
 //! the repository, a CodePipeline (V2) hands the commit to a CodeBuild
 //! project that runs `pipeline/buildspec.yml` (the tests, one release
-//! build, `provision deploy --apply`). The repository is reached through a
+//! build, `provision deploy`, with `--apply` when `deploys = "stack"`). The repository is reached through a
 //! CodeConnections connection the user creates and approves once.
 
 use std::ops::Range;
@@ -27,6 +27,28 @@ pub const DEFAULT_COMPUTE_TYPE: &str = "BUILD_GENERAL1_MEDIUM";
 /// packages. Amazon Linux's images have dnf, and the build would stop there.
 /// No Docker is needed: deploy builds the images itself.
 pub const DEFAULT_IMAGE: &str = "aws/codebuild/standard:7.0";
+/// What the build may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deploys {
+    /// New images of the stack's services (task definitions, services,
+    /// their scaling, repositories): what a commit changes. The build role
+    /// may not touch the rest of the infrastructure.
+    Images,
+    /// The whole stack (`provision deploy --apply`): the build role may also
+    /// create and change the app's infrastructure (not its roles' trust).
+    Stack,
+}
+
+impl Deploys {
+    /// As the stack file spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Images => "images",
+            Self::Stack => "stack",
+        }
+    }
+}
+
 /// CodeBuild's own bounds of a build's timeout.
 const TIMEOUT_MINUTES: Range<i64> = 5..2161;
 
@@ -46,6 +68,10 @@ pub struct Pipeline {
     pub image: String,
     /// How long a build may take.
     pub timeout_minutes: u32,
+    /// What the build may change: images only by default, so a commit that
+    /// is compromised (or one dependency's `build.rs`) cannot rewrite the
+    /// infrastructure with the build's role.
+    pub deploys: Deploys,
 }
 
 #[derive(Deserialize)]
@@ -57,6 +83,7 @@ pub(super) struct RawPipeline {
     compute_type: Option<Spanned<String>>,
     image: Option<Spanned<String>>,
     timeout_minutes: Option<Spanned<i64>>,
+    deploys: Option<Spanned<String>>,
 }
 
 /// The `[pipeline]` table; `raw`'s span locates what concerns it whole.
@@ -123,7 +150,20 @@ pub(super) fn parse(raw: &Spanned<RawPipeline>, error: &Locate<'_>) -> Result<Pi
             return Err(at(minutes.span(), format!("timeout_minutes {} is outside 5..=2160", minutes.get_ref())));
         }
     };
-    Ok(Pipeline { repository, branch, connection_arn, compute_type, image, timeout_minutes })
+    let deploys = match table.deploys.as_ref().map(|deploys| (deploys, deploys.get_ref().as_str())) {
+        None | Some((_, "images")) => Deploys::Images,
+        Some((_, "stack")) => Deploys::Stack,
+        Some((deploys, other)) => {
+            return Err(at(
+                deploys.span(),
+                format!(
+                    "deploys {other:?} is not \"images\" (new images of the services, the default) or \"stack\" (the \
+                     whole stack, infrastructure included)"
+                ),
+            ));
+        }
+    };
+    Ok(Pipeline { repository, branch, connection_arn, compute_type, image, timeout_minutes, deploys })
 }
 
 fn is_repository(text: &str) -> bool {

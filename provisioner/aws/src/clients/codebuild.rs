@@ -5,9 +5,9 @@
 use aws_sdk_codebuild::{
     Client,
     types::{
-        ArtifactsType, CacheType, CloudWatchLogsConfig, ComputeType, EnvironmentType, ImagePullCredentialsType,
-        LogsConfig, LogsConfigStatusType, ProjectArtifacts, ProjectCache, ProjectEnvironment, ProjectSource,
-        S3LogsConfig, SourceType, Tag,
+        ArtifactsType, CacheType, CloudWatchLogsConfig, ComputeType, EnvironmentType, EnvironmentVariable,
+        EnvironmentVariableType, ImagePullCredentialsType, LogsConfig, LogsConfigStatusType, ProjectArtifacts,
+        ProjectCache, ProjectEnvironment, ProjectSource, S3LogsConfig, SourceType, Tag,
     },
 };
 
@@ -28,6 +28,8 @@ pub struct Project {
     pub image: String,
     pub compute_type: String,
     pub privileged: bool,
+    /// The environment variables every build gets.
+    pub variables: Vec<(String, String)>,
     /// The service role's ARN.
     pub service_role: String,
     pub timeout_minutes: Option<u32>,
@@ -49,6 +51,8 @@ pub struct NewProject<'a> {
     pub image: &'a str,
     pub compute_type: &'a str,
     pub privileged: bool,
+    /// Plain-text environment variables every build gets.
+    pub variables: &'a [(String, String)],
     pub service_role: &'a str,
     pub timeout_minutes: u32,
     pub cache: &'a str,
@@ -88,6 +92,12 @@ impl CodeBuild {
                 image: text(environment.map(|environment| environment.image())),
                 compute_type: text(environment.map(|environment| environment.compute_type().as_str())),
                 privileged: environment.and_then(|environment| environment.privileged_mode()).unwrap_or(false),
+                variables: environment
+                    .map(|environment| environment.environment_variables())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|variable| (variable.name().to_owned(), variable.value().to_owned()))
+                    .collect(),
                 service_role: text(project.service_role()),
                 timeout_minutes: project.timeout_in_minutes().and_then(|minutes| u32::try_from(minutes).ok()),
                 log_group: text(
@@ -116,11 +126,24 @@ impl CodeBuild {
             .location(new.pipeline)
             .build()
             .map_err(&invalid)?;
+        let variables = new
+            .variables
+            .iter()
+            .map(|(name, value)| {
+                EnvironmentVariable::builder()
+                    .name(name)
+                    .value(value)
+                    .r#type(EnvironmentVariableType::Plaintext)
+                    .build()
+                    .map_err(&invalid)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let environment = ProjectEnvironment::builder()
             .r#type(EnvironmentType::LinuxContainer)
             .image(new.image)
             .compute_type(ComputeType::from(new.compute_type))
             .privileged_mode(new.privileged)
+            .set_environment_variables(Some(variables))
             .image_pull_credentials_type(ImagePullCredentialsType::Codebuild)
             .build()
             .map_err(&invalid)?;

@@ -13,6 +13,7 @@ pub mod ec2;
 pub mod ecs;
 pub mod elbv2;
 pub mod error;
+pub mod iam;
 pub mod query;
 pub mod s3;
 pub mod signed;

@@ -10,6 +10,7 @@ use crate::{
     clients::{
         Clients,
         ec2::{Filter, RouteTable, Vpc},
+        iam::managed_policy,
     },
     engine::{graph::Graph, names::Names, resource::Cx, state::Live},
 };
@@ -24,6 +25,14 @@ pub async fn read(graph: Graph, clients: &Clients, stack: &Stack) -> anyhow::Res
     let mut live = Live::new(account, clients.region.clone(), &vpc, subnets);
     if stack.services.iter().any(|service| service.ingress.is_some()) {
         (live.public_subnets, live.private_subnets) = public_and_private(clients, &vpc.id).await?;
+    }
+    for arn in stack.services.iter().flat_map(|service| &service.aws.task_role_policies) {
+        if !live.task_role_policies.contains_key(arn) {
+            let Some(policy) = managed_policy(&clients.iam, arn).await? else {
+                bail!("IAM policy {arn} does not exist: check aws.task_role_policies in the stack file");
+            };
+            live.task_role_policies.insert(arn.clone(), policy.document);
+        }
     }
     graph.read(Cx { clients, names: &names, stack }, live).await
 }

@@ -98,6 +98,17 @@ impl Names {
         format!("{}-pipeline", self.app)
     }
 
+    /// The permissions boundary of the roles the app's tasks run as (and
+    /// of any role the build may change): the most they may ever do.
+    pub fn boundary(&self) -> String {
+        format!("{}-boundary", self.app)
+    }
+
+    /// The permissions boundary of the pipeline's own roles.
+    pub fn delivery_boundary(&self) -> String {
+        format!("{}-delivery-boundary", self.app)
+    }
+
     /// The CodePipeline, and the CodeBuild project it runs.
     pub fn pipeline(&self) -> String {
         self.app.clone()

@@ -30,6 +30,10 @@ pub struct Live {
     /// when a service has an ingress.
     pub public_subnets: BTreeSet<String>,
     pub private_subnets: BTreeSet<String>,
+    /// The managed policies the stack attaches to task roles, by ARN: their
+    /// default version's document, which the app's permissions boundary
+    /// must allow (a boundary caps what a policy grants).
+    pub task_role_policies: BTreeMap<String, serde_json::Value>,
     /// Each kind's live resources by name (a `BTreeMap<String,
     /// Found<K::Spec>>`), under the kind's key.
     found: BTreeMap<&'static str, Box<dyn Any + Send + Sync>>,
@@ -46,6 +50,7 @@ impl Live {
             subnets,
             public_subnets: BTreeSet::new(),
             private_subnets: BTreeSet::new(),
+            task_role_policies: BTreeMap::new(),
             found: BTreeMap::new(),
         }
     }

@@ -3,6 +3,7 @@
 //! of how they depend on each other, [`KINDS`], which the verbs hand to the
 //! engine as [`GRAPH`]. Kinds use the engine and the clients, never a verb.
 
+pub mod boundary;
 pub mod cloud_map_service;
 pub mod cluster;
 pub mod ecs_service;
@@ -17,6 +18,7 @@ pub mod security_group;
 pub mod store;
 pub mod task_definition;
 
+use boundary::Boundary;
 use cloud_map_service::CloudMapService;
 use cluster::Cluster;
 use ecs_service::EcsService;
@@ -55,7 +57,9 @@ pub static KINDS: &[Node] = &[
     Node { kind: Of::<IngressSecurityGroup>::KIND, needs: &[], reads: &[] },
     // the load balancers' groups' ids (each admitted on its service's port)
     Node { kind: Of::<SecurityGroup>::KIND, needs: &[IngressSecurityGroup::KEY], reads: &[IngressSecurityGroup::KEY] },
-    Node { kind: Of::<Role>::KIND, needs: &[], reads: &[] },
+    Node { kind: Of::<Boundary>::KIND, needs: &[], reads: &[] },
+    // the boundary each role carries
+    Node { kind: Of::<Role>::KIND, needs: &[Boundary::KEY], reads: &[] },
     Node { kind: Of::<LogGroup>::KIND, needs: &[], reads: &[] },
     Node { kind: Of::<Repository>::KIND, needs: &[], reads: &[] },
     // the tasks' security group's id (the only source it admits)
@@ -150,7 +154,7 @@ mod tests {
                     "cluster",
                     "namespace",
                     "ingress-security-group",
-                    "role",
+                    "boundary",
                     "log-group",
                     "repository",
                     "cache-subnet-group",
@@ -158,9 +162,9 @@ mod tests {
                     "target-group",
                     "artifact-bucket"
                 ],
-                vec!["security-group", "discovery-service", "load-balancer", "build-project"],
-                vec!["store-security-group", "listener", "pipeline"],
-                vec!["store"],
+                vec!["security-group", "role", "discovery-service", "load-balancer"],
+                vec!["store-security-group", "listener", "build-project"],
+                vec!["store", "pipeline"],
                 vec!["task-definition"],
                 vec!["service"],
                 vec!["scalable-target"],
@@ -179,6 +183,7 @@ mod tests {
                     "cluster",
                     "namespace",
                     "ingress-security-group",
+                    "boundary",
                     "role",
                     "log-group",
                     "repository",
@@ -214,6 +219,7 @@ mod tests {
                 "log-group",
                 "repository",
                 "role",
+                "boundary",
                 "store",
                 "store-security-group",
                 "store-secret",

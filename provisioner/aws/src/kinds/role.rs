@@ -2,17 +2,27 @@
 //! the app's repositories, write to its log groups, read the secrets the
 //! stack names, nothing more; and each service's task role, what its code
 //! runs as: no policy unless the stack attaches some), and with a
-//! `[pipeline]`, the build's role (what `provision deploy --apply` calls,
-//! scoped to the app) and the pipeline's (see [`super::pipeline`]). A
-//! pipeline role left over once the table goes is deleted.
+//! `[pipeline]`, the build's role (what `provision deploy` calls, scoped
+//! to the app) and the pipeline's (see [`super::pipeline`]). A pipeline
+//! role left over once the table goes is deleted.
+//!
+//! Each carries one of the app's permissions boundaries
+//! ([`super::boundary`]) and trusts its one service from this account only
+//! (`aws:SourceAccount`). Plan compares the whole role: every trust
+//! statement, every inline policy (one, named `provision`), every attached
+//! managed policy and the boundary; apply takes back what the tool did not
+//! put there.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::Context as _;
 use serde_json::{Value, json};
 
+use super::boundary::policy_arn;
 use crate::{
-    clients::error::{classify, explain, unless_gone},
+    clients::{
+        error::{classify, explain, unless_gone},
+        iam::decode_document,
+    },
     engine::{
         names::{INLINE_POLICY, Names},
         plan::Action,
@@ -31,27 +41,47 @@ pub struct RoleSpec {
     pub name: String,
     /// The inline policy, if the role needs one.
     pub policy: Option<Value>,
+    /// Inline policies other than ours (none wanted: someone else's).
+    pub other_policies: BTreeSet<String>,
     /// Managed policy ARNs attached to it.
     pub managed_policies: BTreeSet<String>,
-    /// The AWS service that may assume it (`ecs-tasks.amazonaws.com`).
-    pub trusted: String,
+    /// Its trust policy, whole.
+    pub trust: Value,
+    /// The ARN of its permissions boundary, if it has one.
+    pub boundary: Option<String>,
 }
 
 /// The principal of the roles ECS tasks assume.
 pub const ECS_TASKS: &str = "ecs-tasks.amazonaws.com";
 
 impl RoleSpec {
-    /// Who may assume it: the one service it is for.
-    pub fn trust_policy(&self) -> Value {
-        json!({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Effect": "Allow",
-                "Principal": { "Service": self.trusted },
-                "Action": "sts:AssumeRole"
-            }]
-        })
+    /// A role `service` assumes on behalf of `account` only, carrying the
+    /// boundary `boundary` (an ARN).
+    pub fn new(name: String, service: &str, account: &str, boundary: String) -> Self {
+        Self {
+            name,
+            policy: None,
+            other_policies: BTreeSet::new(),
+            managed_policies: BTreeSet::new(),
+            trust: trust_policy(service, account),
+            boundary: Some(boundary),
+        }
     }
+}
+
+/// Who may assume a role: the one service it is for, acting for this
+/// account (so another account's resource cannot make the service assume
+/// it: the confused deputy).
+pub fn trust_policy(service: &str, account: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": service },
+            "Action": "sts:AssumeRole",
+            "Condition": { "StringEquals": { "aws:SourceAccount": account } }
+        }]
+    })
 }
 
 impl Kind for Role {
@@ -63,23 +93,14 @@ impl Kind for Role {
     /// The execution role, each service's task role, then the pipeline's.
     fn desired(stack: &Stack, live: &Live) -> Vec<RoleSpec> {
         let names = Names::new(&stack.app);
-        let mut secrets: BTreeSet<String> =
-            stack.services.iter().flat_map(|service| service.aws.secrets.values().cloned()).collect();
-        // The stores' secrets, whatever suffix Secrets Manager gave their ARNs.
-        secrets.extend(stack.stores.iter().map(|store| {
-            format!("arn:aws:secretsmanager:*:{}:secret:{}-??????", live.account, names.store_secret(&store.name))
-        }));
+        let boundary = policy_arn(&live.account, &names.boundary());
         let execution = RoleSpec {
-            name: names.execution_role(),
-            policy: Some(execution_policy(&names, &live.account, &secrets)),
-            managed_policies: BTreeSet::new(),
-            trusted: ECS_TASKS.to_owned(),
+            policy: Some(execution_policy(stack, live)),
+            ..RoleSpec::new(names.execution_role(), ECS_TASKS, &live.account, boundary.clone())
         };
         let task_roles = stack.services.iter().map(|service| RoleSpec {
-            name: names.task_role(&service.name),
-            policy: None,
             managed_policies: service.aws.task_role_policies.iter().cloned().collect(),
-            trusted: ECS_TASKS.to_owned(),
+            ..RoleSpec::new(names.task_role(&service.name), ECS_TASKS, &live.account, boundary.clone())
         });
         let pipeline_roles = super::pipeline::roles(stack, live);
         std::iter::once(execution).chain(task_roles).chain(pipeline_roles).collect()
@@ -92,8 +113,10 @@ impl Kind for Role {
     fn fields(spec: &RoleSpec) -> Fields {
         Fields::from([
             ("inline_policy", spec.policy.as_ref().map_or_else(|| "none".to_owned(), summarize_policy)),
+            ("other_inline_policies", render::join(&spec.other_policies)),
             ("managed_policies", render::join(&spec.managed_policies)),
-            ("trusted", spec.trusted.clone()),
+            ("trust", spec.trust["Statement"].to_string()),
+            ("boundary", spec.boundary.clone().unwrap_or_else(|| "none".to_owned())),
         ])
     }
 
@@ -122,7 +145,8 @@ impl Kind for Role {
                 let mut request = iam
                     .create_role()
                     .role_name(&spec.name)
-                    .assume_role_policy_document(spec.trust_policy().to_string())
+                    .assume_role_policy_document(spec.trust.to_string())
+                    .set_permissions_boundary(spec.boundary.clone())
                     .description(format!("made by provision for {}", names.app()));
                 for (key, value) in names.tags() {
                     request = request.tags(Tag::builder().key(key).value(value).build()?);
@@ -144,13 +168,32 @@ impl Kind for Role {
         if *action == Action::Unchanged {
             return Ok(Output::id(arn));
         }
-        if live.is_some_and(|found| found.spec.trusted != spec.trusted) {
+        if live.is_some_and(|found| found.spec.trust != spec.trust) {
             iam.update_assume_role_policy()
                 .role_name(&spec.name)
-                .policy_document(spec.trust_policy().to_string())
+                .policy_document(spec.trust.to_string())
                 .send()
                 .await
                 .map_err(|e| explain(e, "iam:UpdateAssumeRolePolicy", &resource))?;
+        }
+        let live_boundary = live.and_then(|found| found.spec.boundary.as_ref());
+        if let Some(boundary) =
+            spec.boundary.as_ref().filter(|boundary| live.is_some() && live_boundary != Some(boundary))
+        {
+            iam.put_role_permissions_boundary()
+                .role_name(&spec.name)
+                .permissions_boundary(boundary)
+                .send()
+                .await
+                .map_err(|e| explain(e, "iam:PutRolePermissionsBoundary", &resource))?;
+        }
+        for stray in live.iter().flat_map(|found| &found.spec.other_policies) {
+            iam.delete_role_policy()
+                .role_name(&spec.name)
+                .policy_name(stray)
+                .send()
+                .await
+                .map_err(|e| explain(e, "iam:DeleteRolePolicy", &resource))?;
         }
         let live_policy = live.and_then(|found| found.spec.policy.as_ref());
         match &spec.policy {
@@ -203,10 +246,11 @@ impl Kind for Role {
         for found in owned {
             let name = &found.spec.name;
             let resource = format!("IAM role {name}");
-            if found.spec.policy.is_some() {
+            let ours = found.spec.policy.as_ref().map(|_| INLINE_POLICY.to_owned());
+            for policy in ours.iter().chain(&found.spec.other_policies) {
                 iam.delete_role_policy()
                     .role_name(name)
-                    .policy_name(INLINE_POLICY)
+                    .policy_name(policy)
                     .send()
                     .await
                     .map_err(|e| explain(e, "iam:DeleteRolePolicy", &resource))?;
@@ -232,21 +276,17 @@ async fn read_role(cx: Cx<'_>, name: &str) -> anyhow::Result<Option<Found<RoleSp
     let answer = answer.map_err(|error| classify(error, "iam:GetRole", &format!("IAM role {name}")));
     let Some(role) = unless_gone(answer)? else { return Ok(None) };
     let Some(role) = role.role() else { return Ok(None) };
-    // URL-encoded JSON; the one service principal of the statement.
+    // URL-encoded JSON, compared whole: a statement added by hand shows.
     let trust = role.assume_role_policy_document().unwrap_or_default();
-    let trust: Value =
-        serde_json::from_str(&percent_encoding::percent_decode_str(trust).decode_utf8_lossy()).unwrap_or_default();
-    let trusted = trust["Statement"][0]["Principal"]["Service"].as_str().unwrap_or_default().to_owned();
+    let trust = decode_document(trust, &format!("IAM role {name}'s trust policy"))?;
+    let inline = iam.list_role_policies().role_name(name).send().await;
+    let inline = inline.map_err(|error| explain(error, "iam:ListRolePolicies", &format!("IAM role {name}")))?;
+    let other_policies =
+        inline.policy_names().iter().filter(|policy| policy.as_str() != INLINE_POLICY).cloned().collect();
     let answer = iam.get_role_policy().role_name(name).policy_name(INLINE_POLICY).send().await;
     let answer = answer.map_err(|error| classify(error, "iam:GetRolePolicy", &format!("IAM role {name}")));
     let policy = match unless_gone(answer)? {
-        Some(answer) => {
-            let decoded = percent_encoding::percent_decode_str(answer.policy_document()).decode_utf8_lossy();
-            Some(
-                serde_json::from_str(&decoded)
-                    .with_context(|| format!("IAM role {name}: inline policy is not JSON"))?,
-            )
-        }
+        Some(answer) => Some(decode_document(answer.policy_document(), &format!("IAM role {name}'s inline policy"))?),
         None => None,
     };
     let attached = iam
@@ -261,7 +301,12 @@ async fn read_role(cx: Cx<'_>, name: &str) -> anyhow::Result<Option<Found<RoleSp
         owned: cx.names.owns(role.tags().iter().map(|tag| (tag.key(), tag.value()))),
         spec: RoleSpec {
             name: name.to_owned(),
-            trusted,
+            trust,
+            boundary: role
+                .permissions_boundary()
+                .and_then(|boundary| boundary.permissions_boundary_arn())
+                .map(str::to_owned),
+            other_policies,
             policy,
             managed_policies: attached
                 .attached_policies()
@@ -278,8 +323,17 @@ async fn read_role(cx: Cx<'_>, name: &str) -> anyhow::Result<Option<Found<RoleSp
 /// IAM roles are global while the stack is regional, so the policy holds
 /// for the app in any region: applying it in a second region does not take
 /// the first one's permissions away.
-fn execution_policy(names: &Names, account: &str, secrets: &BTreeSet<String>) -> Value {
-    let app = names.app();
+pub fn execution_policy(stack: &Stack, live: &Live) -> Value {
+    let names = Names::new(&stack.app);
+    let (app, account) = (names.app(), &live.account);
+    let mut secrets: BTreeSet<String> =
+        stack.services.iter().flat_map(|service| service.aws.secrets.values().cloned()).collect();
+    // The stores' secrets, whatever suffix Secrets Manager gave their ARNs.
+    secrets.extend(
+        stack.stores.iter().map(|store| {
+            format!("arn:aws:secretsmanager:*:{account}:secret:{}-??????", names.store_secret(&store.name))
+        }),
+    );
     let mut statements = vec![
         json!({ "Sid": "EcrLogin", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": ["*"] }),
         json!({
@@ -317,7 +371,7 @@ fn execution_policy(names: &Names, account: &str, secrets: &BTreeSet<String>) ->
 }
 
 /// A policy in one line: its actions, so a change shows what it grants.
-fn summarize_policy(policy: &Value) -> String {
+pub fn summarize_policy(policy: &Value) -> String {
     let mut actions = BTreeSet::new();
     let mut resources = BTreeSet::new();
     for statement in policy["Statement"].as_array().into_iter().flatten() {

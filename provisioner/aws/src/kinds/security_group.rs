@@ -35,6 +35,8 @@ pub struct SecurityGroupSpec {
     /// (TCP port, source group id, [`FROM_SELF`] or a load balancer's
     /// [`ingress::source`]).
     pub ingress: BTreeSet<(u16, String)>,
+    /// Rules of any other shape (someone else's): none wanted.
+    pub foreign: Vec<Permission>,
 }
 
 impl Kind for SecurityGroup {
@@ -54,7 +56,7 @@ impl Kind for SecurityGroup {
             })
             .collect();
         let name = crate::engine::names::Names::new(&stack.app).security_group();
-        vec![SecurityGroupSpec { name, vpc_id: live.vpc_id.clone(), ingress }]
+        vec![SecurityGroupSpec { name, vpc_id: live.vpc_id.clone(), ingress, foreign: Vec::new() }]
     }
 
     fn name(spec: &SecurityGroupSpec) -> &str {
@@ -62,7 +64,7 @@ impl Kind for SecurityGroup {
     }
 
     fn fields(spec: &SecurityGroupSpec) -> Fields {
-        group_fields(&spec.vpc_id, &spec.ingress)
+        group_fields(&spec.vpc_id, &spec.ingress, &spec.foreign)
     }
 
     async fn read(cx: Cx<'_>, live: &Live) -> anyhow::Result<BTreeMap<String, Found<SecurityGroupSpec>>> {
@@ -83,11 +85,11 @@ impl Kind for SecurityGroup {
             None => source.to_owned(),
         })
         .await?;
-        let Some(ReadGroup { id, owned, ingress }) = group else { return Ok(BTreeMap::new()) };
+        let Some(ReadGroup { id, owned, ingress, foreign }) = group else { return Ok(BTreeMap::new()) };
         let found = Found {
             arn: id.clone(),
             owned,
-            spec: SecurityGroupSpec { name: name.clone(), vpc_id: vpc_id.to_owned(), ingress },
+            spec: SecurityGroupSpec { name: name.clone(), vpc_id: vpc_id.to_owned(), ingress, foreign },
             id,
         };
         Ok(BTreeMap::from([(name, found)]))
@@ -130,7 +132,7 @@ impl Kind for SecurityGroup {
             description: format!("tasks of {}: service ports from the group only", names.app()),
             ingress: &spec.ingress,
         };
-        let have = have.map(|found| (found.id.as_str(), &found.spec.ingress));
+        let have = have.map(|found| LiveGroup::new(&found.id, &found.spec.ingress, &found.spec.foreign));
         Ok(Output::id(apply_group::<Self>(cx, want, have, action, permission).await?))
     }
 
@@ -160,6 +162,9 @@ pub struct ReadGroup {
     pub owned: bool,
     /// Its TCP ingress rules as (port, source); see [`read_group`].
     pub ingress: BTreeSet<(u16, String)>,
+    /// Its other ingress rules (any protocol, a range of ports), which the
+    /// tool never makes: someone else's, shown by plan, revoked by apply.
+    pub foreign: Vec<Permission>,
 }
 
 /// Reads the group called `name` in `vpc_id`, if there is one. A source
@@ -183,13 +188,42 @@ pub async fn read_group(
         id: group.id.clone(),
         owned: cx.names.owns(group.tags.iter().map(|(key, value)| (key.as_str(), value.as_str()))),
         ingress: ingress_rules(group, |source| name_group(&group.id, source)),
+        foreign: group.ingress.iter().filter(|permission| !single_tcp_port(permission)).cloned().collect(),
     }))
 }
 
-/// What plan compares of a security group: its VPC and its rules.
-pub fn group_fields(vpc_id: &str, ingress: &BTreeSet<(u16, String)>) -> Fields {
+/// What plan compares of a security group: its VPC and its rules (those
+/// of other shapes than one TCP port, which the tool never makes, apart).
+pub fn group_fields(vpc_id: &str, ingress: &BTreeSet<(u16, String)>, foreign: &[Permission]) -> Fields {
     let rules: Vec<String> = ingress.iter().map(|(port, source)| format!("tcp/{port} from {source}")).collect();
-    Fields::from([("vpc", vpc_id.to_owned()), ("ingress", rules.join(", "))])
+    let others: Vec<String> = foreign.iter().map(describe).collect();
+    Fields::from([
+        ("vpc", vpc_id.to_owned()),
+        ("ingress", rules.join(", ")),
+        ("other_ingress", if others.is_empty() { "none".to_owned() } else { others.join(", ") }),
+    ])
+}
+
+/// A rule as people read it: "all traffic from 0.0.0.0/0", "udp/53 from sg-1".
+fn describe(permission: &Permission) -> String {
+    let what = match (permission.protocol.as_str(), permission.from_port, permission.to_port) {
+        ("-1", _, _) => "all traffic".to_owned(),
+        (protocol, Some(from), Some(to)) if from == to => format!("{protocol}/{from}"),
+        (protocol, Some(from), Some(to)) => format!("{protocol}/{from}-{to}"),
+        (protocol, _, _) => format!("{protocol}/all"),
+    };
+    let sources: Vec<&str> = permission
+        .groups
+        .iter()
+        .map(|(group, _)| group.as_str())
+        .chain(permission.cidrs.iter().map(String::as_str))
+        .collect();
+    format!("{what} from {}", sources.join(" "))
+}
+
+/// Whether a rule has the one shape the tool makes: TCP on one port.
+fn single_tcp_port(permission: &Permission) -> bool {
+    permission.protocol == "tcp" && permission.from_port.is_some() && permission.from_port == permission.to_port
 }
 
 /// A security group as the stack wants it, for [`apply_group`].
@@ -202,27 +236,44 @@ pub struct WantedGroup<'a> {
     pub ingress: &'a BTreeSet<(u16, String)>,
 }
 
+/// A security group as plan read it, for [`apply_group`].
+pub struct LiveGroup<'a> {
+    /// Its `sg-` id.
+    pub id: &'a str,
+    /// Its TCP rules as (port, source).
+    pub ingress: &'a BTreeSet<(u16, String)>,
+    /// Its rules of other shapes.
+    pub foreign: &'a [Permission],
+}
+
+impl<'a> LiveGroup<'a> {
+    /// The live group of a kind's [`Found`].
+    pub fn new(id: &'a str, ingress: &'a BTreeSet<(u16, String)>, foreign: &'a [Permission]) -> Self {
+        Self { id, ingress, foreign }
+    }
+}
+
 /// What apply does to every kind of security group: creates it if missing,
-/// authorizes the rules `want` has and the live group (`have`: its id and
-/// rules) lacks, and revokes the ones only the live group has;
-/// `permission(group id, rule)` turns a rule into EC2's form. Returns the
-/// group's id.
+/// authorizes the rules `want` has and the live group (`have`: its id, its
+/// rules and its foreign rules) lacks, and revokes the ones only the live
+/// group has, foreign ones included; `permission(group id, rule)` turns a
+/// rule into EC2's form. Returns the group's id.
 pub async fn apply_group<K: Kind>(
     cx: ApplyCx<'_>,
     want: WantedGroup<'_>,
-    have: Option<(&str, &BTreeSet<(u16, String)>)>,
+    have: Option<LiveGroup<'_>>,
     action: &Action,
     permission: impl Fn(&str, &(u16, String)) -> Permission,
 ) -> anyhow::Result<String> {
-    let (id, live) = match have {
-        Some((id, _)) if *action == Action::Unchanged => return Ok(id.to_owned()),
-        Some((id, live)) => (id.to_owned(), live.clone()),
+    let (id, live, foreign) = match &have {
+        Some(group) if *action == Action::Unchanged => return Ok(group.id.to_owned()),
+        Some(group) => (group.id.to_owned(), group.ingress.clone(), group.foreign.to_vec()),
         None => {
             let mut tags = cx.cx.names.tag_pairs();
             tags.push(("Name".to_owned(), want.name.to_owned()));
             let id = cx.cx.clients.ec2.create_security_group(want.name, &want.description, want.vpc_id, &tags).await?;
             K::done("created", want.name);
-            (id, BTreeSet::new())
+            (id, BTreeSet::new(), Vec::new())
         }
     };
     let ec2 = &cx.cx.clients.ec2;
@@ -231,7 +282,8 @@ pub async fn apply_group<K: Kind>(
     if !missing.is_empty() {
         ec2.authorize_ingress(&id, &missing, &resource).await?;
     }
-    let extra: Vec<_> = live.difference(want.ingress).map(|rule| permission(&id, rule)).collect();
+    let mut extra: Vec<_> = live.difference(want.ingress).map(|rule| permission(&id, rule)).collect();
+    extra.extend(foreign);
     if !extra.is_empty() {
         ec2.revoke_ingress(&id, &extra, &resource).await?;
     }
@@ -259,11 +311,8 @@ pub async fn delete_when_free(cx: Cx<'_>, id: &str, limit: Duration) -> anyhow::
 /// apply revokes it).
 fn ingress_rules(group: &Ec2Group, name_group: impl Fn(&str) -> String) -> BTreeSet<(u16, String)> {
     let mut ingress = BTreeSet::new();
-    for permission in &group.ingress {
+    for permission in group.ingress.iter().filter(|permission| single_tcp_port(permission)) {
         let (Some(from), Some(to)) = (permission.from_port, permission.to_port) else { continue };
-        if permission.protocol != "tcp" {
-            continue;
-        }
         let ports = || (from..=to).filter_map(|port| u16::try_from(port).ok());
         for (source, _) in &permission.groups {
             let source = name_group(source);

@@ -72,8 +72,9 @@ pub struct DeployArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub insecure_registry: Vec<String>,
     /// Create or update the infrastructure first (`provision apply`)
-    /// instead of stopping when it is missing.
-    #[arg(long)]
+    /// instead of stopping when it is missing. The pipeline's build sets
+    /// PROVISION_DEPLOY_APPLY=true when `[pipeline] deploys = "stack"`.
+    #[arg(long, env = "PROVISION_DEPLOY_APPLY")]
     pub apply: bool,
     /// Return once the services are updated, without waiting.
     #[arg(long)]

@@ -18,7 +18,9 @@ use crate::{
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
         state::Live,
     },
-    kinds::security_group::{ReadGroup, WantedGroup, apply_group, delete_when_free, group_fields, read_group},
+    kinds::security_group::{
+        LiveGroup, ReadGroup, WantedGroup, apply_group, delete_when_free, group_fields, read_group,
+    },
 };
 
 /// A load balancer's security group.
@@ -33,6 +35,8 @@ pub struct IngressGroupSpec {
     pub vpc_id: String,
     /// (TCP port, CIDR or source group id).
     pub ingress: BTreeSet<(u16, String)>,
+    /// Rules of any other shape (someone else's): none wanted.
+    pub foreign: Vec<Permission>,
 }
 
 impl Kind for IngressSecurityGroup {
@@ -55,6 +59,7 @@ impl Kind for IngressSecurityGroup {
                     service: service.name.clone(),
                     vpc_id: live.vpc_id.clone(),
                     ingress: cidrs.into_iter().map(|cidr| (HTTPS_PORT, cidr)).collect(),
+                    foreign: Vec::new(),
                 }
             })
             .collect()
@@ -65,7 +70,7 @@ impl Kind for IngressSecurityGroup {
     }
 
     fn fields(spec: &IngressGroupSpec) -> Fields {
-        group_fields(&spec.vpc_id, &spec.ingress)
+        group_fields(&spec.vpc_id, &spec.ingress, &spec.foreign)
     }
 
     /// Every service's group, whether or not it has an ingress table now
@@ -75,12 +80,13 @@ impl Kind for IngressSecurityGroup {
         for service in &cx.stack.services {
             let name = cx.names.ingress_security_group(&service.name);
             let group = read_group(cx, &name, &live.vpc_id, |_, source| source.to_owned()).await?;
-            let Some(ReadGroup { id, owned, ingress }) = group else { continue };
+            let Some(ReadGroup { id, owned, ingress, foreign }) = group else { continue };
             let spec = IngressGroupSpec {
                 name: name.clone(),
                 service: service.name.clone(),
                 vpc_id: live.vpc_id.clone(),
                 ingress,
+                foreign,
             };
             found.insert(name, Found { arn: id.clone(), id, owned, spec });
         }
@@ -110,7 +116,7 @@ impl Kind for IngressSecurityGroup {
             description: format!("load balancer of {} of {}: 443 only", spec.service, cx.cx.names.app()),
             ingress: &spec.ingress,
         };
-        let have = have.map(|found| (found.id.as_str(), &found.spec.ingress));
+        let have = have.map(|found| LiveGroup::new(&found.id, &found.spec.ingress, &found.spec.foreign));
         Ok(Output::id(apply_group::<Self>(cx, want, have, action, permission).await?))
     }
 

@@ -7,13 +7,15 @@
 
 pub mod bucket;
 pub mod delivery;
+#[cfg(test)]
+mod escalation;
 pub mod executions;
 mod policy;
 pub mod project;
 
 use stack_spec::Stack;
 
-use super::role::RoleSpec;
+use super::{boundary::policy_arn, role::RoleSpec};
 use crate::engine::{names::Names, state::Live};
 
 /// The buildspec the project runs, from the repository's root.
@@ -26,18 +28,15 @@ pub fn roles(stack: &Stack, live: &Live) -> Vec<RoleSpec> {
     let Some(pipeline) = &stack.pipeline else { return Vec::new() };
     let names = Names::new(&stack.app);
     let bucket = names.artifact_bucket(&live.account, &live.region);
+    let boundary = policy_arn(&live.account, &names.delivery_boundary());
     vec![
         RoleSpec {
-            name: names.build_role(),
             policy: Some(policy::build(stack, live, &bucket)),
-            managed_policies: Default::default(),
-            trusted: "codebuild.amazonaws.com".to_owned(),
+            ..RoleSpec::new(names.build_role(), "codebuild.amazonaws.com", &live.account, boundary.clone())
         },
         RoleSpec {
-            name: names.pipeline_role(),
             policy: Some(policy::pipeline(&names, live, &bucket, &pipeline.connection_arn)),
-            managed_policies: Default::default(),
-            trusted: "codepipeline.amazonaws.com".to_owned(),
+            ..RoleSpec::new(names.pipeline_role(), "codepipeline.amazonaws.com", &live.account, boundary)
         },
     ]
 }

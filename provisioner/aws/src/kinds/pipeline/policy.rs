@@ -1,22 +1,44 @@
-//! What the pipeline's two roles may do. The build runs `provision deploy
-//! --apply`: it reads the whole stack, applies what changed and rolls the
-//! services out, so it may create and change this app's resources (by
-//! name, or by the `app` tag where a service scopes by tag), never others,
-//! never its own role or the pipeline's (a change to `[pipeline]` is
-//! applied by you), and attach to task roles only the managed policies the
-//! stack names. Actions without resource-level permissions in their service
-//! are on `*`.
+//! What the pipeline's two roles may do. The build runs `provision
+//! deploy`: it reads the whole stack, pushes the services' images, registers
+//! their task definitions and rolls the services out; with `deploys =
+//! "stack"` it also applies what changed in the infrastructure
+//! (`--apply`). Every write names this app's resources exactly (never a
+//! `<app>-*` pattern another app's names could match), or, where the
+//! service scopes by tag, carries the `app` tag. The build never creates a
+//! role nor writes a trust policy, and changes a task role's policies only
+//! while the role keeps the app's boundary (see [`crate::kinds::boundary`]).
+//! The writes AWS offers only on `*` are Cloud Map's namespace creation and
+//! tagging (conditioned on the request's `app` tag) and
+//! `route53:CreateHostedZone`, which Cloud Map's CreatePrivateDnsNamespace
+//! requires of its caller.
 
 use serde_json::{Value, json};
-use stack_spec::Stack;
+use stack_spec::{Stack, pipeline::Deploys};
 
-use crate::engine::{names::Names, state::Live};
+use crate::{
+    engine::{names::Names, state::Live},
+    kinds::boundary::policy_arn,
+};
 
 /// The build role's policy.
 pub fn build(stack: &Stack, live: &Live, bucket: &str) -> Value {
+    let mut statements = images(stack, live, bucket);
+    if stack.pipeline.as_ref().is_some_and(|pipeline| pipeline.deploys == Deploys::Stack) {
+        statements.extend(infrastructure(stack, live));
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// What deploying new images takes: read the stack, push to the services'
+/// repositories, register their task definitions, update their services
+/// (and scaling), pass their roles to ECS tasks.
+fn images(stack: &Stack, live: &Live, bucket: &str) -> Vec<Value> {
     let names = Names::new(&stack.app);
     let (app, account, region) = (names.app(), &live.account, &live.region);
     let cluster = &stack.aws.cluster;
+    let each = |pattern: &dyn Fn(&str) -> String| -> Vec<String> {
+        stack.services.iter().map(|service| pattern(&service.name)).collect()
+    };
     let mut statements = vec![
         json!({
             "Sid": "BuildLogs",
@@ -31,28 +53,23 @@ pub fn build(stack: &Stack, live: &Live, bucket: &str) -> Value {
             "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")]
         }),
         json!({
+            // Reads on `*` (parliament: RESOURCE_STAR): plan looks up by
+            // name what may or may not exist, leftovers of removed tables
+            // included, across eleven services. They change nothing and
+            // read no secret's value (GetSecretValue is not among them).
             "Sid": "ReadTheStack",
             "Effect": "Allow",
             "Action": [
-                "sts:GetCallerIdentity", "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeRouteTables",
-                "ec2:DescribeSecurityGroups", "ecs:DescribeClusters", "ecs:DescribeServices",
-                "ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions", "ecs:ListTasks", "ecs:DescribeTasks",
-                "servicediscovery:ListNamespaces", "servicediscovery:GetNamespace", "servicediscovery:ListServices",
-                "servicediscovery:GetService", "servicediscovery:GetOperation", "servicediscovery:ListTagsForResource",
-                "servicediscovery:ListInstances", "servicediscovery:GetInstancesHealthStatus",
-                "logs:DescribeLogGroups", "logs:ListTagsForResource", "ecr:DescribeRepositories",
-                "ecr:DescribeImages", "ecr:GetLifecyclePolicy", "ecr:ListTagsForResource",
-                "elasticache:DescribeReplicationGroups", "elasticache:DescribeCacheSubnetGroups",
-                "elasticache:DescribeCacheClusters", "elasticache:ListTagsForResource", "secretsmanager:DescribeSecret",
-                "application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies",
-                "application-autoscaling:DescribeScalingActivities", "elasticloadbalancing:DescribeLoadBalancers",
-                "elasticloadbalancing:DescribeLoadBalancerAttributes", "elasticloadbalancing:DescribeTargetGroups",
-                "elasticloadbalancing:DescribeTargetGroupAttributes", "elasticloadbalancing:DescribeListeners",
-                "elasticloadbalancing:DescribeTags", "elasticloadbalancing:DescribeTargetHealth",
-                "codebuild:BatchGetProjects", "codepipeline:GetPipeline", "codepipeline:ListTagsForResource",
-                "iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "s3:GetBucketTagging",
-                "s3:GetEncryptionConfiguration", "s3:GetBucketPublicAccessBlock", "s3:GetLifecycleConfiguration",
-                "route53:GetHostedZone", "cloudwatch:DescribeAlarms"
+                "sts:GetCallerIdentity", "ec2:Describe*", "ecs:Describe*", "ecs:List*", "servicediscovery:Get*",
+                "servicediscovery:List*", "logs:Describe*", "logs:ListTagsForResource", "ecr:Describe*",
+                "ecr:GetLifecyclePolicy", "ecr:ListTagsForResource", "elasticache:Describe*",
+                "elasticache:ListTagsForResource", "secretsmanager:DescribeSecret", "application-autoscaling:Describe*",
+                "elasticloadbalancing:Describe*", "codebuild:BatchGetProjects", "codepipeline:GetPipeline",
+                "codepipeline:ListTagsForResource", "iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies",
+                "iam:ListAttachedRolePolicies", "iam:GetPolicy", "iam:GetPolicyVersion", "s3:GetBucketTagging",
+                "s3:GetBucketPolicy", "s3:GetEncryptionConfiguration", "s3:GetBucketPublicAccessBlock",
+                "s3:GetLifecycleConfiguration", "route53:GetHostedZone", "route53:ListHostedZonesByName",
+                "cloudwatch:DescribeAlarms"
             ],
             "Resource": ["*"]
         }),
@@ -65,25 +82,95 @@ pub fn build(stack: &Stack, live: &Live, bucket: &str) -> Value {
                 "ecr:PutImageScanningConfiguration", "ecr:PutImageTagMutability", "ecr:PutLifecyclePolicy",
                 "ecr:TagResource"
             ],
-            "Resource": [format!("arn:aws:ecr:{region}:{account}:repository/{}/*", app)]
+            "Resource": each(&|service| format!("arn:aws:ecr:{region}:{account}:repository/{}", names.repository(service)))
         }),
         json!({
+            // The services' families, each revision tagged as the app's.
             "Sid": "TaskDefinitions",
             "Effect": "Allow",
-            "Action": ["ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition", "ecs:TagResource"],
-            "Resource": ["*"]
+            "Action": ["ecs:RegisterTaskDefinition", "ecs:TagResource"],
+            "Resource": each(&|service| format!("arn:aws:ecs:{region}:{account}:task-definition/{}:*", names.family(service))),
+            "Condition": { "StringEquals": { "aws:RequestTag/app": app } }
         }),
+        json!({
+            "Sid": "Services",
+            "Effect": "Allow",
+            "Action": ["ecs:UpdateService"],
+            "Resource": each(&|service| format!("arn:aws:ecs:{region}:{account}:service/{cluster}/{service}"))
+        }),
+        json!({
+            "Sid": "PassTaskRoles",
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": task_roles(stack, &names, account),
+            "Condition": { "StringEquals": { "iam:PassedToService": super::super::role::ECS_TASKS } }
+        }),
+    ];
+    let scaled: Vec<&str> = stack
+        .services
+        .iter()
+        .filter(|service| service.autoscaling.is_some())
+        .map(|service| service.name.as_str())
+        .collect();
+    if !scaled.is_empty() {
+        let targets = format!("arn:aws:application-autoscaling:{region}:{account}:scalable-target/*");
+        statements.extend([
+            json!({
+                "Sid": "RegisterTheAppsScalableTargets",
+                "Effect": "Allow",
+                "Action": ["application-autoscaling:RegisterScalableTarget", "application-autoscaling:TagResource"],
+                "Resource": [targets],
+                "Condition": { "StringEquals": { "aws:RequestTag/app": app } }
+            }),
+            json!({
+                "Sid": "TheAppsScalableTargets",
+                "Effect": "Allow",
+                "Action": [
+                    "application-autoscaling:RegisterScalableTarget", "application-autoscaling:DeregisterScalableTarget",
+                    "application-autoscaling:PutScalingPolicy", "application-autoscaling:DeleteScalingPolicy"
+                ],
+                "Resource": [targets],
+                "Condition": { "StringEquals": { "aws:ResourceTag/app": app } }
+            }),
+            json!({
+                // Target tracking's alarms, which Application Auto Scaling
+                // makes and deletes in the caller's name.
+                "Sid": "TargetTrackingAlarms",
+                "Effect": "Allow",
+                "Action": ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"],
+                "Resource": scaled
+                    .iter()
+                    .map(|service| format!("arn:aws:cloudwatch:{region}:{account}:alarm:TargetTracking-service/{cluster}/{service}-*"))
+                    .collect::<Vec<_>>()
+            }),
+        ]);
+    }
+    statements
+}
+
+/// What applying the rest of the stack takes (`deploys = "stack"`): the
+/// cluster, services, security groups, discovery, log groups, stores and
+/// load balancers, each by its exact name or the app's tag; the task roles'
+/// policies only with the app's boundary kept.
+fn infrastructure(stack: &Stack, live: &Live) -> Vec<Value> {
+    let names = Names::new(&stack.app);
+    let (app, account, region) = (names.app(), &live.account, &live.region);
+    let cluster = &stack.aws.cluster;
+    let boundary = policy_arn(account, &names.boundary());
+    let services = |pattern: &dyn Fn(&str) -> String| -> Vec<String> {
+        stack.services.iter().map(|service| pattern(&service.name)).collect()
+    };
+    let mut statements = vec![
         json!({
             "Sid": "ClusterAndServices",
             "Effect": "Allow",
             "Action": [
                 "ecs:CreateCluster", "ecs:UpdateClusterSettings", "ecs:PutClusterCapacityProviders",
-                "ecs:CreateService", "ecs:UpdateService", "ecs:TagResource"
+                "ecs:CreateService", "ecs:TagResource"
             ],
-            "Resource": [
-                format!("arn:aws:ecs:{region}:{account}:cluster/{cluster}"),
-                format!("arn:aws:ecs:{region}:{account}:service/{cluster}/*")
-            ]
+            "Resource": std::iter::once(format!("arn:aws:ecs:{region}:{account}:cluster/{cluster}"))
+                .chain(services(&|service| format!("arn:aws:ecs:{region}:{account}:service/{cluster}/{service}")))
+                .collect::<Vec<_>>()
         }),
         json!({
             "Sid": "CreateTaggedSecurityGroups",
@@ -93,6 +180,10 @@ pub fn build(stack: &Stack, live: &Live, bucket: &str) -> Value {
             "Condition": { "StringEquals": { "aws:RequestTag/app": app } }
         }),
         json!({
+            // EC2 authorizes CreateSecurityGroup against the VPC as well as
+            // the new group (EC2's examples: "create security groups in a
+            // specific VPC"); parliament's data knows only the group
+            // (RESOURCE_MISMATCH).
             "Sid": "InTheStacksVpc",
             "Effect": "Allow",
             "Action": ["ec2:CreateSecurityGroup"],
@@ -113,36 +204,53 @@ pub fn build(stack: &Stack, live: &Live, bucket: &str) -> Value {
             "Condition": { "StringEquals": { "aws:ResourceTag/app": app } }
         }),
         json!({
-            "Sid": "Discovery",
+            // Cloud Map offers no resource for a namespace not yet made,
+            // nor for tagging at creation: the request's tag names the app.
+            "Sid": "CreateNamespace",
             "Effect": "Allow",
-            "Action": [
-                "servicediscovery:CreatePrivateDnsNamespace", "servicediscovery:CreateService",
-                "servicediscovery:UpdateService", "servicediscovery:TagResource", "route53:CreateHostedZone",
-                "route53:ChangeResourceRecordSets"
+            "Action": ["servicediscovery:CreatePrivateDnsNamespace", "servicediscovery:TagResource"],
+            "Resource": ["*"],
+            "Condition": { "StringEquals": { "aws:RequestTag/app": app } }
+        }),
+        json!({
+            "Sid": "CreateDiscoveryServices",
+            "Effect": "Allow",
+            "Action": ["servicediscovery:CreateService"],
+            "Resource": [
+                format!("arn:aws:servicediscovery:{region}:{account}:namespace/*"),
+                format!("arn:aws:servicediscovery:{region}:{account}:service/*")
             ],
+            "Condition": { "StringEquals": { "aws:RequestTag/app": app } }
+        }),
+        json!({
+            "Sid": "TheAppsDiscovery",
+            "Effect": "Allow",
+            "Action": ["servicediscovery:UpdateService"],
+            "Resource": [format!("arn:aws:servicediscovery:{region}:{account}:service/*")],
+            "Condition": { "StringEquals": { "aws:ResourceTag/app": app } }
+        }),
+        json!({
+            // What Cloud Map's CreatePrivateDnsNamespace asks of its caller
+            // (AWS Cloud Map API permissions reference); Route 53 has no
+            // resource for a zone not yet made. No record set is changed by
+            // the caller: ECS registers the tasks with its own role.
+            "Sid": "NamespaceHostedZone",
+            "Effect": "Allow",
+            "Action": ["route53:CreateHostedZone"],
             "Resource": ["*"]
         }),
         json!({
-            "Sid": "TaskRoles",
+            "Sid": "TaskRolePolicies",
             "Effect": "Allow",
-            "Action": [
-                "iam:CreateRole", "iam:TagRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy",
-                "iam:UpdateAssumeRolePolicy", "iam:DetachRolePolicy"
-            ],
-            "Resource": task_roles(&names, account)
-        }),
-        json!({
-            "Sid": "PassTaskRoles",
-            "Effect": "Allow",
-            "Action": ["iam:PassRole"],
-            "Resource": task_roles(&names, account),
-            "Condition": { "StringEquals": { "iam:PassedToService": "ecs-tasks.amazonaws.com" } }
+            "Action": ["iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:DetachRolePolicy"],
+            "Resource": task_roles(stack, &names, account),
+            "Condition": { "ArnEquals": { "iam:PermissionsBoundary": boundary } }
         }),
         json!({
             "Sid": "LogGroups",
             "Effect": "Allow",
             "Action": ["logs:CreateLogGroup", "logs:PutRetentionPolicy", "logs:TagResource", "logs:TagLogGroup"],
-            "Resource": [format!("arn:aws:logs:{region}:{account}:log-group:/ecs/{app}/*")]
+            "Resource": services(&|service| format!("arn:aws:logs:{region}:{account}:log-group:{}", names.log_group(service)))
         }),
     ];
     // Task roles get only the managed policies the stack names.
@@ -152,23 +260,19 @@ pub fn build(stack: &Stack, live: &Live, bucket: &str) -> Value {
             "Sid": "TheStacksManagedPolicies",
             "Effect": "Allow",
             "Action": ["iam:AttachRolePolicy"],
-            "Resource": task_roles(&names, account),
-            "Condition": { "ArnEquals": { "iam:PolicyARN": managed } }
-        }));
-    }
-    if stack.services.iter().any(|service| service.autoscaling.is_some()) {
-        statements.push(json!({
-            "Sid": "Autoscaling",
-            "Effect": "Allow",
-            "Action": [
-                "application-autoscaling:RegisterScalableTarget", "application-autoscaling:DeregisterScalableTarget",
-                "application-autoscaling:PutScalingPolicy", "application-autoscaling:DeleteScalingPolicy",
-                "application-autoscaling:TagResource", "cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"
-            ],
-            "Resource": ["*"]
+            "Resource": task_roles(stack, &names, account),
+            "Condition": { "ArnEquals": { "iam:PolicyARN": managed, "iam:PermissionsBoundary": boundary } }
         }));
     }
     if !stack.stores.is_empty() {
+        let stores = |pattern: &dyn Fn(&str) -> String| -> Vec<String> {
+            stack.stores.iter().map(|store| pattern(&names.store(&store.name))).collect()
+        };
+        let mut resources = stores(&|id| format!("arn:aws:elasticache:{region}:{account}:replicationgroup:{id}"));
+        resources.extend(stores(&|id| format!("arn:aws:elasticache:{region}:{account}:subnetgroup:{id}")));
+        // A replication group's nodes are named after it: <id>-001, ...
+        resources.extend(stores(&|id| format!("arn:aws:elasticache:{region}:{account}:cluster:{id}-*")));
+        resources.push(format!("arn:aws:elasticache:{region}:{account}:parametergroup:default.*"));
         statements.push(json!({
             "Sid": "Stores",
             "Effect": "Allow",
@@ -178,23 +282,38 @@ pub fn build(stack: &Stack, live: &Live, bucket: &str) -> Value {
                 "elasticache:CreateCacheSubnetGroup", "elasticache:ModifyCacheSubnetGroup",
                 "elasticache:AddTagsToResource"
             ],
-            "Resource": [
-                format!("arn:aws:elasticache:{region}:{account}:replicationgroup:{app}-*"),
-                format!("arn:aws:elasticache:{region}:{account}:subnetgroup:{app}-*"),
-                format!("arn:aws:elasticache:{region}:{account}:cluster:{app}-*"),
-                format!("arn:aws:elasticache:{region}:{account}:parametergroup:*"),
-                format!("arn:aws:elasticache:{region}:{account}:securitygroup:*")
-            ]
+            "Resource": resources
         }));
         statements.push(json!({
             "Sid": "StoreSecrets",
             "Effect": "Allow",
             "Action": ["secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:GetSecretValue",
                        "secretsmanager:TagResource"],
-            "Resource": [format!("arn:aws:secretsmanager:{region}:{account}:secret:{app}/*")]
+            // Secrets Manager adds six characters to a secret's ARN.
+            "Resource": stack
+                .stores
+                .iter()
+                .map(|store| format!("arn:aws:secretsmanager:{region}:{account}:secret:{}-??????", names.store_secret(&store.name)))
+                .collect::<Vec<_>>()
         }));
     }
-    if stack.services.iter().any(|service| service.ingress.is_some()) {
+    let exposed: Vec<String> = stack
+        .services
+        .iter()
+        .filter(|service| service.ingress.is_some())
+        .map(|service| names.load_balancer(&service.name))
+        .collect();
+    if !exposed.is_empty() {
+        let resources: Vec<String> = exposed
+            .iter()
+            .flat_map(|name| {
+                [
+                    format!("arn:aws:elasticloadbalancing:{region}:{account}:loadbalancer/app/{name}/*"),
+                    format!("arn:aws:elasticloadbalancing:{region}:{account}:targetgroup/{name}/*"),
+                    format!("arn:aws:elasticloadbalancing:{region}:{account}:listener/app/{name}/*"),
+                ]
+            })
+            .collect();
         statements.push(json!({
             "Sid": "Ingress",
             "Effect": "Allow",
@@ -205,23 +324,20 @@ pub fn build(stack: &Stack, live: &Live, bucket: &str) -> Value {
                 "elasticloadbalancing:ModifyTargetGroupAttributes", "elasticloadbalancing:CreateListener",
                 "elasticloadbalancing:ModifyListener", "elasticloadbalancing:AddTags"
             ],
-            "Resource": [
-                format!("arn:aws:elasticloadbalancing:{region}:{account}:loadbalancer/app/{app}-*/*"),
-                format!("arn:aws:elasticloadbalancing:{region}:{account}:targetgroup/{app}-*/*"),
-                format!("arn:aws:elasticloadbalancing:{region}:{account}:listener/app/{app}-*/*")
-            ]
+            "Resource": resources
         }));
     }
-    json!({ "Version": "2012-10-17", "Statement": statements })
+    statements
 }
 
-/// The roles the build may change and pass: the execution role and the
-/// task roles, not its own nor the pipeline's.
-fn task_roles(names: &Names, account: &str) -> Vec<String> {
-    vec![
-        format!("arn:aws:iam::{account}:role/{}", names.execution_role()),
-        format!("arn:aws:iam::{account}:role/{}-*-task", names.app()),
-    ]
+/// The roles the build may pass (and, with `deploys = "stack"`, change the
+/// policies of): the execution role and each service's task role, by exact
+/// name; never its own nor the pipeline's.
+fn task_roles(stack: &Stack, names: &Names, account: &str) -> Vec<String> {
+    std::iter::once(names.execution_role())
+        .chain(stack.services.iter().map(|service| names.task_role(&service.name)))
+        .map(|role| format!("arn:aws:iam::{account}:role/{role}"))
+        .collect()
 }
 
 /// What the pipeline does: keep artifacts in its bucket, start and follow
@@ -275,19 +391,23 @@ mod tests {
         let everything = "[service.autoscaling]\nmin = 1\nmax = 4\ncpu_percent = 50\n\
                           [service.ingress]\ncertificate_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/0f1e\"\n";
         let text = format!(
-            "[[service]]\nname = \"svc\"\n{everything}\n[service.aws]\ntask_role_policies = [\"arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess\"]\n"
+            "[[service]]\nname = \"svc\"\n{everything}\n[service.aws]\ntask_role_policies = [\"arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess\"]\n\
+             [pipeline]\nrepository = \"org/shop\"\nconnection_arn = \"arn:aws:codeconnections:us-east-1:123456789012:connection/0f1e\"\n\
+             deploys = \"stack\"\n"
         );
-        stack.services.extend(stack_spec::parse(&text, "x.toml").unwrap().services);
+        let extra = stack_spec::parse(&text, "x.toml").unwrap();
+        stack.services.extend(extra.services);
+        stack.pipeline = extra.pipeline;
         let vpc = Vpc { id: "vpc-0123456789abcdef0".into(), cidr: "10.0.0.0/16".into() };
         let live = Live::new("123456789012".into(), "ap-southeast-2".into(), &vpc, Default::default());
         let policy = build(&stack, &live, "grpc-fargate-pipeline-123456789012-ap-southeast-2");
         let sids: Vec<&str> =
             policy["Statement"].as_array().unwrap().iter().filter_map(|s| s["Sid"].as_str()).collect();
-        for sid in ["Autoscaling", "Stores", "Ingress", "TheStacksManagedPolicies"] {
+        for sid in ["TargetTrackingAlarms", "Stores", "Ingress", "TheStacksManagedPolicies", "TaskRolePolicies"] {
             assert!(sids.contains(&sid), "{sid}: {sids:?}");
         }
         // IAM's limit on a role's inline policies, whitespace not counted.
-        let size = policy.to_string().chars().filter(|c| !c.is_whitespace()).count();
+        let size = crate::kinds::boundary::characters(&policy);
         assert!(size < 10_240, "{size} characters");
     }
 }

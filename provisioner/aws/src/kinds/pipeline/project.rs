@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use stack_spec::Stack;
+use stack_spec::{Stack, pipeline::Deploys};
 
 use super::BUILDSPEC;
 use crate::{
@@ -22,6 +22,11 @@ use crate::{
     kinds::role::Role,
 };
 
+/// The environment variable that tells `provision deploy` in the build
+/// whether to apply the stack first (`deploy --apply`): `true` when the
+/// table says `deploys = "stack"`, which the build role then allows.
+pub const DEPLOYS_VARIABLE: &str = "PROVISION_DEPLOY_APPLY";
+
 /// The build project.
 pub struct BuildProject;
 
@@ -34,6 +39,9 @@ pub struct ProjectSpec {
     pub image: String,
     pub compute_type: String,
     pub privileged: bool,
+    /// What the build deploys (`images` or `stack`), handed to `provision
+    /// deploy` as [`DEPLOYS_VARIABLE`].
+    pub deploys: String,
     /// Its role, by name.
     pub role: String,
     pub timeout_minutes: u32,
@@ -61,6 +69,7 @@ impl Kind for BuildProject {
                 // Privileged mode is root on the build host, which Docker in
                 // Docker needs and our image builder does not.
                 privileged: false,
+                deploys: pipeline.deploys.as_str().to_owned(),
                 role: names.build_role(),
                 timeout_minutes: pipeline.timeout_minutes,
                 log_group: names.build_log_group(),
@@ -80,6 +89,7 @@ impl Kind for BuildProject {
                 "environment",
                 format!("{} on {}, privileged {}", spec.image, spec.compute_type, render::on_off(spec.privileged)),
             ),
+            ("deploys", spec.deploys.clone()),
             ("role", spec.role.clone()),
             ("timeout", format!("{} min", spec.timeout_minutes)),
             ("logs", spec.log_group.clone()),
@@ -99,6 +109,11 @@ impl Kind for BuildProject {
             image: project.image,
             compute_type: project.compute_type,
             privileged: project.privileged,
+            deploys: match project.variables.iter().find(|(name, _)| name == DEPLOYS_VARIABLE) {
+                Some((_, applies)) if applies == "true" => Deploys::Stack.as_str().to_owned(),
+                Some(_) => Deploys::Images.as_str().to_owned(),
+                None => "not set".to_owned(),
+            },
             role: project.service_role.rsplit('/').next().unwrap_or_default().to_owned(),
             timeout_minutes: project.timeout_minutes.unwrap_or(60),
             log_group: project.log_group,
@@ -131,6 +146,7 @@ impl Kind for BuildProject {
             image: &spec.image,
             compute_type: &spec.compute_type,
             privileged: spec.privileged,
+            variables: &[(DEPLOYS_VARIABLE.to_owned(), (spec.deploys == Deploys::Stack.as_str()).to_string())],
             service_role: &role,
             timeout_minutes: spec.timeout_minutes,
             cache: &spec.cache,

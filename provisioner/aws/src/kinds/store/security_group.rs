@@ -15,7 +15,7 @@ use crate::{
         state::Live,
     },
     kinds::security_group::{
-        ReadGroup, SecurityGroup, WantedGroup, apply_group, delete_when_free, group_fields, read_group,
+        LiveGroup, ReadGroup, SecurityGroup, WantedGroup, apply_group, delete_when_free, group_fields, read_group,
     },
 };
 use stack_spec::Stack;
@@ -35,6 +35,8 @@ pub struct StoreGroupSpec {
     pub vpc_id: String,
     /// (TCP port, [`FROM_TASKS`] or what else is there).
     pub ingress: BTreeSet<(u16, String)>,
+    /// Rules of any other shape (someone else's): none wanted.
+    pub foreign: Vec<Permission>,
 }
 
 impl Kind for StoreSecurityGroup {
@@ -52,6 +54,7 @@ impl Kind for StoreSecurityGroup {
                 store: store.name.clone(),
                 vpc_id: live.vpc_id.clone(),
                 ingress: BTreeSet::from([(store.port, FROM_TASKS.to_owned())]),
+                foreign: Vec::new(),
             })
             .collect()
     }
@@ -61,7 +64,7 @@ impl Kind for StoreSecurityGroup {
     }
 
     fn fields(spec: &StoreGroupSpec) -> Fields {
-        group_fields(&spec.vpc_id, &spec.ingress)
+        group_fields(&spec.vpc_id, &spec.ingress, &spec.foreign)
     }
 
     async fn read(cx: Cx<'_>, live: &Live) -> anyhow::Result<BTreeMap<String, Found<StoreGroupSpec>>> {
@@ -73,9 +76,14 @@ impl Kind for StoreSecurityGroup {
                 if Some(source) == tasks.as_deref() { FROM_TASKS } else { source }.to_owned()
             })
             .await?;
-            let Some(ReadGroup { id, owned, ingress }) = group else { continue };
-            let spec =
-                StoreGroupSpec { name: name.clone(), store: store.name.clone(), vpc_id: live.vpc_id.clone(), ingress };
+            let Some(ReadGroup { id, owned, ingress, foreign }) = group else { continue };
+            let spec = StoreGroupSpec {
+                name: name.clone(),
+                store: store.name.clone(),
+                vpc_id: live.vpc_id.clone(),
+                ingress,
+                foreign,
+            };
             found.insert(name, Found { arn: id.clone(), id, owned, spec });
         }
         Ok(found)
@@ -106,7 +114,7 @@ impl Kind for StoreSecurityGroup {
             description: format!("store {} of {}: its port from the app's tasks only", spec.store, names.app()),
             ingress: &spec.ingress,
         };
-        let have = have.map(|found| (found.id.as_str(), &found.spec.ingress));
+        let have = have.map(|found| LiveGroup::new(&found.id, &found.spec.ingress, &found.spec.foreign));
         Ok(Output::id(apply_group::<Self>(cx, want, have, action, permission).await?))
     }
 

@@ -113,6 +113,21 @@ impl Account {
         run(self.command(args, stack))
     }
 
+    /// Makes the VPC's subnets public: an internet gateway on the main
+    /// route table, as a default VPC has.
+    pub fn route_to_the_internet(&self) {
+        let gateway = self.ec2("create_internet_gateway", json!({}));
+        let gateway = text(&gateway["InternetGateway"]["InternetGatewayId"]);
+        self.ec2("attach_internet_gateway", json!({"InternetGatewayId": gateway, "VpcId": self.vpc}));
+        let filters =
+            json!([{"Name": "vpc-id", "Values": [self.vpc]}, {"Name": "association.main", "Values": ["true"]}]);
+        let tables = self.ec2("describe_route_tables", json!({ "Filters": filters }));
+        let main = text(&tables["RouteTables"][0]["RouteTableId"]);
+        self.ec2(
+            "create_route",
+            json!({"RouteTableId": main, "DestinationCidrBlock": "0.0.0.0/0", "GatewayId": gateway}),
+        );
+    }
     pub fn ecs(&self) -> aws_sdk_ecs::Client {
         aws_sdk_ecs::Client::new(&self.config)
     }

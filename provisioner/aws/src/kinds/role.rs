@@ -71,7 +71,9 @@ impl RoleSpec {
 
 /// Who may assume a role: the one service it is for, acting for this
 /// account (so another account's resource cannot make the service assume
-/// it: the confused deputy).
+/// it: the confused deputy). A principal and no resource, as every trust
+/// policy: parliament, which reads policies as identity policies, calls
+/// that MALFORMED.
 pub fn trust_policy(service: &str, account: &str) -> Value {
     json!({
         "Version": "2012-10-17",

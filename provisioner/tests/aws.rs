@@ -251,7 +251,9 @@ async fn a_changed_field_is_planned_and_applied_as_exactly_that_update() {
         service["task_definition"],
         ("shop-game-server:2".to_owned(), "shop-game-server:(new revision)".to_owned())
     );
-    assert_eq!(service.len(), 2, "{service:?}");
+    // A new revision: ECS replaces every task, and plan says so.
+    assert_eq!(service["rollout"], ("none".to_owned(), "replaces every task".to_owned()));
+    assert_eq!(service.len(), 3, "{service:?}");
 
     let apply = account.provision(&["apply", "--yes", "--no-wait"], &stack);
     assert_eq!(apply.code, 0, "{}", apply.stderr);
@@ -1065,4 +1067,53 @@ async fn autoscaling_owns_the_count_from_the_first_deploy_and_leaving_it_pins_th
     assert_eq!(destroy.code, 0, "{}", destroy.stderr);
     assert!(destroy.stdout.contains("deleted scaling policy shop-game-server-cpu"), "{}", destroy.stdout);
     assert_eq!(account.scalable_targets(), []);
+}
+
+/// ECS replaces every task of a service whose UpdateService carries a task
+/// definition, a network, registries or load balancers (the API
+/// reference); moto does not. So the request itself is read (moto's
+/// recorder): a count alone sends the count, and a new Cloud Map service
+/// (the old one deleted behind the tool's back) is planned as replacing
+/// every task and sent as registries.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_count_alone_updates_a_service_without_a_deployment_and_a_new_registry_redeploys() {
+    const UPDATE_SERVICE: &str = "AmazonEC2ContainerServiceV20141113.UpdateService";
+    let account = Account::new().await;
+    let stack = account.write_stack(&[]);
+    assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
+    account.push_image("shop/game-server", "v1").await;
+    account.push_image("shop/ranking", "v1").await;
+    assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
+
+    let more = account.write_stack(&[("count = 3\n", "count = 4\n")]);
+    let plan = account.provision(&["plan"], &more);
+    assert!(plan.stdout.contains("desired_count: 3 -> 4"), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("rollout"), "a count replaces no task: {}", plan.stdout);
+    let before = account.moto.requests().len();
+    let applied = account.provision(&["apply", "--yes", "--no-wait"], &more);
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    let updates = account.moto.json_requests(UPDATE_SERVICE, before);
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!((&updates[0]["service"], &updates[0]["desiredCount"]), (&json!("game-server"), &json!(4)));
+    for member in
+        ["taskDefinition", "networkConfiguration", "serviceRegistries", "loadBalancers", "deploymentConfiguration"]
+    {
+        assert!(updates[0].get(member).is_none(), "{member} sent with a count: {}", updates[0]);
+    }
+
+    let namespace = account.namespaces_named("shop.internal").await.remove(0);
+    let services = account.discovery_services(&namespace).await;
+    let game = services.iter().find(|service| service.name() == Some("game-server")).unwrap();
+    account.moto.boto3("servicediscovery", "delete_service", json!({"Id": game.id().unwrap()}));
+    let plan = account.provision(&["plan"], &more);
+    assert!(plan.stdout.contains("rollout: none -> replaces every task"), "{}", plan.stdout);
+    let before = account.moto.requests().len();
+    let applied = account.provision(&["apply", "--yes", "--no-wait"], &more);
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    let updates = account.moto.json_requests(UPDATE_SERVICE, before);
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    let registries = &updates[0]["serviceRegistries"];
+    assert!(text(&registries[0]["registryArn"]).contains(":service/srv-"), "{}", updates[0]);
+    assert!(updates[0].get("taskDefinition").is_none(), "the revision did not change: {}", updates[0]);
+    assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &more).code, 0);
 }

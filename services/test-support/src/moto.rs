@@ -13,10 +13,13 @@ use std::{
 
 use crate::{START_DEADLINE, find_executable, free_addr};
 
-/// A running moto server owned by a test; stopped when dropped.
+/// A running moto server owned by a test; stopped when dropped. It records
+/// every request it gets (moto's recorder, into a file of its own), so a
+/// test can read what was sent, not only what it did.
 pub struct MotoServer {
     addr: SocketAddr,
     child: Child,
+    recording: PathBuf,
 }
 
 /// The `moto_server` executable: `MOTO_SERVER`, else the one on PATH.
@@ -33,17 +36,20 @@ impl MotoServer {
     /// connections.
     pub fn start() -> Self {
         let addr = free_addr();
+        let recording = std::env::temp_dir().join(format!("moto-recording-{}-{}", std::process::id(), addr.port()));
         let python = moto_server_binary().with_file_name("python3");
         let launcher = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("moto_server.py");
         let child = Command::new(&python)
             .arg(&launcher)
             .args(["-H", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+            .env("MOTO_ENABLE_RECORDING", "true")
+            .env("MOTO_RECORDER_FILEPATH", &recording)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {} {}: {error}", python.display(), launcher.display()));
-        let mut server = Self { addr, child };
+        let mut server = Self { addr, child, recording };
         let started = Instant::now();
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
             if let Ok(Some(status)) = server.child.try_wait() {
@@ -61,6 +67,42 @@ impl MotoServer {
     /// The endpoint URL to give AWS clients (`AWS_ENDPOINT_URL`).
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Every request the server got so far, oldest first: `method`, `url`,
+    /// `headers` and `body` (text) as moto's recorder wrote them.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(&self.recording).unwrap_or_default();
+        text.lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| {
+                let mut entry: serde_json::Value = serde_json::from_str(line).expect("a recorder line is JSON");
+                if entry["body_encoded"] == true {
+                    use base64::Engine as _;
+                    let body = base64::engine::general_purpose::STANDARD
+                        .decode(entry["body"].as_str().unwrap_or_default())
+                        .expect("the recorder's base64");
+                    entry["body"] = serde_json::Value::String(String::from_utf8_lossy(&body).into_owned());
+                }
+                entry
+            })
+            .collect()
+    }
+
+    /// The JSON bodies of the requests for `target` (a JSON protocol's
+    /// `X-Amz-Target`, e.g. `AmazonEC2ContainerServiceV20141113.UpdateService`)
+    /// from the `skip`th request on.
+    pub fn json_requests(&self, target: &str, skip: usize) -> Vec<serde_json::Value> {
+        self.requests()
+            .into_iter()
+            .skip(skip)
+            .filter(|entry| {
+                entry["headers"].as_object().is_some_and(|headers| {
+                    headers.iter().any(|(name, value)| name.eq_ignore_ascii_case("x-amz-target") && value == target)
+                })
+            })
+            .map(|entry| serde_json::from_str(entry["body"].as_str().unwrap_or_default()).expect("a JSON body"))
+            .collect()
     }
 
     /// Calls `operation` (boto3's name, e.g. `describe_vpcs`) of AWS
@@ -100,5 +142,6 @@ impl Drop for MotoServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.recording);
     }
 }

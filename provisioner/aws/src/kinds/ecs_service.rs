@@ -217,6 +217,19 @@ impl Kind for EcsService {
                 current.remove("desired_count");
             }
         }
+        // What ECS does about it: a new revision, network, Cloud Map
+        // service or load balancer replaces every task; a count does not.
+        if let (Some(current), Some(found)) = (&mut current, have) {
+            let differs = |field: &str| wanted.get(field) != current.get(field);
+            let redeploys = ["task_definition", "cloud_map_service", "subnets", "public_ip", "target_group"]
+                .into_iter()
+                .any(differs)
+                || found.spec.port != want.port;
+            if redeploys {
+                wanted.insert("rollout", "replaces every task".to_owned());
+                current.insert("rollout", "none".to_owned());
+            }
+        }
         (wanted, current)
     }
 
@@ -263,10 +276,9 @@ impl Kind for EcsService {
                     .build()?,
             )
             .build();
-        let registry = ServiceRegistry::builder()
-            .registry_arn(made.id::<CloudMapService>(&spec.name))
-            .port(i32::from(spec.port))
-            .build();
+        let registry_arn = made.id::<CloudMapService>(&spec.name);
+        let registry = ServiceRegistry::builder().registry_arn(&registry_arn).port(i32::from(spec.port)).build();
+        let group = made.id::<SecurityGroup>(&names.security_group());
         let target_group = spec.target_group.as_ref().map(|group| made.id::<TargetGroup>(group));
         let load_balancers: Vec<LoadBalancer> = target_group
             .iter()
@@ -305,21 +317,23 @@ impl Kind for EcsService {
             // A scale-out must survive a deploy: no count while autoscaling
             // owns it.
             let count = (!owned_by_autoscaling(spec, have)).then_some(spec.desired_count);
-            // Sent when there is or was a load balancer: an empty list lets
-            // go of the target group before it is deleted.
-            let attached = have.is_some_and(|found| found.spec.target_group.is_some());
-            let load_balancers = (target_group.is_some() || attached).then_some(load_balancers);
+            // Only what changed: the task definition, the network, the
+            // registries and the load balancers each start a deployment that
+            // replaces every task (ECS's UpdateService reference), so a
+            // count or a setting alone must not carry them. An empty list of
+            // load balancers lets go of a target group before it is deleted.
+            let changed = Changed::between(spec, have, &definition, &registry_arn, target_group.as_deref(), &group);
             let answer = ecs
                 .update_service()
                 .cluster(cluster)
                 .service(&spec.name)
-                .task_definition(&definition)
+                .set_task_definition(changed.task_definition.then_some(definition.clone()))
                 .set_desired_count(count)
-                .deployment_configuration(deployment)
-                .network_configuration(network)
-                .service_registries(registry)
-                .set_load_balancers(load_balancers)
-                .set_health_check_grace_period_seconds(grace)
+                .set_deployment_configuration(changed.deployment.then_some(deployment))
+                .set_network_configuration(changed.network.then_some(network))
+                .set_service_registries(changed.registry.then(|| vec![registry]))
+                .set_load_balancers(changed.load_balancers.then_some(load_balancers))
+                .set_health_check_grace_period_seconds(grace.filter(|_| changed.grace_period))
                 .send()
                 .await
                 .map_err(|e| explain(e, "ecs:UpdateService", &resource))?;
@@ -535,6 +549,65 @@ fn service_found(names: &Names, service: &aws_sdk_ecs::types::Service) -> Found<
             described: Some(Box::new(service.clone())),
             name,
         },
+    }
+}
+
+/// What an update changes of a live service, member by member of
+/// UpdateService: what is sent.
+struct Changed {
+    task_definition: bool,
+    deployment: bool,
+    network: bool,
+    registry: bool,
+    load_balancers: bool,
+    grace_period: bool,
+}
+
+impl Changed {
+    /// `want` against the live service `have` (everything, without one),
+    /// given the ARNs apply made: the revision, the Cloud Map service, the
+    /// target group and the tasks' security group.
+    fn between(
+        want: &ServiceSpec,
+        have: Option<&Found<ServiceSpec>>,
+        definition: &str,
+        registry_arn: &str,
+        target_group: Option<&str>,
+        security_group: &str,
+    ) -> Self {
+        let Some(found) = have else {
+            return Self {
+                task_definition: true,
+                deployment: true,
+                network: true,
+                registry: true,
+                load_balancers: true,
+                grace_period: true,
+            };
+        };
+        let live = &found.spec;
+        let described = live.described.as_deref();
+        let groups: Vec<&str> = described
+            .and_then(|service| service.network_configuration())
+            .and_then(|network| network.awsvpc_configuration())
+            .map(|network| network.security_groups().iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        let attached = described
+            .and_then(|service| service.load_balancers().first())
+            .and_then(|balancer| balancer.target_group_arn());
+        let load_balancers = attached != target_group;
+        Self {
+            task_definition: found.id != definition,
+            deployment: (live.minimum_healthy_percent, live.maximum_percent, live.circuit_breaker, live.rollback)
+                != (want.minimum_healthy_percent, want.maximum_percent, want.circuit_breaker, want.rollback),
+            network: live.subnets != want.subnets
+                || live.assign_public_ip != want.assign_public_ip
+                || groups != [security_group],
+            registry: live.registry.as_deref() != registry_arn.rsplit('/').next() || live.port != want.port,
+            load_balancers,
+            grace_period: target_group.is_some()
+                && (load_balancers || live.grace_period_secs != want.grace_period_secs),
+        }
     }
 }
 

@@ -105,7 +105,8 @@ impl AppAutoScaling {
     }
 
     /// `application-autoscaling:RegisterScalableTarget`: creates the target
-    /// or changes its bounds; tagged when created.
+    /// or changes its bounds. `tags` only when it creates the target: the
+    /// API takes tags for creation, `TagResource` for an existing one.
     pub async fn register_scalable_target(
         &self,
         resource_id: &str,
@@ -120,7 +121,7 @@ impl AppAutoScaling {
             .scalable_dimension(DIMENSION)
             .min_capacity(i32::try_from(min).unwrap_or(i32::MAX))
             .max_capacity(i32::try_from(max).unwrap_or(i32::MAX))
-            .set_tags(Some(tags.iter().cloned().collect()))
+            .set_tags((!tags.is_empty()).then(|| tags.iter().cloned().collect()))
             .send()
             .await
             .map_err(|error| {

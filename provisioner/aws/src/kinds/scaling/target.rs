@@ -107,7 +107,7 @@ impl Kind for ScalableTarget {
     async fn apply(
         cx: ApplyCx<'_>,
         spec: &TargetSpec,
-        _have: Option<&Found<TargetSpec>>,
+        have: Option<&Found<TargetSpec>>,
         action: &Action,
     ) -> anyhow::Result<Output> {
         if *action == Action::Unchanged {
@@ -116,7 +116,8 @@ impl Kind for ScalableTarget {
         let scaling = &cx.cx.clients.scaling;
         match spec.bounds {
             Some((min, max)) => {
-                scaling.register_scalable_target(&spec.resource_id, min, max, &cx.cx.names.tag_pairs()).await?;
+                let tags = if have.is_none() { cx.cx.names.tag_pairs() } else { Vec::new() };
+                scaling.register_scalable_target(&spec.resource_id, min, max, &tags).await?;
                 Self::done(if *action == Action::Create { "registered" } else { "updated" }, &spec.service);
             }
             None => {

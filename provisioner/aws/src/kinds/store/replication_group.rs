@@ -345,53 +345,94 @@ async fn create(cx: ApplyCx<'_>, spec: &GroupSpec, secret_arn: &str) -> anyhow::
     Ok(())
 }
 
-/// Changes what ElastiCache changes in place: node type, engine version,
-/// failover, and the number of replicas.
+/// One in-place change of a store, in the order [`changes`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// To this many nodes (a primary and replicas), growing or shrinking.
+    Resize { nodes: u32, grow: bool },
+    /// Node type, engine version, failover, Multi-AZ.
+    Modify,
+}
+
+/// What an update of `have` into `want` does, in order. Replicas are added
+/// before the settings change and removed after: failover needs a replica
+/// to exist (0 -> 1 replica enables it), and must be off before the last
+/// one goes.
+fn changes(want: &GroupSpec, have: &GroupSpec) -> Vec<Change> {
+    let resize = match (want.nodes, have.nodes) {
+        (Some(wanted), Some(current)) if wanted != current => {
+            Some(Change::Resize { nodes: wanted, grow: wanted > current })
+        }
+        _ => None,
+    };
+    let modify = (want.node_type != have.node_type
+        || (want.engine_version.is_some() && want.engine_version != have.engine_version)
+        || want.automatic_failover != have.automatic_failover
+        || want.multi_az != have.multi_az)
+        .then_some(Change::Modify);
+    let grows = matches!(resize, Some(Change::Resize { grow: true, .. }));
+    let order = if grows { [resize, modify] } else { [modify, resize] };
+    order.into_iter().flatten().collect()
+}
+
+/// Changes what ElastiCache changes in place, in [`changes`]'s order,
+/// waiting for the store between two.
 async fn update(clients: &Clients, want: &GroupSpec, have: &GroupSpec) -> anyhow::Result<()> {
     let resource = format!("elasticache store {}", want.id);
-    let elasticache = &clients.elasticache;
-    let version = want.engine_version.clone().filter(|_| want.engine_version != have.engine_version);
-    if want.node_type != have.node_type
-        || version.is_some()
-        || want.automatic_failover != have.automatic_failover
-        || want.multi_az != have.multi_az
-    {
-        elasticache
-            .modify_replication_group()
-            .replication_group_id(&want.id)
-            .apply_immediately(true)
-            .set_cache_node_type((want.node_type != have.node_type).then(|| want.node_type.clone()))
-            .set_engine_version(version)
-            .automatic_failover_enabled(want.automatic_failover)
-            .multi_az_enabled(want.multi_az)
-            .send()
-            .await
-            .map_err(|e| explain(e, "elasticache:ModifyReplicationGroup", &resource))?;
+    let changes = changes(want, have);
+    for (index, change) in changes.iter().enumerate() {
+        if index > 0 {
+            wait_available(clients, &want.id).await?;
+        }
+        match *change {
+            Change::Resize { nodes, grow } => resize_to(clients, &want.id, nodes, grow).await?,
+            Change::Modify => {
+                let version = want.engine_version.clone().filter(|_| want.engine_version != have.engine_version);
+                clients
+                    .elasticache
+                    .modify_replication_group()
+                    .replication_group_id(&want.id)
+                    .apply_immediately(true)
+                    .set_cache_node_type((want.node_type != have.node_type).then(|| want.node_type.clone()))
+                    .set_engine_version(version)
+                    .automatic_failover_enabled(want.automatic_failover)
+                    .multi_az_enabled(want.multi_az)
+                    .send()
+                    .await
+                    .map_err(|e| explain(e, "elasticache:ModifyReplicationGroup", &resource))?;
+            }
+        }
+    }
+    if changes.last() == Some(&Change::Modify) {
         wait_available(clients, &want.id).await?;
     }
-    if let (Some(wanted), Some(current)) = (want.nodes, have.nodes)
-        && wanted != current
-    {
-        let replicas = i32::try_from(wanted.saturating_sub(1)).unwrap_or(0);
-        if wanted > current {
-            elasticache
-                .increase_replica_count()
-                .replication_group_id(&want.id)
-                .new_replica_count(replicas)
-                .apply_immediately(true)
-                .send()
-                .await
-                .map_err(|e| explain(e, "elasticache:IncreaseReplicaCount", &resource))?;
-        } else {
-            elasticache
-                .decrease_replica_count()
-                .replication_group_id(&want.id)
-                .new_replica_count(replicas)
-                .apply_immediately(true)
-                .send()
-                .await
-                .map_err(|e| explain(e, "elasticache:DecreaseReplicaCount", &resource))?;
-        }
+    Ok(())
+}
+
+/// `IncreaseReplicaCount` (`grow`) or `DecreaseReplicaCount` to `nodes`
+/// nodes: a primary and `nodes - 1` replicas.
+async fn resize_to(clients: &Clients, id: &str, nodes: u32, grow: bool) -> anyhow::Result<()> {
+    let resource = format!("elasticache store {id}");
+    let replicas = i32::try_from(nodes.saturating_sub(1)).unwrap_or(0);
+    let elasticache = &clients.elasticache;
+    if grow {
+        elasticache
+            .increase_replica_count()
+            .replication_group_id(id)
+            .new_replica_count(replicas)
+            .apply_immediately(true)
+            .send()
+            .await
+            .map_err(|e| explain(e, "elasticache:IncreaseReplicaCount", &resource))?;
+    } else {
+        elasticache
+            .decrease_replica_count()
+            .replication_group_id(id)
+            .new_replica_count(replicas)
+            .apply_immediately(true)
+            .send()
+            .await
+            .map_err(|e| explain(e, "elasticache:DecreaseReplicaCount", &resource))?;
     }
     Ok(())
 }
@@ -485,5 +526,39 @@ mod tests {
         assert_eq!(snapshot_name("app-board", options).as_deref(), Some("app-board-final-19700101-000000"));
         let skipped = DestroyOptions { skip_final_snapshot: true, ..options };
         assert_eq!(snapshot_name("app-board", skipped), None);
+    }
+
+    fn group(nodes: u32) -> GroupSpec {
+        GroupSpec {
+            id: "app-board".into(),
+            store: "board".into(),
+            engine: "valkey".into(),
+            engine_version: None,
+            node_type: "cache.t4g.micro".into(),
+            nodes: Some(nodes),
+            automatic_failover: nodes > 1,
+            multi_az: nodes > 1,
+            transit_encryption: true,
+            at_rest_encryption: true,
+            auth: true,
+            port: 6379,
+            subnet_group: String::new(),
+            secret: String::new(),
+            status: "available".into(),
+            primary: None,
+        }
+    }
+
+    #[test]
+    fn a_replica_is_added_before_failover_and_removed_after_it() {
+        let grow = Change::Resize { nodes: 2, grow: true };
+        assert_eq!(changes(&group(2), &group(1)), [grow, Change::Modify], "0 -> 1 replica");
+        let shrink = Change::Resize { nodes: 1, grow: false };
+        assert_eq!(changes(&group(1), &group(2)), [Change::Modify, shrink], "1 -> 0 replicas");
+        let more = Change::Resize { nodes: 3, grow: true };
+        assert_eq!(changes(&group(3), &group(2)), [more], "failover stays on: nothing to modify");
+        let bigger = GroupSpec { node_type: "cache.r7g.large".into(), ..group(1) };
+        assert_eq!(changes(&bigger, &group(1)), [Change::Modify]);
+        assert_eq!(changes(&group(1), &group(1)), []);
     }
 }

@@ -645,30 +645,25 @@ async fn task_views(clients: &Clients, cluster: &str, service: &str) -> anyhow::
 
 /// Instance id -> (IP, health) of a Cloud Map service.
 async fn instances(clients: &Clients, service_id: &str) -> anyhow::Result<BTreeMap<String, (String, String)>> {
-    let listed = clients
-        .cloud_map
-        .list_instances()
-        .service_id(service_id)
-        .send()
-        .await
-        .map_err(|error| explain(error, "servicediscovery:ListInstances", service_id))?;
     let mut instances = BTreeMap::new();
-    for instance in listed.instances() {
-        let Some(id) = instance.id() else { continue };
-        let ip = instance.attributes().and_then(|a| a.get("AWS_INSTANCE_IPV4")).cloned().unwrap_or_else(|| "-".into());
-        instances.insert(id.to_owned(), (ip, "UNKNOWN".to_owned()));
+    let mut pages = clients.cloud_map.list_instances().service_id(service_id).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|error| explain(error, "servicediscovery:ListInstances", service_id))?;
+        for instance in page.instances() {
+            let Some(id) = instance.id() else { continue };
+            let ip =
+                instance.attributes().and_then(|a| a.get("AWS_INSTANCE_IPV4")).cloned().unwrap_or_else(|| "-".into());
+            instances.insert(id.to_owned(), (ip, "UNKNOWN".to_owned()));
+        }
     }
     if !instances.is_empty() {
-        let health = clients
-            .cloud_map
-            .get_instances_health_status()
-            .service_id(service_id)
-            .send()
-            .await
-            .map_err(|error| explain(error, "servicediscovery:GetInstancesHealthStatus", service_id))?;
-        for (id, status) in health.status().into_iter().flatten() {
-            if let Some(entry) = instances.get_mut(id) {
-                entry.1 = status.as_str().to_owned();
+        let mut pages = clients.cloud_map.get_instances_health_status().service_id(service_id).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|error| explain(error, "servicediscovery:GetInstancesHealthStatus", service_id))?;
+            for (id, status) in page.status().into_iter().flatten() {
+                if let Some(entry) = instances.get_mut(id) {
+                    entry.1 = status.as_str().to_owned();
+                }
             }
         }
     }

@@ -115,15 +115,17 @@ impl Kind for LogGroup {
 
 async fn read_log_group(cx: Cx<'_>, name: &str) -> anyhow::Result<Option<Found<LogGroupSpec>>> {
     let logs = &cx.clients.logs;
-    let answer = logs
-        .describe_log_groups()
-        .log_group_name_prefix(name)
-        .send()
-        .await
-        .map_err(|error| explain(error, "logs:DescribeLogGroups", &format!("log group {name}")))?;
-    let Some(group) = answer.log_groups().iter().find(|group| group.log_group_name() == Some(name)) else {
-        return Ok(None);
-    };
+    // Other groups may start with the name: every page until it is found.
+    let mut pages = logs.describe_log_groups().log_group_name_prefix(name).into_paginator().send();
+    let mut found = None;
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|error| explain(error, "logs:DescribeLogGroups", &format!("log group {name}")))?;
+        found = page.log_groups().iter().find(|group| group.log_group_name() == Some(name)).cloned();
+        if found.is_some() {
+            break;
+        }
+    }
+    let Some(group) = found else { return Ok(None) };
     let arn = group.arn().unwrap_or_default().trim_end_matches(":*").to_owned();
     let tags = logs
         .list_tags_for_resource()

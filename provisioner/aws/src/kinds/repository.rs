@@ -214,14 +214,14 @@ async fn read_repository(cx: Cx<'_>, name: &str) -> anyhow::Result<Option<Found<
         .and_then(|policy| policy.lifecycle_policy_text().and_then(|text| serde_json::from_str(text).ok()))
         .and_then(|policy| RepositorySpec::keep_images_of(&policy))
         .unwrap_or(0);
-    let images = ecr
-        .describe_images()
-        .repository_name(name)
-        .send()
-        .await
-        .map_err(|error| explain(error, "ecr:DescribeImages", &format!("ECR repository {name}")))?;
+    // The newest of every image, whatever page it is on.
+    let mut images = Vec::new();
+    let mut pages = ecr.describe_images().repository_name(name).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|error| explain(error, "ecr:DescribeImages", &format!("ECR repository {name}")))?;
+        images.extend(page.image_details().iter().cloned());
+    }
     let newest_image = images
-        .image_details()
         .iter()
         .filter(|image| image.image_digest().is_some())
         .max_by_key(|image| image.image_pushed_at().map(|at| (at.secs(), at.subsec_nanos())))

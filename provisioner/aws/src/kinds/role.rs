@@ -281,22 +281,24 @@ async fn read_role(cx: Cx<'_>, name: &str) -> anyhow::Result<Option<Found<RoleSp
     // URL-encoded JSON, compared whole: a statement added by hand shows.
     let trust = role.assume_role_policy_document().unwrap_or_default();
     let trust = decode_document(trust, &format!("IAM role {name}'s trust policy"))?;
-    let inline = iam.list_role_policies().role_name(name).send().await;
-    let inline = inline.map_err(|error| explain(error, "iam:ListRolePolicies", &format!("IAM role {name}")))?;
-    let other_policies =
-        inline.policy_names().iter().filter(|policy| policy.as_str() != INLINE_POLICY).cloned().collect();
+    let mut other_policies = BTreeSet::new();
+    let mut pages = iam.list_role_policies().role_name(name).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|error| explain(error, "iam:ListRolePolicies", &format!("IAM role {name}")))?;
+        other_policies.extend(page.policy_names().iter().filter(|policy| policy.as_str() != INLINE_POLICY).cloned());
+    }
     let answer = iam.get_role_policy().role_name(name).policy_name(INLINE_POLICY).send().await;
     let answer = answer.map_err(|error| classify(error, "iam:GetRolePolicy", &format!("IAM role {name}")));
     let policy = match unless_gone(answer)? {
         Some(answer) => Some(decode_document(answer.policy_document(), &format!("IAM role {name}'s inline policy"))?),
         None => None,
     };
-    let attached = iam
-        .list_attached_role_policies()
-        .role_name(name)
-        .send()
-        .await
-        .map_err(|error| explain(error, "iam:ListAttachedRolePolicies", &format!("IAM role {name}")))?;
+    let mut managed_policies = BTreeSet::new();
+    let mut pages = iam.list_attached_role_policies().role_name(name).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|error| explain(error, "iam:ListAttachedRolePolicies", &format!("IAM role {name}")))?;
+        managed_policies.extend(page.attached_policies().iter().filter_map(|p| p.policy_arn()).map(str::to_owned));
+    }
     Ok(Some(Found {
         id: name.to_owned(),
         arn: role.arn().to_owned(),
@@ -310,12 +312,7 @@ async fn read_role(cx: Cx<'_>, name: &str) -> anyhow::Result<Option<Found<RoleSp
                 .map(str::to_owned),
             other_policies,
             policy,
-            managed_policies: attached
-                .attached_policies()
-                .iter()
-                .filter_map(|p| p.policy_arn())
-                .map(str::to_owned)
-                .collect(),
+            managed_policies,
         },
     }))
 }

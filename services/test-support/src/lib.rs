@@ -13,12 +13,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod fault_proxy;
 mod grpcio;
 mod locked_down;
 mod moto;
 mod redis;
 mod registry;
 
+pub use fault_proxy::FaultProxy;
 pub use grpcio::{GrpcioClient, GrpcioReport, GrpcioSummary};
 pub use locked_down::start_locked_down;
 pub use moto::MotoServer;

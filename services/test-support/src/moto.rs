@@ -31,13 +31,18 @@ fn moto_server_binary() -> PathBuf {
     )
 }
 
+/// The Python of the venv moto is installed in.
+pub(crate) fn python() -> PathBuf {
+    moto_server_binary().with_file_name("python3")
+}
+
 impl MotoServer {
     /// Starts a server on a free loopback port and waits until it accepts
     /// connections.
     pub fn start() -> Self {
         let addr = free_addr();
         let recording = std::env::temp_dir().join(format!("moto-recording-{}-{}", std::process::id(), addr.port()));
-        let python = moto_server_binary().with_file_name("python3");
+        let python = python();
         let launcher = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("moto_server.py");
         let child = Command::new(&python)
             .arg(&launcher)
@@ -121,7 +126,7 @@ answer = getattr(client, operation)(**params)
 answer.pop("ResponseMetadata", None)
 print(json.dumps(answer, default=str))
 "#;
-        let python = moto_server_binary().with_file_name("python3");
+        let python = python();
         let output = Command::new(&python)
             .args(["-c", CALL, service, operation, &self.url(), &params.to_string()])
             .stdin(Stdio::null())

@@ -1,0 +1,118 @@
+"""An HTTP proxy in front of moto's server that fails a share of requests
+the way AWS does when it is busy: throttling in each protocol's own error
+shape (JSON: ThrottlingException; Query: Throttling, EC2's
+RequestLimitExceeded; REST: S3's SlowDown), a bare 500, and a connection
+reset before any answer. moto never throttles and never fails, so without
+this the clients' retries are never exercised.
+
+Deterministic, so a test cannot fail one run in twenty: the first attempt
+of every Nth distinct request (method, path and body) fails, and its retry,
+being the same request again, goes through. Each fault is appended to a
+log file, one line each, so a test can tell that faults happened.
+
+usage: fault_proxy.py LISTEN_PORT UPSTREAM_URL EVERY_NTH FAULT_LOG
+"""
+
+import http.client
+import http.server
+import socket
+import sys
+import threading
+import urllib.parse
+
+LISTEN_PORT = int(sys.argv[1])
+UPSTREAM = urllib.parse.urlsplit(sys.argv[2])
+EVERY = int(sys.argv[3])
+FAULT_LOG = sys.argv[4]
+
+lock = threading.Lock()
+seen = {}
+failed = set()
+faults = [0]
+
+
+def fault_for(key):
+    """The fault this request gets ('throttle', '500', 'reset'), or None."""
+    with lock:
+        if key not in seen:
+            seen[key] = len(seen) + 1
+        if seen[key] % EVERY != 0 or key in failed:
+            return None
+        failed.add(key)
+        faults[0] += 1
+        return ("throttle", "500", "reset")[faults[0] % 3]
+
+
+def throttling(headers, body):
+    """(status, content type, body) of a throttling answer in the request's protocol."""
+    if headers.get("X-Amz-Target"):
+        return 400, "application/x-amz-json-1.1", b'{"__type":"ThrottlingException","message":"Rate exceeded"}'
+    if b"Action=" in body and b"Version=2016-11-15" in body:
+        return 503, "text/xml", (
+            b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded."
+            b"</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>"
+        )
+    if b"Action=" in body:
+        return 400, "text/xml", (
+            b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message>"
+            b"</Error><RequestId>fault-proxy</RequestId></ErrorResponse>"
+        )
+    return 503, "application/xml", (
+        b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+    )
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, content_type, body, headers=()):
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def relay(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        fault = fault_for((self.command, self.path, body))
+        if fault is not None:
+            with open(FAULT_LOG, "a") as log:
+                log.write(f"{fault} {self.command} {self.path} {self.headers.get('X-Amz-Target', '')}\n")
+        if fault == "reset":
+            self.close_connection = True
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            self.connection.close()
+            return
+        if fault == "500":
+            self.answer(500, "text/plain", b"")
+            return
+        if fault == "throttle":
+            self.answer(*throttling(self.headers, body))
+            return
+        upstream = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=60)
+        headers = {name: value for name, value in self.headers.items() if name.lower() != "connection"}
+        upstream.request(self.command, self.path, body=body, headers=headers)
+        reply = upstream.getresponse()
+        data = reply.read()
+        passed = [
+            (name, value)
+            for name, value in reply.getheaders()
+            if name.lower() not in ("content-length", "content-type", "transfer-encoding", "connection")
+        ]
+        self.answer(reply.status, reply.getheader("Content-Type", "application/octet-stream"), data, passed)
+        upstream.close()
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = relay
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+Server(("127.0.0.1", LISTEN_PORT), Handler).serve_forever()

@@ -1,0 +1,67 @@
+//! A proxy in front of moto's server that fails every Nth distinct request
+//! once, as AWS does when busy (throttling in each protocol's shape, a 500,
+//! a reset connection): `fault_proxy.py` beside this crate, run with the
+//! venv's Python. What retries must survive, and moto never does.
+
+use std::{
+    net::{SocketAddr, TcpStream},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::{START_DEADLINE, free_addr, moto::python};
+
+/// A running fault proxy; stopped when dropped.
+pub struct FaultProxy {
+    addr: SocketAddr,
+    child: Child,
+    log: PathBuf,
+}
+
+impl FaultProxy {
+    /// Starts a proxy to `upstream` (an `http://` URL) that fails the first
+    /// attempt of every `every`th distinct request.
+    pub fn start(upstream: &str, every: u32) -> Self {
+        let addr = free_addr();
+        let log = std::env::temp_dir().join(format!("fault-proxy-{}-{}", std::process::id(), addr.port()));
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fault_proxy.py");
+        let child = Command::new(python())
+            .arg(&script)
+            .args([&addr.port().to_string(), upstream, &every.to_string()])
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {}: {error}", script.display()));
+        let mut proxy = Self { addr, child, log };
+        let started = Instant::now();
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Ok(Some(status)) = proxy.child.try_wait() {
+                panic!("fault_proxy.py exited at start: {status}");
+            }
+            assert!(started.elapsed() < START_DEADLINE, "fault_proxy.py did not listen on {addr}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        proxy
+    }
+
+    /// The endpoint URL to give AWS clients instead of moto's.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The faults injected so far, a line each: kind, method, path, target.
+    pub fn faults(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log).unwrap_or_default().lines().map(str::to_owned).collect()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}

@@ -1,12 +1,14 @@
-//! AWS when it is busy: the real `provision` against moto's server through
-//! a proxy that fails one request in five once (throttling in the
-//! protocol's own shape, a 500, a reset connection). plan, apply, status
-//! and destroy end as they do without faults, within their deadlines:
-//! every client retries what AWS says may be retried.
+//! AWS as moto does not show it: the real `provision` against moto's server
+//! through a proxy that fails one request in five once (throttling in the
+//! protocol's own shape, a 500, a reset connection), or that pages every
+//! list and describe call at two items. plan, apply, status and destroy
+//! end as they do without it, within their deadlines: every client retries
+//! what AWS says may be retried and follows every page.
 
 mod aws_account;
 
-use aws_account::{Account, Run, run};
+use aws_account::{Account, Run, run, text};
+use serde_json::json;
 use test_support::FaultProxy;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -50,4 +52,66 @@ async fn plan_apply_status_and_destroy_end_as_without_faults_when_a_fifth_of_req
     for kind in ["throttle ", "500 ", "reset "] {
         assert!(faults.iter().any(|fault| fault.starts_with(kind)), "no {kind}fault: {faults:#?}");
     }
+}
+
+/// moto answers in one page; through the proxy every list and describe
+/// call pages at two items (or its API's minimum), so a read that does not
+/// follow its token misses what is on the next page, and plan after apply
+/// would not be clean. A stack with every optional table, and a task role
+/// with three managed policies.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_two_item_pages_a_stack_with_every_table_plans_clean_after_apply() {
+    let account = Account::new().await;
+    account.route_to_the_internet();
+    let proxy = FaultProxy::paging(&account.moto.url(), 2);
+    let certificate = account.moto.boto3("acm", "request_certificate", json!({"DomainName": "game.example.com"}));
+    let exposed = format!(
+        "depends_on = [\"ranking\"]\n\n[service.ingress]\ncertificate_arn = \"{}\"\n\n\
+         [service.autoscaling]\nmin = 1\nmax = 3\ncpu_percent = 50\n",
+        text(&certificate["CertificateArn"])
+    );
+    let pipeline = "log_retention_days = 14\n\n[pipeline]\nrepository = \"my-org/shop\"\nconnection_arn = \
+                    \"arn:aws:codeconnections:us-east-1:123456789012:connection/0f1e2d3c\"\n";
+    let store = "\n[service.stores]\nRANKING_STORE = \"board\"\n\n[[store]]\nname = \"board\"\n";
+    // Three managed policies on a task role: more than a page of two.
+    let policies: Vec<String> = ["read", "write", "list"]
+        .iter()
+        .map(|name| {
+            let document = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": format!("s3:{name}*"), "Resource": "*"}]});
+            let made = account.moto.boto3(
+                "iam",
+                "create_policy",
+                json!({"PolicyName": format!("shop-{name}"), "PolicyDocument": document.to_string()}),
+            );
+            format!("{:?}", text(&made["Policy"]["Arn"]))
+        })
+        .collect();
+    let attached = format!("stop_timeout_secs = 60\ntask_role_policies = [{}]", policies.join(", "));
+    let stack = account.write_stack(&[
+        ("log_retention_days = 14\n", pipeline),
+        ("depends_on = [\"ranking\"]\n", &exposed),
+        ("stop_timeout_secs = 60", &attached),
+        (
+            "secrets = { RANKING_STORE = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:ranking-store\" }\n",
+            store,
+        ),
+    ]);
+    let through = |args: &[&str]| -> Run {
+        let mut command = account.command(args, &stack);
+        command.env("AWS_ENDPOINT_URL", proxy.url());
+        run(command)
+    };
+    let apply = through(&["apply", "--yes", "--no-wait"]);
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let clean = through(&["plan", "--detailed-exitcode"]);
+    assert_eq!(clean.code, 0, "a second plan is clean: {}\n{}", clean.stdout, clean.stderr);
+    // Paged indeed: calls asked for two items, and tokens were followed.
+    let bodies: Vec<String> =
+        account.moto.requests().iter().map(|request| request["body"].as_str().unwrap_or_default().to_owned()).collect();
+    let sized = ["\"maxResults\": 2", "\"MaxResults\": 2", "MaxItems=2", "PageSize=2", "\"limit\": 2"];
+    let paged = bodies.iter().filter(|body| sized.iter().any(|size| body.contains(size))).count();
+    assert!(paged >= 10, "{paged} requests paged at two");
+    let tokens = ["\"nextToken\"", "\"NextToken\"", "NextToken=", "Marker="];
+    let followed: Vec<&String> = bodies.iter().filter(|body| tokens.iter().any(|token| body.contains(token))).collect();
+    assert!(!followed.is_empty(), "no page followed");
 }

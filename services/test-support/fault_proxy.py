@@ -1,5 +1,12 @@
-"""An HTTP proxy in front of moto's server that fails a share of requests
-the way AWS does when it is busy: throttling in each protocol's own error
+"""An HTTP proxy in front of moto's server that pages small and fails a
+share of requests the way AWS does when it is busy.
+
+Paging (PAGE > 0): every list or describe call that botocore's paginator
+model says pages gets its page size set to PAGE (or the model's minimum)
+when the request names none, so moto, which otherwise answers in one page,
+hands out a token after a few items and the client must follow it.
+
+Faults (EVERY_NTH > 0): throttling in each protocol's own error
 shape (JSON: ThrottlingException; Query: Throttling, EC2's
 RequestLimitExceeded; REST: S3's SlowDown), a bare 500, and a connection
 reset before any answer. moto never throttles and never fails, so without
@@ -10,11 +17,13 @@ of every Nth distinct request (method, path and body) fails, and its retry,
 being the same request again, goes through. Each fault is appended to a
 log file, one line each, so a test can tell that faults happened.
 
-usage: fault_proxy.py LISTEN_PORT UPSTREAM_URL EVERY_NTH FAULT_LOG
+usage: fault_proxy.py LISTEN_PORT UPSTREAM_URL EVERY_NTH FAULT_LOG PAGE
 """
 
 import http.client
 import http.server
+import json
+import re
 import socket
 import sys
 import threading
@@ -24,6 +33,55 @@ LISTEN_PORT = int(sys.argv[1])
 UPSTREAM = urllib.parse.urlsplit(sys.argv[2])
 EVERY = int(sys.argv[3])
 FAULT_LOG = sys.argv[4]
+PAGE = int(sys.argv[5])
+
+# Signing names (in the Authorization header's credential scope) as botocore
+# names the services.
+SERVICES = {"elasticloadbalancing": "elbv2"}
+paginators = {}
+
+
+def page_size_member(signing_name, operation):
+    """(member, size) to page `operation` with, or None when it does not page."""
+    service = SERVICES.get(signing_name, signing_name)
+    if (service, operation) not in paginators:
+        found = None
+        try:
+            import botocore.session
+
+            session = botocore.session.get_session()
+            config = session.get_paginator_model(service).get_paginator(operation)
+            member = config.get("limit_key")
+            shape = session.get_service_model(service).operation_model(operation).input_shape
+            if member and shape is not None and member in shape.members:
+                found = (member, max(PAGE, shape.members[member].metadata.get("min", 0)))
+        except Exception:
+            found = None
+        paginators[(service, operation)] = found
+    return paginators[(service, operation)]
+
+
+def paged(headers, body):
+    """The body with a page size set where the operation pages and has none."""
+    scope = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", headers.get("Authorization", ""))
+    if PAGE <= 0 or scope is None:
+        return body
+    target = headers.get("X-Amz-Target")
+    if target and body[:1] == b"{":
+        params = json.loads(body or b"{}")
+        paging = page_size_member(scope.group(1), target.rsplit(".", 1)[-1])
+        if paging is None or paging[0] in params:
+            return body
+        params[paging[0]] = paging[1]
+        return json.dumps(params).encode()
+    if b"Action=" in body:
+        params = urllib.parse.parse_qsl(body.decode(), keep_blank_values=True)
+        action = dict(params).get("Action", "")
+        paging = page_size_member(scope.group(1), action)
+        if paging is None or any(name == paging[0] for name, _ in params):
+            return body
+        return urllib.parse.urlencode(params + [(paging[0], str(paging[1]))]).encode()
+    return body
 
 lock = threading.Lock()
 seen = {}
@@ -36,7 +94,7 @@ def fault_for(key):
     with lock:
         if key not in seen:
             seen[key] = len(seen) + 1
-        if seen[key] % EVERY != 0 or key in failed:
+        if EVERY <= 0 or seen[key] % EVERY != 0 or key in failed:
             return None
         failed.add(key)
         faults[0] += 1
@@ -95,8 +153,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if fault == "throttle":
             self.answer(*throttling(self.headers, body))
             return
+        body = paged(self.headers, body)
         upstream = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=60)
-        headers = {name: value for name, value in self.headers.items() if name.lower() != "connection"}
+        headers = {
+            name: value for name, value in self.headers.items() if name.lower() not in ("connection", "content-length")
+        }
+        headers["Content-Length"] = str(len(body))
         upstream.request(self.command, self.path, body=body, headers=headers)
         reply = upstream.getresponse()
         data = reply.read()

@@ -1,7 +1,8 @@
 //! A proxy in front of moto's server that fails every Nth distinct request
 //! once, as AWS does when busy (throttling in each protocol's shape, a 500,
-//! a reset connection): `fault_proxy.py` beside this crate, run with the
-//! venv's Python. What retries must survive, and moto never does.
+//! a reset connection), or pages every list and describe call small:
+//! `fault_proxy.py` beside this crate, run with the venv's Python. What
+//! retries and paging must survive, and moto never does.
 
 use std::{
     net::{SocketAddr, TcpStream},
@@ -23,6 +24,17 @@ impl FaultProxy {
     /// Starts a proxy to `upstream` (an `http://` URL) that fails the first
     /// attempt of every `every`th distinct request.
     pub fn start(upstream: &str, every: u32) -> Self {
+        Self::spawn(upstream, every, 0)
+    }
+
+    /// Starts a proxy to `upstream` that sets the page size of every call
+    /// that pages (botocore's paginator model) to `page` items, or the
+    /// model's minimum.
+    pub fn paging(upstream: &str, page: u32) -> Self {
+        Self::spawn(upstream, 0, page)
+    }
+
+    fn spawn(upstream: &str, every: u32, page: u32) -> Self {
         let addr = free_addr();
         let log = std::env::temp_dir().join(format!("fault-proxy-{}-{}", std::process::id(), addr.port()));
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fault_proxy.py");
@@ -30,6 +42,7 @@ impl FaultProxy {
             .arg(&script)
             .args([&addr.port().to_string(), upstream, &every.to_string()])
             .arg(&log)
+            .arg(page.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

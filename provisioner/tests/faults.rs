@@ -9,7 +9,7 @@ mod aws_account;
 
 use aws_account::{Account, Run, run, text};
 use serde_json::json;
-use test_support::FaultProxy;
+use test_support::{FaultProxy, validate_requests};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_apply_status_and_destroy_end_as_without_faults_when_a_fifth_of_requests_fail() {
@@ -114,4 +114,70 @@ async fn with_two_item_pages_a_stack_with_every_table_plans_clean_after_apply() 
     let tokens = ["\"nextToken\"", "\"NextToken\"", "NextToken=", "Marker="];
     let followed: Vec<&String> = bodies.iter().filter(|body| tokens.iter().any(|token| body.contains(token))).collect();
     assert!(!followed.is_empty(), "no page followed");
+}
+
+/// The check `.ci/run` runs over every request the AWS tests sent (see
+/// `services/test-support/validate_requests.py`) refuses what AWS would:
+/// a recording with a broken request of each protocol fails it, naming
+/// each fault; the same requests made right pass.
+#[test]
+fn the_model_check_refuses_requests_that_break_their_model() {
+    let dir = std::env::temp_dir().join(format!("model-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let auth = |service: &str| {
+        format!("AWS4-HMAC-SHA256 Credential=testing/20261207/us-east-1/{service}/aws4_request, SignedHeaders=host")
+    };
+    let request = |service: &str, target: Option<&str>, body: &str| {
+        let mut headers = json!({"Authorization": auth(service), "User-Agent": "aws-sdk-rust/1.3"});
+        if let Some(target) = target {
+            headers["X-Amz-Target"] = json!(target);
+        }
+        json!({"method": "POST", "url": "http://127.0.0.1/", "headers": headers, "body": body, "body_encoded": false})
+            .to_string()
+    };
+    let update = "AmazonEC2ContainerServiceV20141113.UpdateService";
+    let write = |name: &str, lines: &[String]| {
+        let path = dir.join(name);
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        path
+    };
+    let broken = write(
+        "broken",
+        &[
+            request(
+                "ecs",
+                Some(update),
+                r#"{"service": "game-server", "desiredCount": "four", "serviceRegistriez": []}"#,
+            ),
+            request("iam", None, "Action=CreateRole&Version=2010-05-08&AssumeRolePolicyDocument=%7B%7D"),
+            request(
+                "ec2",
+                None,
+                "Action=AuthorizeSecurityGroupIngress&Version=2016-11-15&GroupId=sg-1&IpPermissions.1.IpProtocol=tcp\
+             &IpPermissions.1.Bogus=1",
+            ),
+        ],
+    );
+    let (passed, printed) = validate_requests(&[broken]);
+    assert!(!passed, "{printed}");
+    for fault in ["desiredCount", "serviceRegistriez", "RoleName", "IpPermissions.1.Bogus", "3 violations"] {
+        assert!(printed.contains(fault), "{fault}: {printed}");
+    }
+    let right = write(
+        "right",
+        &[
+            request("ecs", Some(update), r#"{"service": "game-server", "desiredCount": 4}"#),
+            request("iam", None, "Action=CreateRole&Version=2010-05-08&RoleName=r&AssumeRolePolicyDocument=%7B%7D"),
+            request(
+                "ec2",
+                None,
+                "Action=AuthorizeSecurityGroupIngress&Version=2016-11-15&GroupId=sg-1&IpPermissions.1.IpProtocol=tcp\
+             &IpPermissions.1.FromPort=5000&IpPermissions.1.ToPort=5000",
+            ),
+        ],
+    );
+    let (passed, printed) = validate_requests(&[right]);
+    assert!(passed, "{printed}");
+    assert!(printed.contains("3 requests of 3 operations checked"), "{printed}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

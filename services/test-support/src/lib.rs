@@ -23,7 +23,7 @@ mod registry;
 pub use fault_proxy::FaultProxy;
 pub use grpcio::{GrpcioClient, GrpcioReport, GrpcioSummary};
 pub use locked_down::start_locked_down;
-pub use moto::MotoServer;
+pub use moto::{MotoServer, validate_requests};
 pub use redis::RedisServer;
 pub use registry::{Registry, run, tool};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};

@@ -147,6 +147,31 @@ impl Drop for MotoServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Kept for validate_requests.py when MOTO_RECORDINGS_DIR asks
+        // (`.ci/run` checks every request against AWS's models after the
+        // tests), else removed.
+        if let Some(dir) = std::env::var_os("MOTO_RECORDINGS_DIR")
+            && let Some(name) = self.recording.file_name()
+            && std::fs::create_dir_all(&dir).is_ok()
+            && std::fs::rename(&self.recording, std::path::Path::new(&dir).join(name)).is_ok()
+        {
+            return;
+        }
         let _ = std::fs::remove_file(&self.recording);
     }
+}
+
+/// Checks the requests of moto recordings against AWS's service models
+/// (`validate_requests.py` beside this crate): whether none breaks its
+/// model, and what the check printed.
+pub fn validate_requests(recordings: &[PathBuf]) -> (bool, String) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("validate_requests.py");
+    let output = Command::new(python())
+        .arg(&script)
+        .args(recordings)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {}: {error}", script.display()));
+    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), printed)
 }

@@ -1,0 +1,180 @@
+"""Checks every request our own clients sent to moto against AWS's service
+models (botocore's JSON models, the ones the official SDKs are generated
+from): unknown members, missing required members, wrong types, enum values,
+ranges and patterns, as botocore's ParamValidator judges them. moto accepts
+much that AWS refuses; this is what AWS would say.
+
+It reads moto recorder files (one JSON request per line: method, url,
+headers, body), skips the tests' own boto3 calls, decodes each request of
+the JSON, Query and EC2 protocols into the operation's parameters (walking
+the input shape, as botocore's serializers wrote them) and validates them.
+REST and CBOR requests are counted as not checked.
+
+usage: validate_requests.py RECORDING... ; exits 1 on any violation
+"""
+
+import base64
+import json
+import re
+import sys
+import urllib.parse
+
+import botocore.session
+from botocore.validate import ParamValidator
+
+SERVICES = {"elasticloadbalancing": "elbv2"}
+session = botocore.session.get_session()
+models = {}
+
+
+def model(signing_name):
+    service = SERVICES.get(signing_name, signing_name)
+    if service not in models:
+        models[service] = session.get_service_model(service)
+    return models[service]
+
+
+class Flat:
+    """The form fields of a Query or EC2 request, with the ones used marked."""
+
+    def __init__(self, fields):
+        self.fields = dict(fields)
+        self.used = set()
+
+    def has_prefix(self, prefix):
+        return any(key == prefix or key.startswith(prefix + ".") for key in self.fields)
+
+    def take(self, key):
+        self.used.add(key)
+        return self.fields[key]
+
+
+def scalar(shape, text):
+    kind = shape.type_name
+    if kind in ("integer", "long"):
+        try:
+            return int(text)
+        except ValueError:
+            return text
+    if kind in ("float", "double"):
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    if kind == "boolean":
+        return {"true": True, "false": False}.get(text, text)
+    return text
+
+
+def wire_name(member_name, shape, ec2):
+    if ec2:
+        name = shape.serialization.get("queryName") or shape.serialization.get("name") or member_name
+        return name[0].upper() + name[1:]
+    return shape.serialization.get("name", member_name)
+
+
+def decode(shape, prefix, flat, ec2):
+    """The value of `shape` at `prefix` in `flat`, or None when absent."""
+    kind = shape.type_name
+    if kind == "structure":
+        value = {}
+        for member_name, member in shape.members.items():
+            key = wire_name(member_name, member, ec2)
+            decoded = decode(member, f"{prefix}.{key}" if prefix else key, flat, ec2)
+            if decoded is not None:
+                value[member_name] = decoded
+        return value if value or (prefix and prefix in flat.fields) else (value if not prefix else None)
+    if kind == "list":
+        if prefix in flat.fields and flat.fields[prefix] == "":
+            flat.take(prefix)
+            return []
+        if ec2 or shape.serialization.get("flattened"):
+            list_prefix = prefix
+        else:
+            list_prefix = f"{prefix}.{shape.member.serialization.get('name', 'member')}"
+        items, index = [], 1
+        while flat.has_prefix(f"{list_prefix}.{index}"):
+            items.append(decode(shape.member, f"{list_prefix}.{index}", flat, ec2))
+            index += 1
+        return items if items else None
+    if kind == "map":
+        full = prefix if shape.serialization.get("flattened") else f"{prefix}.entry"
+        key_name = shape.key.serialization.get("name", "key")
+        value_name = shape.value.serialization.get("name", "value")
+        value, index = {}, 1
+        while flat.has_prefix(f"{full}.{index}"):
+            key = decode(shape.key, f"{full}.{index}.{key_name}", flat, ec2)
+            value[key] = decode(shape.value, f"{full}.{index}.{value_name}", flat, ec2)
+            index += 1
+        return value if value else None
+    if prefix in flat.fields:
+        return scalar(shape, flat.take(prefix))
+    return None
+
+
+def parameters(entry):
+    """(service, operation, params, unknown fields) of a recorded request,
+    or None when its protocol is not checked here."""
+    headers = {name.lower(): value for name, value in entry["headers"].items()}
+    scope = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", headers.get("authorization", ""))
+    if scope is None:
+        return None
+    body = entry.get("body") or ""
+    if entry.get("body_encoded"):
+        body = base64.b64decode(body).decode("utf-8", "replace")
+    service = model(scope.group(1))
+    protocol = service.metadata["protocol"]
+    target = headers.get("x-amz-target")
+    if target and body.startswith("{"):
+        operation = service.operation_model(target.rsplit(".", 1)[-1])
+        return service, operation, json.loads(body), []
+    if protocol in ("query", "ec2") and "Action=" in body:
+        fields = urllib.parse.parse_qsl(body, keep_blank_values=True)
+        flat = Flat(fields)
+        operation = service.operation_model(flat.take("Action"))
+        flat.take("Version")
+        params = {}
+        if operation.input_shape is not None:
+            params = decode(operation.input_shape, "", flat, protocol == "ec2") or {}
+        unknown = sorted(set(flat.fields) - flat.used)
+        return service, operation, params, unknown
+    return None
+
+
+def main(paths):
+    checked, skipped, violations = 0, 0, []
+    operations = set()
+    for path in paths:
+        with open(path) as recording:
+            for line in recording:
+                if not line.strip():
+                    continue
+                entry = json.loads(line)
+                agent = next((v for k, v in entry["headers"].items() if k.lower() == "user-agent"), "")
+                if "Boto3" in agent or "Botocore" in agent:
+                    continue
+                decoded = parameters(entry)
+                if decoded is None:
+                    skipped += 1
+                    continue
+                service, operation, params, unknown = decoded
+                checked += 1
+                operations.add(f"{service.service_name}.{operation.name}")
+                where = f"{path}: {service.service_name}.{operation.name}"
+                for field in unknown:
+                    violations.append(f"{where}: {field} is not a member of {operation.input_shape.name}")
+                if operation.input_shape is not None:
+                    report = ParamValidator().validate(params, operation.input_shape)
+                    if report.has_errors():
+                        violations.append(f"{where}: {report.generate_report()}")
+    for violation in violations:
+        print(violation)
+    print(
+        f"{checked} requests of {len(operations)} operations checked against botocore's models, "
+        f"{skipped} not checked (REST or CBOR), {len(violations)} violations"
+    )
+    return 1 if violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

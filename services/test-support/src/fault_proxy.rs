@@ -5,13 +5,12 @@
 //! retries and paging must survive, and moto never does.
 
 use std::{
-    net::{SocketAddr, TcpStream},
+    net::SocketAddr,
     path::PathBuf,
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
 };
 
-use crate::{START_DEADLINE, free_addr, moto::python};
+use crate::{free_addr, moto::python, wait_listening};
 
 /// A running fault proxy; stopped when dropped.
 pub struct FaultProxy {
@@ -49,14 +48,7 @@ impl FaultProxy {
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {}: {error}", script.display()));
         let mut proxy = Self { addr, child, log };
-        let started = Instant::now();
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Ok(Some(status)) = proxy.child.try_wait() {
-                panic!("fault_proxy.py exited at start: {status}");
-            }
-            assert!(started.elapsed() < START_DEADLINE, "fault_proxy.py did not listen on {addr}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_listening(&mut proxy.child, addr, "fault_proxy.py");
         proxy
     }
 

@@ -100,6 +100,19 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     path
 }
 
+/// Waits until `child`, started as `what`, accepts connections on `addr`;
+/// panics if it exits first or takes longer than [`START_DEADLINE`].
+pub(crate) fn wait_listening(child: &mut std::process::Child, addr: SocketAddr, what: &str) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited at start: {status}");
+        }
+        assert!(started.elapsed() < START_DEADLINE, "{what} did not listen on {addr} within {START_DEADLINE:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A command for `program` with the test's environment, except the
 /// variables the services read, so that a developer's shell settings
 /// cannot change a test.

@@ -5,13 +5,12 @@
 //! nothing else.
 
 use std::{
-    net::{SocketAddr, TcpStream},
+    net::SocketAddr,
     path::PathBuf,
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
 };
 
-use crate::{START_DEADLINE, find_executable, free_addr};
+use crate::{find_executable, free_addr, wait_listening};
 
 /// A running moto server owned by a test; stopped when dropped. It records
 /// every request it gets (moto's recorder, into a file of its own), so a
@@ -55,17 +54,7 @@ impl MotoServer {
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {} {}: {error}", python.display(), launcher.display()));
         let mut server = Self { addr, child, recording };
-        let started = Instant::now();
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("moto_server exited at start: {status}");
-            }
-            assert!(
-                started.elapsed() < START_DEADLINE,
-                "moto_server did not listen on {addr} within {START_DEADLINE:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_listening(&mut server.child, addr, "moto_server");
         server
     }
 

@@ -3,13 +3,12 @@
 //! in a directory of its own, one per test; stopped when dropped.
 
 use std::{
-    net::{SocketAddr, TcpStream},
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
-    time::{Duration, Instant},
 };
 
-use crate::{START_DEADLINE, find_executable, free_addr};
+use crate::{find_executable, free_addr, wait_listening};
 
 /// A running registry owned by a test.
 pub struct Registry {
@@ -44,17 +43,7 @@ impl Registry {
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
         let mut registry = Self { addr, child, dir };
-        let started = Instant::now();
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Ok(Some(status)) = registry.child.try_wait() {
-                panic!("docker-registry exited at start: {status}");
-            }
-            assert!(
-                started.elapsed() < START_DEADLINE,
-                "docker-registry did not listen on {addr} within {START_DEADLINE:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_listening(&mut registry.child, addr, "docker-registry");
         registry
     }
 

@@ -151,6 +151,23 @@ fn build_role(deploys: Deploys) -> (Value, Value, Names) {
     (super::policy::build(&stack, &live, &bucket), boundary::delivery(&names, &live), names)
 }
 
+#[test]
+fn the_build_policy_of_a_stack_with_everything_fits_in_an_inline_policy() {
+    let (mut stack, mut live) = everything(Deploys::Stack);
+    // The committed app name and a long region: every ARN carries both.
+    stack.app = "grpc-fargate".into();
+    live.region = "ap-southeast-2".into();
+    let bucket = Names::new(&stack.app).artifact_bucket(&live.account, &live.region);
+    let policy = super::policy::build(&stack, &live, &bucket);
+    let sids: Vec<&str> = policy["Statement"].as_array().unwrap().iter().filter_map(|s| s["Sid"].as_str()).collect();
+    for sid in ["TargetTrackingAlarms", "Stores", "Ingress", "TheStacksManagedPolicies", "TaskRolePolicies"] {
+        assert!(sids.contains(&sid), "{sid}: {sids:?}");
+    }
+    // IAM's limit on a role's inline policies, whitespace not counted.
+    let size = boundary::characters(&policy);
+    assert!(size < 10_240, "{size} characters");
+}
+
 const ACCOUNT: &str = "123456789012";
 
 fn role(name: &str) -> String {

@@ -380,37 +380,3 @@ pub fn pipeline(names: &Names, live: &Live, bucket: &str, connection_arn: &str) 
         ]
     })
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clients::ec2::Vpc;
-
-    #[test]
-    fn the_build_policy_of_a_stack_with_everything_fits_in_an_inline_policy() {
-        let stack =
-            stack_spec::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../stack.toml"))).unwrap();
-        let mut stack = stack.clone();
-        let everything = "[service.autoscaling]\nmin = 1\nmax = 4\ncpu_percent = 50\n\
-                          [service.ingress]\ncertificate_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/0f1e\"\n";
-        let text = format!(
-            "[[service]]\nname = \"svc\"\n{everything}\n[service.aws]\ntask_role_policies = [\"arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess\"]\n\
-             [pipeline]\nrepository = \"org/shop\"\nconnection_arn = \"arn:aws:codeconnections:us-east-1:123456789012:connection/0f1e\"\n\
-             deploys = \"stack\"\n"
-        );
-        let extra = stack_spec::parse(&text, "x.toml").unwrap();
-        stack.services.extend(extra.services);
-        stack.pipeline = extra.pipeline;
-        let vpc = Vpc { id: "vpc-0123456789abcdef0".into(), cidr: "10.0.0.0/16".into() };
-        let live = Live::new("123456789012".into(), "ap-southeast-2".into(), &vpc, Default::default());
-        let policy = build(&stack, &live, "grpc-fargate-pipeline-123456789012-ap-southeast-2");
-        let sids: Vec<&str> =
-            policy["Statement"].as_array().unwrap().iter().filter_map(|s| s["Sid"].as_str()).collect();
-        for sid in ["TargetTrackingAlarms", "Stores", "Ingress", "TheStacksManagedPolicies", "TaskRolePolicies"] {
-            assert!(sids.contains(&sid), "{sid}: {sids:?}");
-        }
-        // IAM's limit on a role's inline policies, whitespace not counted.
-        let size = crate::kinds::boundary::characters(&policy);
-        assert!(size < 10_240, "{size} characters");
-    }
-}

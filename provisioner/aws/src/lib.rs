@@ -12,14 +12,16 @@
 //!   state, the account read, names, limits, apply, image pinning, one
 //!   polling helper, the rollout wait and its watch.
 //! - `kinds/`: one module per resource kind (spec, read-back, diff,
-//!   create/update/delete, status, limits) and the table of kinds
-//!   (`kinds::KINDS`). Kinds use the engine and the clients, never a verb.
+//!   create/update/delete, status, limits; the roles and their permissions
+//!   boundaries among them) and the table of kinds (`kinds::KINDS`). Kinds
+//!   use the engine and the clients, never a verb.
 //! - `clients/`: the client registry (`Clients`), the shared error type,
 //!   one module per AWS service wrapping its SDK client in the shapes the
 //!   kinds compare, and EC2's client of our own (its SDK crate alone is most
 //!   of a build) over a SigV4-signed Query transport.
 //! - `images/`: what goes into a service's image and the builders that
-//!   make and push it (Docker's today).
+//!   make and push it (our own OCI builder, pushing with ECR's calls or
+//!   to any registry, and Docker's).
 
 pub mod verbs;
 

@@ -1,6 +1,8 @@
 //! What every integration test in the workspace needs: free loopback ports,
 //! workspace binaries started as real processes (and always reaped), and
-//! waiting until a server reports SERVING.
+//! waiting until a server reports SERVING; and the outside components the
+//! AWS and image tests run against (moto, a registry, a fault proxy, the
+//! model check of recorded requests).
 //!
 //! Everything here stays on 127.0.0.0/8: tests never reach another host.
 

@@ -12,7 +12,7 @@ use std::{
     process::Stdio,
 };
 
-use aws_account::{APP, Account, json, list, run, text};
+use aws_account::{APP, Account, Run, json, list, run, text};
 use aws_sdk_ecs::types::{ClusterField, TaskDefinitionField, TaskDefinitionStatus};
 use serde_json::json;
 
@@ -1116,4 +1116,106 @@ async fn a_count_alone_updates_a_service_without_a_deployment_and_a_new_registry
     assert!(text(&registries[0]["registryArn"]).contains(":service/srv-"), "{}", updates[0]);
     assert!(updates[0].get("taskDefinition").is_none(), "the revision did not change: {}", updates[0]);
     assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &more).code, 0);
+}
+
+/// `[aws.tags]` go on every resource beside the two ownership tags. A tag
+/// added, changed or removed by hand shows in plan as a `tags` change of
+/// exactly that resource, and apply puts the stack's set back with the
+/// service's own tag calls; changing the stack's tags retags every kind
+/// that has tags, each through its own API (checked against botocore's
+/// models by `.ci/run`), and leaves plan clean.
+#[tokio::test(flavor = "multi_thread")]
+async fn tag_drift_is_planned_as_exactly_that_and_put_back_by_each_services_tag_calls() {
+    const FIRST_SERVICE: &str = "\n[[service]]\nname = \"game-server\"";
+    let account = Account::new().await;
+    let tagged = |tags: &str| format!("\n[aws.tags]\n{tags}\n{FIRST_SERVICE}");
+    let stack = account.write_stack_with_every_table(&[(FIRST_SERVICE, &tagged("team = \"games\""))]);
+    let apply = account.provision(&["apply", "--yes", "--no-wait"], &stack);
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let cluster = account.moto.boto3("ecs", "describe_clusters", json!({"clusters": ["shop"], "include": ["TAGS"]}));
+    let cluster_arn = text(&cluster["clusters"][0]["clusterArn"]);
+    let tags_of_cluster = || {
+        let tags = account.moto.boto3("ecs", "list_tags_for_resource", json!({"resourceArn": cluster_arn}));
+        list(&tags["tags"]).iter().map(|tag| (text(&tag["key"]), text(&tag["value"]))).collect::<BTreeMap<_, _>>()
+    };
+    assert_eq!(tags_of_cluster().get("team").map(String::as_str), Some("games"));
+
+    // By hand: a tag added to the cluster, one removed from a log group,
+    // one changed on the tasks' security group.
+    account.moto.boto3(
+        "ecs",
+        "tag_resource",
+        json!({"resourceArn": cluster_arn, "tags": [{"key": "rogue", "value": "1"}]}),
+    );
+    let log_group = "arn:aws:logs:us-east-1:123456789012:log-group:/ecs/shop/game-server";
+    account.moto.boto3("logs", "untag_resource", json!({"resourceArn": log_group, "tagKeys": ["team"]}));
+    let group = text(&account.security_groups_named("shop-tasks").await[0]["GroupId"]);
+    account.ec2("create_tags", json!({"Resources": [group], "Tags": [{"Key": "team", "Value": "web"}]}));
+
+    let changed = |run: &Run| -> BTreeMap<(String, String), Vec<String>> {
+        assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+        let plan = json(run);
+        list(&plan["steps"])
+            .iter()
+            .filter(|step| step["action"] != "unchanged")
+            .map(|step| {
+                let fields = list(&step["changes"]).iter().map(|change| text(&change["field"])).collect();
+                ((text(&step["kind"]), text(&step["name"])), fields)
+            })
+            .collect()
+    };
+    let drifted = changed(&account.provision(&["plan", "--output", "json", "--detailed-exitcode"], &stack));
+    let tags_only = vec!["tags".to_owned()];
+    let expected = BTreeMap::from([
+        (("cluster".to_owned(), "shop".to_owned()), tags_only.clone()),
+        (("log-group".to_owned(), "/ecs/shop/game-server".to_owned()), tags_only.clone()),
+        (("security-group".to_owned(), "shop-tasks".to_owned()), tags_only.clone()),
+    ]);
+    assert_eq!(drifted, expected);
+    let plan = account.provision(&["plan"], &stack);
+    assert!(
+        plan.stdout.contains(
+            "tags: app=shop managed-by=provision rogue=1 team=games -> app=shop managed-by=provision team=games"
+        ),
+        "{}",
+        plan.stdout
+    );
+    let apply = account.provision(&["apply", "--yes", "--no-wait"], &stack);
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    assert!(apply.stdout.contains("retagged ecs cluster shop"), "{}", apply.stdout);
+    assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &stack).code, 0);
+    assert_eq!(tags_of_cluster().get("rogue"), None);
+
+    // The stack's tags change: every kind with tags is retagged.
+    let stack = account.write_stack_with_every_table(&[(FIRST_SERVICE, &tagged("team = \"web\"\ncost = \"42\""))]);
+    let retagged = changed(&account.provision(&["plan", "--output", "json", "--detailed-exitcode"], &stack));
+    assert!(retagged.values().all(|fields| *fields == tags_only), "{retagged:#?}");
+    let kinds: std::collections::BTreeSet<&str> = retagged.keys().map(|(kind, _)| kind.as_str()).collect();
+    let every = [
+        "artifact-bucket",
+        "boundary",
+        "cache-subnet-group",
+        "cluster",
+        "discovery-service",
+        "ingress-security-group",
+        "load-balancer",
+        "log-group",
+        "namespace",
+        "pipeline",
+        "repository",
+        "role",
+        "security-group",
+        "service",
+        "store",
+        "store-secret",
+        "store-security-group",
+        "target-group",
+    ];
+    assert_eq!(kinds, every.into_iter().collect(), "{retagged:#?}");
+    let apply = account.provision(&["apply", "--yes", "--no-wait"], &stack);
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let clean = account.provision(&["plan", "--detailed-exitcode"], &stack);
+    assert_eq!(clean.code, 0, "{}\n{}", clean.stdout, clean.stderr);
+    let tags = tags_of_cluster();
+    assert_eq!((tags.get("team").map(String::as_str), tags.get("cost").map(String::as_str)), (Some("web"), Some("42")));
 }

@@ -7,7 +7,7 @@
 
 mod aws_account;
 
-use aws_account::{Account, Run, run, text};
+use aws_account::{Account, Run, run};
 use serde_json::json;
 use test_support::{FaultProxy, validate_requests};
 
@@ -62,40 +62,8 @@ async fn plan_apply_status_and_destroy_end_as_without_faults_when_a_fifth_of_req
 #[tokio::test(flavor = "multi_thread")]
 async fn with_two_item_pages_a_stack_with_every_table_plans_clean_after_apply() {
     let account = Account::new().await;
-    account.route_to_the_internet();
     let proxy = FaultProxy::paging(&account.moto.url(), 2);
-    let certificate = account.moto.boto3("acm", "request_certificate", json!({"DomainName": "game.example.com"}));
-    let exposed = format!(
-        "depends_on = [\"ranking\"]\n\n[service.ingress]\ncertificate_arn = \"{}\"\n\n\
-         [service.autoscaling]\nmin = 1\nmax = 3\ncpu_percent = 50\n",
-        text(&certificate["CertificateArn"])
-    );
-    let pipeline = "log_retention_days = 14\n\n[pipeline]\nrepository = \"my-org/shop\"\nconnection_arn = \
-                    \"arn:aws:codeconnections:us-east-1:123456789012:connection/0f1e2d3c\"\n";
-    let store = "\n[service.stores]\nRANKING_STORE = \"board\"\n\n[[store]]\nname = \"board\"\n";
-    // Three managed policies on a task role: more than a page of two.
-    let policies: Vec<String> = ["read", "write", "list"]
-        .iter()
-        .map(|name| {
-            let document = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": format!("s3:{name}*"), "Resource": "*"}]});
-            let made = account.moto.boto3(
-                "iam",
-                "create_policy",
-                json!({"PolicyName": format!("shop-{name}"), "PolicyDocument": document.to_string()}),
-            );
-            format!("{:?}", text(&made["Policy"]["Arn"]))
-        })
-        .collect();
-    let attached = format!("stop_timeout_secs = 60\ntask_role_policies = [{}]", policies.join(", "));
-    let stack = account.write_stack(&[
-        ("log_retention_days = 14\n", pipeline),
-        ("depends_on = [\"ranking\"]\n", &exposed),
-        ("stop_timeout_secs = 60", &attached),
-        (
-            "secrets = { RANKING_STORE = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:ranking-store\" }\n",
-            store,
-        ),
-    ]);
+    let stack = account.write_stack_with_every_table(&[]);
     let through = |args: &[&str]| -> Run {
         let mut command = account.command(args, &stack);
         command.env("AWS_ENDPOINT_URL", proxy.url());

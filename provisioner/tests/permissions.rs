@@ -230,6 +230,9 @@ const JUSTIFIED: &[&str] = &[
     // ModifyListener on an application load balancer's listener, which
     // parliament's data knows for network load balancers only.
     "shop-build Ingress RESOURCE_MISMATCH",
+    // Cloud Map's tag calls on the app's namespace and services, which
+    // parliament's data knows on no resource.
+    "shop-build TheAppsDiscoveryTags RESOURCE_MISMATCH",
     // Trust policies name a principal and no resource: parliament reads
     // every policy as an identity policy and calls that malformed.
     "shop-build trust statement0 MALFORMED",

@@ -32,7 +32,16 @@ pub struct AwsStack {
     /// binary is added to it as one layer. Pinned by digest by default, so
     /// that a build today and one next month give the same image.
     pub base_image: String,
+    /// Tags every resource gets besides the two that mark it as this app's
+    /// (`[aws.tags]`), e.g. for cost allocation. Plan compares them like any
+    /// field: a tag added or removed by hand shows as drift and apply puts
+    /// the stack's set back.
+    pub tags: BTreeMap<String, String>,
 }
+
+/// Most tags an AWS resource takes (IAM's and most services' limit), of
+/// which the two ownership tags are always two.
+pub const MAX_TAGS: usize = 50;
 
 /// The base of the services' images when `[aws] base_image` is not set:
 /// distroless's C runtime (glibc, libgcc, CA certificates, a `nonroot`
@@ -120,6 +129,8 @@ pub(super) struct RawAws {
     #[serde(default)]
     allow_from: Vec<Spanned<String>>,
     base_image: Option<Spanned<String>>,
+    #[serde(default)]
+    tags: BTreeMap<Spanned<String>, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -262,6 +273,7 @@ pub(super) fn parse_aws(raw: Option<&Spanned<RawAws>>, app: &str, error: &Locate
             ));
         }
     };
+    let tags = parse_tags(&aws.tags, error)?;
     Ok(AwsStack {
         region,
         vpc,
@@ -271,7 +283,49 @@ pub(super) fn parse_aws(raw: Option<&Spanned<RawAws>>, app: &str, error: &Locate
         log_retention_days,
         allow_from,
         base_image,
+        tags,
     })
+}
+
+/// `[aws.tags]`, checked against the rules every service the stack uses
+/// shares: keys of 1-128 and values of 0-256 characters from AWS's tag
+/// alphabet, no `aws:` prefix, not the two ownership tags, at most
+/// [`MAX_TAGS`] in all.
+fn parse_tags(
+    raw: &BTreeMap<Spanned<String>, Spanned<String>>,
+    error: &Locate<'_>,
+) -> Result<BTreeMap<String, String>, SpecError> {
+    const RESERVED: [&str; 2] = ["app", "managed-by"];
+    let allowed = |text: &str| text.chars().all(|c| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c));
+    if raw.len() > MAX_TAGS - RESERVED.len() {
+        let first = raw.keys().next().map(Spanned::span);
+        return Err(error(
+            first,
+            format!("aws.tags: {} tags, but AWS takes at most {} besides app and managed-by", raw.len(), MAX_TAGS - 2),
+        ));
+    }
+    let mut tags = BTreeMap::new();
+    for (key, value) in raw {
+        let (name, text) = (key.get_ref(), value.get_ref());
+        let problem = if RESERVED.contains(&name.as_str()) {
+            Some(format!("aws.tags: {name:?} is set by provision itself (it marks the resources as this app's)"))
+        } else if name.to_ascii_lowercase().starts_with("aws:") {
+            Some(format!("aws.tags: {name:?}: keys starting with aws: are reserved for AWS"))
+        } else if name.is_empty() || name.chars().count() > 128 || !allowed(name) {
+            Some(format!("aws.tags: key {name:?} must be 1-128 letters, digits, spaces or _ . : / = + - @"))
+        } else if text.chars().count() > 256 || !allowed(text) {
+            Some(format!(
+                "aws.tags.{name}: value {text:?} must be at most 256 letters, digits, spaces or _ . : / = + - @"
+            ))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(error(Some(key.span()), problem));
+        }
+        tags.insert(name.clone(), text.clone());
+    }
+    Ok(tags)
 }
 
 /// Whether `text` reads as an image reference: no spaces, a repository,

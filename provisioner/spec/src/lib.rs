@@ -403,6 +403,25 @@ mod tests {
             error_of(&service("task_role_policies = [\"AmazonS3ReadOnlyAccess\"]"))
                 .starts_with("stack.toml:4: service \"svc\": aws.task_role_policies: \"AmazonS3ReadOnlyAccess\"")
         );
+        let tagged = "[aws.tags]\nteam = \"games\"\n\"cost:center\" = \"42\"\n[[service]]\nname = \"svc\"\n";
+        assert_eq!(
+            parse(tagged, "stack.toml").unwrap().aws.tags,
+            BTreeMap::from([("team".to_owned(), "games".to_owned()), ("cost:center".to_owned(), "42".to_owned())])
+        );
+        assert_eq!(
+            error_of("[aws.tags]\nteam = \"games\"\napp = \"other\"\n[[service]]\nname = \"svc\"\n"),
+            "stack.toml:3: aws.tags: \"app\" is set by provision itself (it marks the resources as this app's)"
+        );
+        assert!(
+            error_of("[aws.tags]\n\"aws:x\" = \"1\"\n[[service]]\nname = \"svc\"\n")
+                .starts_with("stack.toml:2: aws.tags: \"aws:x\": keys starting with aws: are reserved")
+        );
+        assert!(
+            error_of("[aws.tags]\nteam = \"a,b\"\n[[service]]\nname = \"svc\"\n")
+                .starts_with("stack.toml:2: aws.tags.team: value \"a,b\" must be")
+        );
+        let many: String = (0..49).map(|i| format!("t{i} = \"v\"\n")).collect();
+        assert!(error_of(&format!("[aws.tags]\n{many}[[service]]\nname = \"svc\"\n")).contains("49 tags"));
         let granted = service("task_role_policies = [\"arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess\"]");
         assert_eq!(
             parse(&granted, "stack.toml").unwrap().services[0].aws.task_role_policies,

@@ -28,6 +28,8 @@ pub struct Account {
     pub dir: PathBuf,
     pub vpc: String,
     pub subnets: Vec<String>,
+    /// The edits that give the stack every table, made once per account.
+    every_table: std::sync::OnceLock<Vec<(String, String)>>,
 }
 
 /// What one run of `provision` did.
@@ -68,7 +70,7 @@ impl Account {
             moto.url().replace([':', '/', '.'], "")
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        Self { moto, config, dir, vpc, subnets }
+        Self { moto, config, dir, vpc, subnets, every_table: std::sync::OnceLock::new() }
     }
 
     /// Writes the stack file (the shape of the committed one, in our VPC),
@@ -82,6 +84,56 @@ impl Account {
         let path = self.dir.join("stack.toml");
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    /// Writes a stack with every optional table (an ingress and
+    /// autoscaling on game-server, a store for ranking, a pipeline) and a
+    /// task role with three managed policies, after `edits`; routes the
+    /// VPC to the internet for the load balancer (once).
+    pub fn write_stack_with_every_table(&self, edits: &[(&str, &str)]) -> PathBuf {
+        let every = self.every_table.get_or_init(|| self.every_table_edits());
+        let mut all: Vec<(&str, &str)> = every.iter().map(|(from, to)| (from.as_str(), to.as_str())).collect();
+        all.extend_from_slice(edits);
+        self.write_stack(&all)
+    }
+
+    fn every_table_edits(&self) -> Vec<(String, String)> {
+        self.route_to_the_internet();
+        let certificate = self.moto.boto3("acm", "request_certificate", json!({"DomainName": "game.example.com"}));
+        let exposed = format!(
+            "depends_on = [\"ranking\"]\n\n[service.ingress]\ncertificate_arn = \"{}\"\n\n\
+             [service.autoscaling]\nmin = 1\nmax = 3\ncpu_percent = 50\n",
+            text(&certificate["CertificateArn"])
+        );
+        let pipeline = "log_retention_days = 14\n\n[pipeline]\nrepository = \"my-org/shop\"\nconnection_arn = \
+                        \"arn:aws:codeconnections:us-east-1:123456789012:connection/0f1e2d3c\"\n";
+        let store = "\n[service.stores]\nRANKING_STORE = \"board\"\n\n[[store]]\nname = \"board\"\n";
+        // Three managed policies on a task role: more than a page of two.
+        let policies: Vec<String> = ["read", "write", "list"]
+            .iter()
+            .map(|name| {
+                let statement = json!({"Effect": "Allow", "Action": format!("s3:{name}*"), "Resource": "*"});
+                let document = json!({"Version": "2012-10-17", "Statement": [statement]});
+                let made = self.moto.boto3(
+                    "iam",
+                    "create_policy",
+                    json!({"PolicyName": format!("shop-{name}"), "PolicyDocument": document.to_string()}),
+                );
+                format!("{:?}", text(&made["Policy"]["Arn"]))
+            })
+            .collect();
+        let attached = format!("stop_timeout_secs = 60\ntask_role_policies = [{}]", policies.join(", "));
+        let secret =
+            "secrets = { RANKING_STORE = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:ranking-store\" }\n";
+        [
+            ("log_retention_days = 14\n", pipeline),
+            ("depends_on = [\"ranking\"]\n", exposed.as_str()),
+            ("stop_timeout_secs = 60", attached.as_str()),
+            (secret, store),
+        ]
+        .into_iter()
+        .map(|(from, to)| (from.to_owned(), to.to_owned()))
+        .collect()
     }
 
     pub fn command(&self, args: &[&str], stack: &Path) -> Command {

@@ -108,16 +108,36 @@ impl CodePipeline {
         Ok(())
     }
 
-    /// `ListTagsForResource`.
+    /// `ListTagsForResource`, every page.
     pub async fn tags(&self, arn: &str, resource: &str) -> Result<Vec<(String, String)>, AwsError> {
-        let answer = self
-            .client
-            .list_tags_for_resource()
-            .resource_arn(arn)
-            .send()
-            .await
-            .map_err(|error| classify(error, "codepipeline:ListTagsForResource", resource))?;
-        Ok(answer.tags().iter().map(|tag| (tag.key().to_owned(), tag.value().to_owned())).collect())
+        let mut tags = Vec::new();
+        let mut pages = self.client.list_tags_for_resource().resource_arn(arn).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|error| classify(error, "codepipeline:ListTagsForResource", resource))?;
+            tags.extend(page.tags().iter().map(|tag| (tag.key().to_owned(), tag.value().to_owned())));
+        }
+        Ok(tags)
+    }
+
+    /// `TagResource` with `set`, `UntagResource` with `remove`.
+    pub async fn retag(&self, arn: &str, set: &crate::engine::names::Tags, remove: &[String]) -> Result<(), AwsError> {
+        let resource = format!("pipeline {arn}");
+        if !set.is_empty() {
+            let invalid = AwsError::unsent("codepipeline:TagResource", &resource);
+            let tags = set
+                .iter()
+                .map(|(key, value)| aws_sdk_codepipeline::types::Tag::builder().key(key).value(value).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(&invalid)?;
+            let answer = self.client.tag_resource().resource_arn(arn).set_tags(Some(tags)).send().await;
+            answer.map_err(|error| classify(error, "codepipeline:TagResource", &resource))?;
+        }
+        if !remove.is_empty() {
+            let answer =
+                self.client.untag_resource().resource_arn(arn).set_tag_keys(Some(remove.to_vec())).send().await;
+            answer.map_err(|error| classify(error, "codepipeline:UntagResource", &resource))?;
+        }
+        Ok(())
     }
 
     /// `StartPipelineExecution`: the new execution's id.

@@ -229,6 +229,24 @@ impl Ec2 {
         self.call("RevokeSecurityGroupIngress", &params, resource).await.map(drop)
     }
 
+    /// `ec2:CreateTags` on one resource: sets `tags`, keeping the others.
+    pub async fn create_tags(&self, resource_id: &str, tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
+        let mut params = vec![("ResourceId.1".to_owned(), resource_id.to_owned())];
+        for (index, (key, value)) in tags.iter().enumerate() {
+            params.push((format!("Tag.{}.Key", index + 1), key.clone()));
+            params.push((format!("Tag.{}.Value", index + 1), value.clone()));
+        }
+        self.call("CreateTags", &params, resource_id).await.map(drop)
+    }
+
+    /// `ec2:DeleteTags` on one resource: removes the tags with these keys,
+    /// whatever their values.
+    pub async fn delete_tags(&self, resource_id: &str, keys: &[String]) -> Result<(), AwsError> {
+        let mut params = vec![("ResourceId.1".to_owned(), resource_id.to_owned())];
+        params.extend(keys.iter().enumerate().map(|(index, key)| (format!("Tag.{}.Key", index + 1), key.clone())));
+        self.call("DeleteTags", &params, resource_id).await.map(drop)
+    }
+
     /// `ec2:DeleteSecurityGroup`.
     pub async fn delete_security_group(&self, group_id: &str) -> Result<(), AwsError> {
         self.call("DeleteSecurityGroup", &[("GroupId".to_owned(), group_id.to_owned())], group_id).await.map(drop)

@@ -6,6 +6,27 @@ use aws_sdk_ecs::types::DesiredStatus;
 
 use super::{Clients, error::explain};
 
+/// Puts an ECS resource's tags (a cluster's, a service's, a task
+/// definition's) back to `set` less `remove`.
+pub async fn retag(
+    clients: &Clients,
+    arn: &str,
+    set: &crate::engine::names::Tags,
+    remove: &[String],
+) -> anyhow::Result<()> {
+    use aws_sdk_ecs::types::Tag;
+    if !set.is_empty() {
+        let tags = set.iter().map(|(key, value)| Tag::builder().key(key).value(value).build()).collect();
+        let answer = clients.ecs.tag_resource().resource_arn(arn).set_tags(Some(tags)).send().await;
+        answer.map_err(|error| explain(error, "ecs:TagResource", arn))?;
+    }
+    if !remove.is_empty() {
+        let answer = clients.ecs.untag_resource().resource_arn(arn).set_tag_keys(Some(remove.to_vec())).send().await;
+        answer.map_err(|error| explain(error, "ecs:UntagResource", arn))?;
+    }
+    Ok(())
+}
+
 /// The id of the PRIMARY deployment in an answer of CreateService or
 /// UpdateService.
 pub fn primary_deployment(service: Option<&aws_sdk_ecs::types::Service>) -> Option<String> {

@@ -372,6 +372,26 @@ impl Elbv2 {
             .collect())
     }
 
+    /// `AddTags` with `set`, `RemoveTags` with `remove`, on one resource.
+    pub async fn retag(
+        &self,
+        arn: &str,
+        set: &BTreeMap<String, String>,
+        remove: &[String],
+        resource: &str,
+    ) -> Result<(), AwsError> {
+        if !set.is_empty() {
+            let pairs: Vec<(String, String)> = set.clone().into_iter().collect();
+            let answer = self.client.add_tags().resource_arns(arn).set_tags(Some(tags(&pairs))).send().await;
+            answer.map_err(|error| classify(error, "elasticloadbalancing:AddTags", resource))?;
+        }
+        if !remove.is_empty() {
+            let answer = self.client.remove_tags().resource_arns(arn).set_tag_keys(Some(remove.to_vec())).send().await;
+            answer.map_err(|error| classify(error, "elasticloadbalancing:RemoveTags", resource))?;
+        }
+        Ok(())
+    }
+
     /// `DescribeTargetHealth` of every target of a group.
     pub async fn target_health(&self, arn: &str, resource: &str) -> Result<Vec<TargetHealth>, AwsError> {
         let answer = self

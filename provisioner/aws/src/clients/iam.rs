@@ -13,6 +13,53 @@ pub struct ManagedPolicy {
     pub document: Value,
 }
 
+/// Puts an IAM role's or managed policy's tags back to `set` less
+/// `remove` (`TagRole`/`UntagRole`, `TagPolicy`/`UntagPolicy`).
+pub async fn retag(
+    iam: &aws_sdk_iam::Client,
+    target: Taggable<'_>,
+    set: &crate::engine::names::Tags,
+    remove: &[String],
+) -> anyhow::Result<()> {
+    use aws_sdk_iam::types::Tag;
+    let tags =
+        set.iter().map(|(key, value)| Tag::builder().key(key).value(value).build()).collect::<Result<Vec<_>, _>>()?;
+    match target {
+        Taggable::Role(name) => {
+            let what = format!("IAM role {name}");
+            if !tags.is_empty() {
+                let answer = iam.tag_role().role_name(name).set_tags(Some(tags)).send().await;
+                answer.map_err(|error| explain(error, "iam:TagRole", &what))?;
+            }
+            if !remove.is_empty() {
+                let answer = iam.untag_role().role_name(name).set_tag_keys(Some(remove.to_vec())).send().await;
+                answer.map_err(|error| explain(error, "iam:UntagRole", &what))?;
+            }
+        }
+        Taggable::Policy(arn) => {
+            let what = format!("IAM policy {arn}");
+            if !tags.is_empty() {
+                let answer = iam.tag_policy().policy_arn(arn).set_tags(Some(tags)).send().await;
+                answer.map_err(|error| explain(error, "iam:TagPolicy", &what))?;
+            }
+            if !remove.is_empty() {
+                let answer = iam.untag_policy().policy_arn(arn).set_tag_keys(Some(remove.to_vec())).send().await;
+                answer.map_err(|error| explain(error, "iam:UntagPolicy", &what))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What [`retag`] tags: IAM has a pair of calls per kind of resource.
+#[derive(Debug, Clone, Copy)]
+pub enum Taggable<'a> {
+    /// A role, by name.
+    Role(&'a str),
+    /// A managed policy, by ARN.
+    Policy(&'a str),
+}
+
 /// A policy document as IAM returns it (URL-encoded JSON); `what` names it
 /// in the error.
 pub fn decode_document(text: &str, what: &str) -> anyhow::Result<Value> {

@@ -18,7 +18,7 @@ use stack_spec::{Stack, aws::Subnets};
 
 /// Reads the account for `stack`: its facts, then every kind.
 pub async fn read(graph: Graph, clients: &Clients, stack: &Stack) -> anyhow::Result<Live> {
-    let names = Names::new(&stack.app);
+    let names = Names::of(stack);
     let account = clients.account().await?;
     let vpc = find_vpc(clients, &stack.aws.vpc).await?;
     let subnets = find_subnets(clients, &vpc.id, &stack.aws.subnets).await?;

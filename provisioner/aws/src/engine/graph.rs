@@ -10,8 +10,9 @@ use std::{collections::BTreeMap, marker::PhantomData};
 use futures_util::future::{BoxFuture, try_join_all};
 
 use crate::engine::{
-    plan::{Action, Plan, Steps},
-    resource::{ApplyCx, Cx, DestroyOptions, Found, Kind, Output},
+    names::{Names, Tags, is_aws_tag, tag_changes},
+    plan::{Action, FieldChange, Plan, Steps, TAGS_FIELD},
+    resource::{ApplyCx, Cx, DestroyOptions, Found, Kind, Output, render},
     state::{Desired, Live},
 };
 use stack_spec::Stack;
@@ -111,6 +112,7 @@ impl Graph {
     /// Every kind's desired state.
     pub fn desired(self, stack: &Stack, live: &Live) -> Desired {
         let mut desired = Desired::default();
+        desired.tags = Names::of(stack).tag_map();
         for node in self.0 {
             node.kind.desire(stack, live, &mut desired);
         }
@@ -153,6 +155,29 @@ pub trait AnyKind: Sync {
     fn retire<'a>(&'a self, cx: Cx<'a>, live: &'a Live, plan: &'a Plan) -> BoxFuture<'a, anyhow::Result<()>>;
     /// The kind's part of `provision status`.
     fn status<'a>(&'a self, cx: Cx<'a>, live: &'a Live, out: &'a mut String) -> BoxFuture<'a, anyhow::Result<bool>>;
+}
+
+/// The tags a resource of kind `K` should carry.
+fn wanted_tags<K: Kind>(desired: &Desired, want: &K::Spec) -> Tags {
+    let mut tags = desired.tags.clone();
+    tags.extend(K::own_tags(want));
+    tags
+}
+
+fn clone_pair((key, value): (&String, &String)) -> (String, String) {
+    (key.clone(), value.clone())
+}
+
+/// The step a kind's apply is handed (a tags-only update is no update of
+/// its own fields), and whether the resource's tags are to be put back.
+fn without_tags(action: &Action) -> (Action, bool) {
+    match action {
+        Action::Update { changes } if changes.iter().any(|change| change.field == TAGS_FIELD) => {
+            let rest: Vec<FieldChange> = changes.iter().filter(|change| change.field != TAGS_FIELD).cloned().collect();
+            (if rest.is_empty() { Action::Unchanged } else { Action::Update { changes: rest } }, true)
+        }
+        other => (other.clone(), false),
+    }
 }
 
 /// What a kind's read found, to record in the live state once every read
@@ -198,7 +223,12 @@ impl<K: Kind> AnyKind for Of<K> {
                 steps.push(K::KEY, K::LABEL, name, Action::Replace { reason });
                 continue;
             }
-            let (wanted, current) = K::compared(want, have, steps, live);
+            let (mut wanted, mut current) = K::compared(want, have, steps, live);
+            if let (Some(live_tags), Some(current)) = (have.and_then(|found| found.tags.as_ref()), current.as_mut()) {
+                let compared: Tags = live_tags.iter().filter(|(key, _)| !is_aws_tag(key)).map(clone_pair).collect();
+                wanted.insert(TAGS_FIELD, render::pairs(&wanted_tags::<K>(desired, want)));
+                current.insert(TAGS_FIELD, render::pairs(&compared));
+            }
             let found = have.map(|found| (found.owned, current.unwrap_or_default()));
             steps.add(K::KEY, K::LABEL, name, found, &wanted);
         }
@@ -219,9 +249,18 @@ impl<K: Kind> AnyKind for Of<K> {
     fn apply<'a>(&'a self, cx: ApplyCx<'a>, plan: &'a Plan) -> BoxFuture<'a, anyhow::Result<Vec<(String, Output)>>> {
         Box::pin(async move {
             let specs = cx.desired.all::<K>();
-            let outputs = try_join_all(specs.iter().map(|want| {
+            let outputs = try_join_all(specs.iter().map(|want| async move {
                 let name = K::name(want);
-                K::apply(cx, want, cx.live.get::<K>(name), plan.action(K::KEY, name))
+                let have = cx.live.get::<K>(name);
+                let (action, retag) = without_tags(plan.action(K::KEY, name));
+                let output = K::apply(cx, want, have, &action).await?;
+                if let (true, Some(found)) = (retag, have) {
+                    let wanted = wanted_tags::<K>(cx.desired, want);
+                    let (set, remove) = tag_changes(&wanted, found.tags.as_ref().unwrap_or(&Tags::new()));
+                    K::retag(cx.cx, found, &set, &remove).await?;
+                    K::done("retagged", name);
+                }
+                Ok::<_, anyhow::Error>(output)
             }))
             .await?;
             Ok(specs.iter().map(|want| K::name(want).to_owned()).zip(outputs).collect())

@@ -53,7 +53,7 @@ pub async fn apply_plan(
     planned: &Planned,
     only: impl Fn(&str) -> bool,
 ) -> anyhow::Result<Made> {
-    let names = Names::new(&planned.stack.app);
+    let names = Names::of(&planned.stack);
     let cx = Cx { clients, names: &names, stack: &planned.stack };
     apply::apply(graph, cx, &planned.desired, &planned.live, &planned.plan, only).await
 }

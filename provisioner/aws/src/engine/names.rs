@@ -1,6 +1,13 @@
 //! How the stack's resources are named and tagged on AWS. Everything is
 //! found again by these names and checked by these tags, never guessed.
 
+use std::collections::BTreeMap;
+
+use stack_spec::Stack;
+
+/// A resource's tags by key.
+pub type Tags = BTreeMap<String, String>;
+
 /// The tag naming the app a resource belongs to.
 pub const APP_TAG: &str = "app";
 /// The tag marking resources this tool manages (and may change or delete).
@@ -14,16 +21,23 @@ pub const IMAGE_BINARY: &str = "/usr/local/bin/service";
 /// The container's name in every task definition.
 pub const CONTAINER: &str = "service";
 
-/// Names of one app's resources.
+/// Names of one app's resources, and the tags they carry.
 #[derive(Debug, Clone)]
 pub struct Names {
     app: String,
+    /// `[aws.tags]`: carried besides the two ownership tags.
+    extra_tags: Tags,
 }
 
 impl Names {
-    /// Names for `app`.
+    /// Names for `app`, tagged only as its own.
     pub fn new(app: &str) -> Self {
-        Self { app: app.to_owned() }
+        Self { app: app.to_owned(), extra_tags: Tags::new() }
+    }
+
+    /// Names for the stack's app, with the stack's `[aws.tags]`.
+    pub fn of(stack: &Stack) -> Self {
+        Self { app: stack.app.clone(), extra_tags: stack.aws.tags.clone() }
     }
 
     /// The app's name.
@@ -140,15 +154,54 @@ impl Names {
         app && managed
     }
 
-    /// The tags every resource gets.
-    pub fn tags(&self) -> [(&'static str, String); 2] {
-        [(APP_TAG, self.app.clone()), (MANAGED_BY_TAG, MANAGED_BY.to_owned())]
+    /// The tags every resource gets: the two that mark it as this app's,
+    /// then the stack's own.
+    pub fn tags(&self) -> Vec<(String, String)> {
+        self.tag_map().into_iter().collect()
     }
 
-    /// [`Self::tags`] as owned pairs, as the hand-written clients take them.
-    pub fn tag_pairs(&self) -> Vec<(String, String)> {
-        self.tags().into_iter().map(|(key, value)| (key.to_owned(), value)).collect()
+    /// [`Self::tags`] by key.
+    pub fn tag_map(&self) -> Tags {
+        let mut tags = self.extra_tags.clone();
+        tags.insert(APP_TAG.to_owned(), self.app.clone());
+        tags.insert(MANAGED_BY_TAG.to_owned(), MANAGED_BY.to_owned());
+        tags
     }
+}
+
+/// Tags read from AWS as a map; any tag pair iterator will do.
+pub fn tag_map<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Tags {
+    pairs.into_iter().map(|(key, value)| (key.into(), value.into())).collect()
+}
+
+/// What retagging takes a resource from `live` to `wanted`: the tags to
+/// set (new or changed) and the keys to remove. Keys under `aws:` belong
+/// to AWS and are neither compared nor removed.
+pub fn tag_changes(wanted: &Tags, live: &Tags) -> (Tags, Vec<String>) {
+    let set = wanted.iter().filter(|(key, value)| live.get(*key) != Some(value)).map(|(k, v)| (k.clone(), v.clone()));
+    let remove = live.keys().filter(|key| !wanted.contains_key(*key) && !is_aws_tag(key)).cloned().collect();
+    (set.collect(), remove)
+}
+
+/// The whole tag set after [`tag_changes`], for the APIs that replace
+/// every tag at once (S3's `PutBucketTagging`, CodeBuild's
+/// `UpdateProject`); AWS's own tags are left out, as no caller may set
+/// them.
+pub fn retagged(live: Option<&Tags>, set: &Tags, remove: &[String]) -> Tags {
+    let mut tags: Tags = live
+        .into_iter()
+        .flatten()
+        .filter(|(key, _)| !is_aws_tag(key) && !remove.contains(key))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    tags.extend(set.iter().map(|(key, value)| (key.clone(), value.clone())));
+    tags
+}
+
+/// Tags AWS itself puts on resources (`aws:cloudformation:stack-name`...),
+/// which no caller may change.
+pub fn is_aws_tag(key: &str) -> bool {
+    key.to_ascii_lowercase().starts_with("aws:")
 }
 
 #[cfg(test)]
@@ -162,5 +215,13 @@ mod tests {
         assert!(!names.owns([("app", "shop")]));
         assert!(!names.owns([("app", "other"), ("managed-by", "provision")]));
         assert!(!names.owns([]));
+    }
+
+    #[test]
+    fn tag_changes_set_what_differs_and_remove_what_the_stack_dropped_but_not_aws_tags() {
+        let wanted = tag_map([("app", "shop"), ("team", "games")]);
+        let live = tag_map([("app", "shop"), ("team", "web"), ("old", "1"), ("aws:cloudformation:stack-id", "x")]);
+        assert_eq!(tag_changes(&wanted, &live), (tag_map([("team", "games")]), vec!["old".to_owned()]));
+        assert_eq!(tag_changes(&wanted, &wanted), (Tags::new(), Vec::new()));
     }
 }

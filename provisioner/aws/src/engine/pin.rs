@@ -56,7 +56,7 @@ pub async fn pin_stack_images(
     live: &Live,
     repository_exists: impl Fn(&str) -> bool,
 ) -> anyhow::Result<Stack> {
-    let names = Names::new(&stack.app);
+    let names = Names::of(stack);
     let mut pinned = stack.clone();
     for service in &mut pinned.services {
         let Some(image) = service.aws.image.clone() else { continue };

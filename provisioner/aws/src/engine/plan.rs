@@ -13,6 +13,9 @@ use crate::engine::{
     state::{Desired, Live},
 };
 
+/// The field plan shows tag drift under (see [`crate::engine::graph`]).
+pub const TAGS_FIELD: &str = "tags";
+
 /// What apply does to one resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "action")]
@@ -210,9 +213,19 @@ impl Steps {
         self.steps.push(Step { kind, label, name: name.to_owned(), action });
     }
 
-    /// Whether the resource of kind `kind` named `name` changes.
+    /// Whether the resource of kind `kind` named `name` changes (more than
+    /// its tags: a retagged resource is the same resource to the kinds that
+    /// use it).
     pub fn changes(&self, kind: &str, name: &str) -> bool {
-        self.steps.iter().any(|step| step.kind == kind && step.name == name && step.action != Action::Unchanged)
+        self.steps.iter().any(|step| {
+            step.kind == kind
+                && step.name == name
+                && match &step.action {
+                    Action::Unchanged => false,
+                    Action::Update { changes } => changes.iter().any(|change| change.field != TAGS_FIELD),
+                    Action::Create | Action::Replace { .. } | Action::Delete => true,
+                }
+        })
     }
 }
 

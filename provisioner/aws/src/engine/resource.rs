@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, fmt::Debug, future::Future};
 use crate::{
     clients::Clients,
     engine::{
-        names::Names,
+        names::{Names, Tags},
         plan::{Action, Steps},
         state::{Desired, Live, Made},
     },
@@ -28,6 +28,9 @@ pub struct Found<T> {
     pub arn: String,
     /// Whether it carries this app's tags.
     pub owned: bool,
+    /// Its tags, for the kinds whose tags plan compares (`None` where the
+    /// kind does not read them, e.g. a listener, which has its balancer's).
+    pub tags: Option<Tags>,
     /// What it looks like now.
     pub spec: T,
 }
@@ -166,6 +169,24 @@ pub trait Kind: Send + Sync + 'static {
     /// The line destroy's confirmation shows for a live resource; `None`
     /// when destroy leaves it alone.
     fn teardown_line(found: &Found<Self::Spec>, options: DestroyOptions) -> Option<String>;
+
+    /// Tags this kind puts on a resource beside the stack's (e.g. the VPC
+    /// a namespace was made for), so that plan does not see them as drift.
+    fn own_tags(_want: &Self::Spec) -> Tags {
+        Tags::new()
+    }
+
+    /// Sets `set` and removes `remove` on a live resource whose tags have
+    /// drifted from the stack's (plan shows it as a `tags` change). Only
+    /// kinds that read their tags into [`Found::tags`] are asked.
+    fn retag(
+        _cx: Cx<'_>,
+        _found: &Found<Self::Spec>,
+        _set: &Tags,
+        _remove: &[String],
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async { anyhow::bail!("provision cannot change the tags of a {} in place", Self::LABEL) }
+    }
 
     /// Deletes the live resources of this kind that are this app's.
     fn destroy(

@@ -9,7 +9,10 @@ use std::{
     collections::{BTreeMap, BTreeSet},
 };
 
-use crate::engine::resource::{Found, Kind, Output};
+use crate::engine::{
+    names::Tags,
+    resource::{Found, Kind, Output},
+};
 
 /// The live state of everything the stack describes.
 #[derive(Debug, Default)]
@@ -78,6 +81,9 @@ impl Live {
 /// What the stack asks for: each kind's specs, in plan order.
 #[derive(Debug, Default)]
 pub struct Desired {
+    /// The tags every resource should carry: the two ownership tags and
+    /// `[aws.tags]`.
+    pub tags: Tags,
     /// Each kind's specs (a `Vec<K::Spec>`), under the kind's key.
     specs: BTreeMap<&'static str, Box<dyn Any + Send + Sync>>,
 }

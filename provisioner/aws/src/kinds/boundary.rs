@@ -26,7 +26,7 @@ use crate::{
         iam::managed_policy,
     },
     engine::{
-        names::Names,
+        names::{Names, Tags, tag_map},
         plan::Action,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, read_each},
         state::Live,
@@ -62,7 +62,7 @@ impl Kind for Boundary {
     type Spec = BoundarySpec;
 
     fn desired(stack: &Stack, live: &Live) -> Vec<BoundarySpec> {
-        let names = Names::new(&stack.app);
+        let names = Names::of(stack);
         let services = BoundarySpec { name: names.boundary(), document: services(stack, live) };
         let delivery = stack
             .pipeline
@@ -167,6 +167,11 @@ impl Kind for Boundary {
 
     /// Deletes the policy's other versions, then the policy (the roles
     /// that carried it are gone first: they need it).
+    async fn retag(cx: Cx<'_>, found: &Found<BoundarySpec>, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+        crate::clients::iam::retag(&cx.clients.iam, crate::clients::iam::Taggable::Policy(&found.arn), set, remove)
+            .await
+    }
+
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<BoundarySpec>>, _options: DestroyOptions) -> anyhow::Result<()> {
         let iam = &cx.clients.iam;
         for found in owned {
@@ -198,6 +203,7 @@ async fn read_boundary(cx: Cx<'_>, account: &str, name: &str) -> anyhow::Result<
     Ok(Some(Found {
         id: arn.clone(),
         owned: cx.names.owns(policy.tags.iter().map(|(key, value)| (key.as_str(), value.as_str()))),
+        tags: Some(tag_map(policy.tags)),
         arn,
         spec: BoundarySpec { name: name.to_owned(), document: policy.document },
     }))

@@ -12,11 +12,12 @@ use anyhow::Context as _;
 
 use super::{
     ecs_service::EcsService,
-    namespace::{Namespace, cloud_map_tags, wait_operation},
+    namespace::{Namespace, cloud_map_tags, retag_cloud_map, wait_operation},
 };
 use crate::{
     clients::error::{classify, explain},
     engine::{
+        names::{Tags, tag_map},
         plan::Action,
         poll::wait_until,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
@@ -124,7 +125,7 @@ impl Kind for CloudMapService {
                         .map_or_else(|| "WEIGHTED".to_owned(), |policy| policy.as_str().to_owned()),
                     custom_health_check: service.health_check_custom_config().is_some(),
                 };
-                found.insert(name.to_owned(), Found { id: id.to_owned(), arn, owned, spec });
+                found.insert(name.to_owned(), Found { id: id.to_owned(), arn, owned, tags: Some(tag_map(tags)), spec });
             }
         }
         Ok(found)
@@ -205,6 +206,10 @@ impl Kind for CloudMapService {
 
     fn teardown_line(found: &Found<DiscoverySpec>, _options: DestroyOptions) -> Option<String> {
         Some(format!("cloud map service {}", found.spec.name))
+    }
+
+    async fn retag(cx: Cx<'_>, found: &Found<DiscoverySpec>, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+        retag_cloud_map(cx.clients, &found.arn, set, remove).await
     }
 
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<DiscoverySpec>>, _options: DestroyOptions) -> anyhow::Result<()> {

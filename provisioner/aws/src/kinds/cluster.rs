@@ -11,6 +11,7 @@ use aws_sdk_ecs::types::ClusterField;
 use crate::{
     clients::error::explain,
     engine::{
+        names::{Tags, tag_map},
         plan::Action,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
         state::Live,
@@ -78,6 +79,7 @@ impl Kind for Cluster {
             id: name.to_owned(),
             arn: cluster.cluster_arn().unwrap_or_default().to_owned(),
             owned: cx.names.owns(cluster.tags().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or("")))),
+            tags: Some(tag_map(cluster.tags().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or(""))))),
             spec: ClusterSpec {
                 name: name.to_owned(),
                 container_insights: insights,
@@ -137,6 +139,10 @@ impl Kind for Cluster {
 
     fn teardown_line(found: &Found<ClusterSpec>, _options: DestroyOptions) -> Option<String> {
         Some(format!("ecs cluster {}", found.spec.name))
+    }
+
+    async fn retag(cx: Cx<'_>, found: &Found<ClusterSpec>, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+        crate::clients::ecs::retag(cx.clients, &found.arn, set, remove).await
     }
 
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<ClusterSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {

@@ -23,7 +23,7 @@ use crate::{
         error::explain,
     },
     engine::{
-        names::Names,
+        names::{Names, Tags, tag_map},
         plan::{Action, Steps},
         poll::wait_until,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
@@ -79,7 +79,7 @@ impl Kind for EcsService {
     type Spec = ServiceSpec;
 
     fn desired(stack: &Stack, live: &Live) -> Vec<ServiceSpec> {
-        let names = Names::new(&stack.app);
+        let names = Names::of(stack);
         stack
             .services
             .iter()
@@ -359,6 +359,10 @@ impl Kind for EcsService {
 
     /// Scales every service to 0, waits for their tasks to stop, then
     /// deletes them: Cloud Map then has no instance left.
+    async fn retag(cx: Cx<'_>, found: &Found<ServiceSpec>, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+        crate::clients::ecs::retag(cx.clients, &found.arn, set, remove).await
+    }
+
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<ServiceSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {
         let cluster = &cx.stack.aws.cluster;
         let ecs = &cx.clients.ecs;
@@ -514,6 +518,7 @@ fn service_found(names: &Names, service: &aws_sdk_ecs::types::Service) -> Found<
         id: service.task_definition().unwrap_or_default().to_owned(),
         arn: service.service_arn().unwrap_or_default().to_owned(),
         owned: names.owns(service.tags().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or("")))),
+        tags: Some(tag_map(service.tags().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or(""))))),
         spec: ServiceSpec {
             desired_count: service.desired_count(),
             autoscaled: false,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::{
     clients::error::{classify, explain},
     engine::{
-        names::Names,
+        names::{Names, Tags},
         plan::Action,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, read_each},
         state::Live,
@@ -32,7 +32,7 @@ impl Kind for LogGroup {
     type Spec = LogGroupSpec;
 
     fn desired(stack: &Stack, _live: &Live) -> Vec<LogGroupSpec> {
-        let names = Names::new(&stack.app);
+        let names = Names::of(stack);
         let build = stack.pipeline.as_ref().map(|_| names.build_log_group());
         stack
             .services
@@ -69,7 +69,7 @@ impl Kind for LogGroup {
             return Ok(Output::id(&spec.name));
         }
         if *action == Action::Create {
-            let tags = cx.cx.names.tag_pairs().into_iter().collect();
+            let tags = cx.cx.names.tags().into_iter().collect();
             if let Err(error) = logs.create_log_group().log_group_name(&spec.name).set_tags(Some(tags)).send().await {
                 let error = classify(error, "logs:CreateLogGroup", &resource);
                 if error.code.as_deref() != Some("ResourceAlreadyExistsException") {
@@ -89,6 +89,27 @@ impl Kind for LogGroup {
 
     fn teardown_line(found: &Found<LogGroupSpec>, options: DestroyOptions) -> Option<String> {
         options.delete_logs.then(|| format!("log group {}", found.spec.name))
+    }
+
+    async fn retag(cx: Cx<'_>, found: &Found<LogGroupSpec>, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+        let what = format!("log group {}", found.spec.name);
+        if !set.is_empty() {
+            let tags = set.clone().into_iter().collect();
+            let answer = cx.clients.logs.tag_resource().resource_arn(&found.arn).set_tags(Some(tags)).send().await;
+            answer.map_err(|error| explain(error, "logs:TagResource", &what))?;
+        }
+        if !remove.is_empty() {
+            let answer = cx
+                .clients
+                .logs
+                .untag_resource()
+                .resource_arn(&found.arn)
+                .set_tag_keys(Some(remove.to_vec()))
+                .send()
+                .await;
+            answer.map_err(|error| explain(error, "logs:UntagResource", &what))?;
+        }
+        Ok(())
     }
 
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<LogGroupSpec>>, options: DestroyOptions) -> anyhow::Result<()> {
@@ -136,6 +157,7 @@ async fn read_log_group(cx: Cx<'_>, name: &str) -> anyhow::Result<Option<Found<L
     Ok(Some(Found {
         id: name.to_owned(),
         owned: cx.names.owns(tags.tags().into_iter().flatten().map(|(key, value)| (key.as_str(), value.as_str()))),
+        tags: Some(tags.tags().cloned().unwrap_or_default().into_iter().collect()),
         arn,
         spec: LogGroupSpec {
             name: name.to_owned(),

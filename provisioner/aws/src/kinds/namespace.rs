@@ -12,7 +12,7 @@ use crate::{
         error::{classify, explain},
     },
     engine::{
-        names::Names,
+        names::{Names, Tags, tag_map},
         plan::Action,
         poll::poll_until,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
@@ -131,6 +131,14 @@ impl Kind for Namespace {
         Ok(Output::id(id))
     }
 
+    fn own_tags(want: &NamespaceSpec) -> Tags {
+        want.vpc.iter().map(|vpc| (VPC_TAG.to_owned(), vpc.clone())).collect()
+    }
+
+    async fn retag(cx: Cx<'_>, found: &Found<NamespaceSpec>, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+        retag_cloud_map(cx.clients, &found.arn, set, remove).await
+    }
+
     fn teardown_line(found: &Found<NamespaceSpec>, _options: DestroyOptions) -> Option<String> {
         Some(format!("cloud map namespace {}", found.spec.name))
     }
@@ -179,6 +187,7 @@ pub async fn read_namespace(
                     id: namespace.id().unwrap_or_default().to_owned(),
                     arn,
                     owned,
+                    tags: Some(tag_map(tags)),
                     spec: NamespaceSpec { name: name.to_owned(), vpc },
                 });
             }
@@ -198,6 +207,34 @@ pub async fn cloud_map_tags(clients: &Clients, arn: &str) -> anyhow::Result<Vec<
         .await
         .map_err(|error| explain(error, "servicediscovery:ListTagsForResource", arn))?;
     Ok(tags.tags().iter().map(|tag| (tag.key().to_owned(), tag.value().to_owned())).collect())
+}
+
+/// Puts a Cloud Map resource's tags back to the stack's.
+pub async fn retag_cloud_map(clients: &Clients, arn: &str, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+    use aws_sdk_servicediscovery::types::Tag;
+    if !set.is_empty() {
+        let tags =
+            set.iter().map(|(key, value)| Tag::builder().key(key).value(value).build()).collect::<Result<_, _>>()?;
+        clients
+            .cloud_map
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|error| explain(error, "servicediscovery:TagResource", arn))?;
+    }
+    if !remove.is_empty() {
+        clients
+            .cloud_map
+            .untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(remove.to_vec()))
+            .send()
+            .await
+            .map_err(|error| explain(error, "servicediscovery:UntagResource", arn))?;
+    }
+    Ok(())
 }
 
 /// Polls a Cloud Map operation until it succeeds; a failure is reported

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::{
     clients::error::{classify, explain, unless_gone},
     engine::{
-        names::Names,
+        names::{Names, Tags, tag_map},
         plan::Action,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, read_each, render},
         state::Live,
@@ -68,7 +68,7 @@ impl Kind for Repository {
     type Spec = RepositorySpec;
 
     fn desired(stack: &Stack, _live: &Live) -> Vec<RepositorySpec> {
-        let names = Names::new(&stack.app);
+        let names = Names::of(stack);
         stack
             .services
             .iter()
@@ -173,6 +173,31 @@ impl Kind for Repository {
         Some(format!("ecr repository {} (only if it holds no image)", found.spec.name))
     }
 
+    async fn retag(cx: Cx<'_>, found: &Found<RepositorySpec>, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+        use aws_sdk_ecr::types::Tag;
+        let what = format!("ECR repository {}", found.spec.name);
+        if !set.is_empty() {
+            let tags = set
+                .iter()
+                .map(|(key, value)| Tag::builder().key(key).value(value).build())
+                .collect::<Result<_, _>>()?;
+            let answer = cx.clients.ecr.tag_resource().resource_arn(&found.arn).set_tags(Some(tags)).send().await;
+            answer.map_err(|error| explain(error, "ecr:TagResource", &what))?;
+        }
+        if !remove.is_empty() {
+            let answer = cx
+                .clients
+                .ecr
+                .untag_resource()
+                .resource_arn(&found.arn)
+                .set_tag_keys(Some(remove.to_vec()))
+                .send()
+                .await;
+            answer.map_err(|error| explain(error, "ecr:UntagResource", &what))?;
+        }
+        Ok(())
+    }
+
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<RepositorySpec>>, _options: DestroyOptions) -> anyhow::Result<()> {
         for found in owned {
             let name = &found.spec.name;
@@ -235,5 +260,6 @@ async fn read_repository(cx: Cx<'_>, name: &str) -> anyhow::Result<Option<Found<
         newest_image,
     };
     let owned = cx.names.owns(tags.tags().iter().map(|tag| (tag.key(), tag.value())));
-    Ok(Some(Found { id: uri, arn, owned, spec }))
+    let tags = Some(tag_map(tags.tags().iter().map(|tag| (tag.key(), tag.value()))));
+    Ok(Some(Found { id: uri, arn, owned, tags, spec }))
 }

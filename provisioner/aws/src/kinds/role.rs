@@ -24,7 +24,7 @@ use crate::{
         iam::decode_document,
     },
     engine::{
-        names::{INLINE_POLICY, Names},
+        names::{INLINE_POLICY, Names, Tags, tag_map},
         plan::Action,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, read_each, render},
         state::Live,
@@ -94,7 +94,7 @@ impl Kind for Role {
 
     /// The execution role, each service's task role, then the pipeline's.
     fn desired(stack: &Stack, live: &Live) -> Vec<RoleSpec> {
-        let names = Names::new(&stack.app);
+        let names = Names::of(stack);
         let boundary = policy_arn(&live.account, &names.boundary());
         let execution = RoleSpec {
             policy: Some(execution_policy(stack, live)),
@@ -243,6 +243,10 @@ impl Kind for Role {
         Some(format!("iam role {}", found.spec.name))
     }
 
+    async fn retag(cx: Cx<'_>, found: &Found<RoleSpec>, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+        crate::clients::iam::retag(&cx.clients.iam, crate::clients::iam::Taggable::Role(&found.id), set, remove).await
+    }
+
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<RoleSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {
         let iam = &cx.clients.iam;
         for found in owned {
@@ -303,6 +307,7 @@ async fn read_role(cx: Cx<'_>, name: &str) -> anyhow::Result<Option<Found<RoleSp
         id: name.to_owned(),
         arn: role.arn().to_owned(),
         owned: cx.names.owns(role.tags().iter().map(|tag| (tag.key(), tag.value()))),
+        tags: Some(tag_map(role.tags().iter().map(|tag| (tag.key(), tag.value())))),
         spec: RoleSpec {
             name: name.to_owned(),
             trust,
@@ -323,7 +328,7 @@ async fn read_role(cx: Cx<'_>, name: &str) -> anyhow::Result<Option<Found<RoleSp
 /// for the app in any region: applying it in a second region does not take
 /// the first one's permissions away.
 pub fn execution_policy(stack: &Stack, live: &Live) -> Value {
-    let names = Names::new(&stack.app);
+    let names = Names::of(stack);
     let (app, account) = (names.app(), &live.account);
     let mut secrets: BTreeSet<String> =
         stack.services.iter().flat_map(|service| service.aws.secrets.values().cloned()).collect();

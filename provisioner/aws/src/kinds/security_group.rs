@@ -12,6 +12,7 @@ use super::ingress::{self, security_group::IngressSecurityGroup};
 use crate::{
     clients::ec2::{Filter, Permission, SecurityGroup as Ec2Group},
     engine::{
+        names::Tags,
         plan::Action,
         poll::wait_until,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
@@ -55,12 +56,16 @@ impl Kind for SecurityGroup {
                     .map(move |source| (service.port, source))
             })
             .collect();
-        let name = crate::engine::names::Names::new(&stack.app).security_group();
+        let name = crate::engine::names::Names::of(stack).security_group();
         vec![SecurityGroupSpec { name, vpc_id: live.vpc_id.clone(), ingress, foreign: Vec::new() }]
     }
 
     fn name(spec: &SecurityGroupSpec) -> &str {
         &spec.name
+    }
+
+    fn own_tags(want: &SecurityGroupSpec) -> Tags {
+        name_tag(&want.name)
     }
 
     fn fields(spec: &SecurityGroupSpec) -> Fields {
@@ -85,10 +90,11 @@ impl Kind for SecurityGroup {
             None => source.to_owned(),
         })
         .await?;
-        let Some(ReadGroup { id, owned, ingress, foreign }) = group else { return Ok(BTreeMap::new()) };
+        let Some(ReadGroup { id, owned, tags, ingress, foreign }) = group else { return Ok(BTreeMap::new()) };
         let found = Found {
             arn: id.clone(),
             owned,
+            tags: Some(tags),
             spec: SecurityGroupSpec { name: name.clone(), vpc_id: vpc_id.to_owned(), ingress, foreign },
             id,
         };
@@ -140,6 +146,10 @@ impl Kind for SecurityGroup {
         Some(format!("security group {} ({})", found.spec.name, found.id))
     }
 
+    async fn retag(cx: Cx<'_>, found: &Found<SecurityGroupSpec>, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+        retag_group(cx, &found.id, set, remove).await
+    }
+
     async fn destroy(
         cx: Cx<'_>,
         owned: Vec<&Found<SecurityGroupSpec>>,
@@ -160,6 +170,8 @@ pub struct ReadGroup {
     pub id: String,
     /// Whether it carries this app's tags.
     pub owned: bool,
+    /// All its tags.
+    pub tags: Tags,
     /// Its TCP ingress rules as (port, source); see [`read_group`].
     pub ingress: BTreeSet<(u16, String)>,
     /// Its other ingress rules (any protocol, a range of ports), which the
@@ -187,9 +199,27 @@ pub async fn read_group(
     Ok(groups.first().map(|group| ReadGroup {
         id: group.id.clone(),
         owned: cx.names.owns(group.tags.iter().map(|(key, value)| (key.as_str(), value.as_str()))),
+        tags: group.tags.clone(),
         ingress: ingress_rules(group, |source| name_group(&group.id, source)),
         foreign: group.ingress.iter().filter(|permission| !single_tcp_port(permission)).cloned().collect(),
     }))
+}
+
+/// The `Name` tag every group gets: the EC2 console's name column shows it.
+pub fn name_tag(name: &str) -> Tags {
+    Tags::from([("Name".to_owned(), name.to_owned())])
+}
+
+/// Puts a security group's tags back to the stack's (`CreateTags`,
+/// `DeleteTags`); the three kinds of group share it.
+pub async fn retag_group(cx: Cx<'_>, group_id: &str, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+    if !set.is_empty() {
+        cx.clients.ec2.create_tags(group_id, set).await?;
+    }
+    if !remove.is_empty() {
+        cx.clients.ec2.delete_tags(group_id, remove).await?;
+    }
+    Ok(())
 }
 
 /// What plan compares of a security group: its VPC and its rules (those
@@ -269,8 +299,8 @@ pub async fn apply_group<K: Kind>(
         Some(group) if *action == Action::Unchanged => return Ok(group.id.to_owned()),
         Some(group) => (group.id.to_owned(), group.ingress.clone(), group.foreign.to_vec()),
         None => {
-            let mut tags = cx.cx.names.tag_pairs();
-            tags.push(("Name".to_owned(), want.name.to_owned()));
+            let mut tags = cx.cx.names.tags();
+            tags.extend(name_tag(want.name));
             let id = cx.cx.clients.ec2.create_security_group(want.name, &want.description, want.vpc_id, &tags).await?;
             K::done("created", want.name);
             (id, BTreeSet::new(), Vec::new())

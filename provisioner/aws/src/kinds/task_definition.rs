@@ -102,7 +102,7 @@ impl Kind for TaskDefinition {
     }
 
     fn desired(stack: &Stack, live: &Live) -> Vec<TaskDefinitionSpec> {
-        let names = Names::new(&stack.app);
+        let names = Names::of(stack);
         stack
             .services
             .iter()
@@ -371,7 +371,7 @@ const NEW_SECRET: &str = "(new secret ";
 /// The service's ECS `secrets`: the stack's, and the URL of each store it
 /// uses, from the store's secret.
 fn secrets(stack: &Stack, live: &Live, service: &stack_spec::Service) -> BTreeMap<String, String> {
-    let names = Names::new(&stack.app);
+    let names = Names::of(stack);
     let mut secrets = service.aws.secrets.clone();
     for (variable, store) in &service.stores {
         let name = names.store_secret(store);
@@ -385,7 +385,7 @@ fn secrets(stack: &Stack, live: &Live, service: &stack_spec::Service) -> BTreeMa
 /// The image `service` should run: the stack's, else the one its live task
 /// definition runs, else the newest in its repository, else none.
 pub fn image(stack: &Stack, live: &Live, service: &str) -> Option<String> {
-    let names = Names::new(&stack.app);
+    let names = Names::of(stack);
     stack
         .services
         .iter()
@@ -426,7 +426,9 @@ async fn read_revision(cx: Cx<'_>, family: &str, reference: &str) -> anyhow::Res
     }
     let owned = cx.names.owns(answer.tags().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or(""))));
     let arn = definition.task_definition_arn().unwrap_or_default().to_owned();
-    Ok(Some(Found { id: arn.clone(), arn, owned, spec: spec_of(family, definition) }))
+    // Not compared: a revision is never changed, and the next one is
+    // registered with the stack's tags.
+    Ok(Some(Found { id: arn.clone(), arn, owned, tags: None, spec: spec_of(family, definition) }))
 }
 
 /// A registered task definition as a spec (fields it lacks read as empty).

@@ -44,7 +44,7 @@ async fn find(args: &AwsArgs, service: &str) -> anyhow::Result<IngressEndpoint> 
             "service {service:?} has no [service.ingress] table in {file}: only Cloud Map reaches it, inside the VPC"
         );
     }
-    let name = Names::new(&stack.app).load_balancer(service);
+    let name = Names::of(&stack).load_balancer(service);
     let Some(balancer) = clients.elb.load_balancer(&name).await? else {
         bail!("load balancer {name} of service {service:?} does not exist yet: `provision apply` makes it");
     };

@@ -129,7 +129,7 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<u8> {
         }
     }
     let live = account::read(GRAPH, &clients, &pinned).await?;
-    let names = Names::new(&stack.app);
+    let names = Names::of(&stack);
     let families: Vec<String> = selected.iter().map(|service| names.family(&service.name)).collect();
     let services: Vec<String> = selected.iter().map(|service| service.name.clone()).collect();
     let mut planned = engine::plan_read(GRAPH, pinned, live)?;
@@ -168,7 +168,7 @@ async fn push_images(
     selected: &[&Service],
     args: &DeployArgs,
 ) -> anyhow::Result<BTreeMap<String, String>> {
-    let names = Names::new(&stack.app);
+    let names = Names::of(stack);
     // The repositories first: a build needs somewhere to push.
     let repositories: Vec<String> = selected.iter().map(|service| names.repository(&service.name)).collect();
     let mut planned = engine::plan_read(GRAPH, stack.clone(), live)?;

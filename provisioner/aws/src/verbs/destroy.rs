@@ -56,7 +56,7 @@ pub async fn run(args: DestroyArgs) -> anyhow::Result<u8> {
     if !args.yes {
         super::confirm("Delete these?")?;
     }
-    let names = Names::new(&stack.app);
+    let names = Names::of(&stack);
     let cx = Cx { clients: &clients, names: &names, stack: &stack };
     for node in order {
         node.kind.destroy(cx, &live, options).await?;

@@ -51,7 +51,7 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<u8> {
         }
         PipelineCommand::Status(args) => {
             let (stack, clients) = super::connect(&args.aws).await?;
-            print!("{}", executions(&clients, &Names::new(&stack.app).pipeline(), 10).await?);
+            print!("{}", executions(&clients, &Names::of(&stack).pipeline(), 10).await?);
         }
     }
     Ok(0)
@@ -75,7 +75,7 @@ async fn start_and_follow(
     };
 
     let pipeline = stack.pipeline.as_ref().context("the stack file has no [pipeline] table")?;
-    let name = Names::new(&stack.app).pipeline();
+    let name = Names::of(stack).pipeline();
     match connection_status(clients, &pipeline.connection_arn).await {
         Ok(status) => connection_ready(&pipeline.connection_arn, &status).map_err(anyhow::Error::msg)?,
         // Status is a courtesy; the pipeline's source stage says the rest.

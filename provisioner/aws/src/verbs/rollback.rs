@@ -46,7 +46,7 @@ pub async fn run(args: RollbackArgs) -> anyhow::Result<u8> {
 /// Moves `service` back to the task definition revision before the one it
 /// runs; returns the rollout to wait for.
 async fn roll_back(clients: &Clients, stack: &Stack, service: &str) -> anyhow::Result<Rollout> {
-    let names = Names::new(&stack.app);
+    let names = Names::of(stack);
     super::deploy::select(stack, &[service.to_owned()])?;
     let cluster = &stack.aws.cluster;
     let resource = format!("ECS service {service}");

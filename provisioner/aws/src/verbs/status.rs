@@ -26,7 +26,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<u8> {
 
     let (stack, clients) = super::connect(&args.aws).await?;
     let live = account::read(GRAPH, &clients, &stack).await?;
-    let names = Names::new(&stack.app);
+    let names = Names::of(&stack);
     let cx = Cx { clients: &clients, names: &names, stack: &stack };
     let mut out = String::new();
     let _ = writeln!(out, "Cluster {} in account {}, region {}", stack.aws.cluster, live.account, live.region);

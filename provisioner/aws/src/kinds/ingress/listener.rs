@@ -39,7 +39,7 @@ impl Kind for Listener {
     type Spec = ListenerSpec;
 
     fn desired(stack: &Stack, _live: &Live) -> Vec<ListenerSpec> {
-        let names = Names::new(&stack.app);
+        let names = Names::of(stack);
         super::services(stack)
             .map(|(service, ingress)| ListenerSpec {
                 name: names.load_balancer(&service.name),
@@ -86,7 +86,7 @@ impl Kind for Listener {
             };
             found.insert(
                 name.clone(),
-                Found { id: listener.arn.clone(), arn: listener.arn, owned: balancer.owned, spec },
+                Found { id: listener.arn.clone(), arn: listener.arn, owned: balancer.owned, tags: None, spec },
             );
         }
         Ok(found)
@@ -113,7 +113,7 @@ impl Kind for Listener {
         };
         let balancer = cx.made.id::<LoadBalancer>(&spec.name);
         let resource = format!("listener {HTTPS_PORT} of load balancer {}", spec.name);
-        let arn = cx.cx.clients.elb.put_listener(&balancer, &listener, &cx.cx.names.tag_pairs(), &resource).await?;
+        let arn = cx.cx.clients.elb.put_listener(&balancer, &listener, &cx.cx.names.tags(), &resource).await?;
         Self::done(if have.is_some() { "updated" } else { "created" }, &spec.name);
         Ok(Output::id(arn))
     }

@@ -18,7 +18,7 @@ use super::{HTTPS_PORT, security_group::IngressSecurityGroup};
 use crate::{
     clients::{elbv2::NewLoadBalancer, error::unless_unused},
     engine::{
-        names::Names,
+        names::{Names, Tags},
         plan::Action,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
         state::Live,
@@ -64,7 +64,7 @@ impl Kind for LoadBalancer {
 
     /// ELBv2's name rules, checked before any call.
     fn check(stack: &Stack) -> Vec<String> {
-        let names = Names::new(&stack.app);
+        let names = Names::of(stack);
         super::services(stack)
             .filter_map(|(service, _)| {
                 let name = names.load_balancer(&service.name);
@@ -81,7 +81,7 @@ impl Kind for LoadBalancer {
     }
 
     fn desired(stack: &Stack, live: &Live) -> Vec<LoadBalancerSpec> {
-        let names = Names::new(&stack.app);
+        let names = Names::of(stack);
         super::services(stack)
             .map(|(service, ingress)| {
                 let name = names.load_balancer(&service.name);
@@ -155,7 +155,8 @@ impl Kind for LoadBalancer {
                 state: balancer.state.clone(),
             };
             let owned = cx.names.owns(tags.iter().map(|(key, value)| (key.as_str(), value.as_str())));
-            found.insert(name, Found { id: balancer.arn.clone(), arn: balancer.arn, owned, spec });
+            let tags = Some(tags);
+            found.insert(name, Found { id: balancer.arn.clone(), arn: balancer.arn, owned, tags, spec });
         }
         Ok(found)
     }
@@ -231,7 +232,7 @@ impl Kind for LoadBalancer {
                         scheme: &spec.scheme,
                         subnets: &subnets,
                         security_groups: std::slice::from_ref(&group),
-                        tags: &cx.cx.names.tag_pairs(),
+                        tags: &cx.cx.names.tags(),
                     })
                     .await?;
                 made.arn
@@ -274,6 +275,10 @@ impl Kind for LoadBalancer {
 
     fn teardown_line(found: &Found<LoadBalancerSpec>, _options: DestroyOptions) -> Option<String> {
         Some(format!("load balancer {} ({})", found.spec.name, found.spec.dns_name.as_deref().unwrap_or("-")))
+    }
+
+    async fn retag(cx: Cx<'_>, found: &Found<LoadBalancerSpec>, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+        Ok(cx.clients.elb.retag(&found.arn, set, remove, &format!("load balancer {}", found.arn)).await?)
     }
 
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<LoadBalancerSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {

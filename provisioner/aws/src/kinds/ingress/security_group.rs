@@ -13,13 +13,14 @@ use super::HTTPS_PORT;
 use crate::{
     clients::ec2::Permission,
     engine::{
-        names::Names,
+        names::{Names, Tags},
         plan::Action,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
         state::Live,
     },
     kinds::security_group::{
-        LiveGroup, ReadGroup, WantedGroup, apply_group, delete_when_free, group_fields, read_group,
+        LiveGroup, ReadGroup, WantedGroup, apply_group, delete_when_free, group_fields, name_tag, read_group,
+        retag_group,
     },
 };
 
@@ -46,7 +47,7 @@ impl Kind for IngressSecurityGroup {
     type Spec = IngressGroupSpec;
 
     fn desired(stack: &Stack, live: &Live) -> Vec<IngressGroupSpec> {
-        let names = Names::new(&stack.app);
+        let names = Names::of(stack);
         super::services(stack)
             .map(|(service, ingress)| {
                 let cidrs = match &ingress.allow {
@@ -69,6 +70,10 @@ impl Kind for IngressSecurityGroup {
         &spec.name
     }
 
+    fn own_tags(want: &IngressGroupSpec) -> Tags {
+        name_tag(&want.name)
+    }
+
     fn fields(spec: &IngressGroupSpec) -> Fields {
         group_fields(&spec.vpc_id, &spec.ingress, &spec.foreign)
     }
@@ -80,7 +85,7 @@ impl Kind for IngressSecurityGroup {
         for service in &cx.stack.services {
             let name = cx.names.ingress_security_group(&service.name);
             let group = read_group(cx, &name, &live.vpc_id, |_, source| source.to_owned()).await?;
-            let Some(ReadGroup { id, owned, ingress, foreign }) = group else { continue };
+            let Some(ReadGroup { id, owned, tags, ingress, foreign }) = group else { continue };
             let spec = IngressGroupSpec {
                 name: name.clone(),
                 service: service.name.clone(),
@@ -88,7 +93,7 @@ impl Kind for IngressSecurityGroup {
                 ingress,
                 foreign,
             };
-            found.insert(name, Found { arn: id.clone(), id, owned, spec });
+            found.insert(name, Found { arn: id.clone(), id, owned, tags: Some(tags), spec });
         }
         Ok(found)
     }
@@ -122,6 +127,10 @@ impl Kind for IngressSecurityGroup {
 
     fn teardown_line(found: &Found<IngressGroupSpec>, _options: DestroyOptions) -> Option<String> {
         Some(format!("security group {} ({})", found.spec.name, found.id))
+    }
+
+    async fn retag(cx: Cx<'_>, found: &Found<IngressGroupSpec>, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+        retag_group(cx, &found.id, set, remove).await
     }
 
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<IngressGroupSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {

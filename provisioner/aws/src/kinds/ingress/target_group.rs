@@ -13,7 +13,7 @@ use super::HEALTH_CHECK_PATH;
 use crate::{
     clients::{elbv2::TargetGroup as Group, error::unless_unused},
     engine::{
-        names::Names,
+        names::{Names, Tags},
         plan::Action,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
         state::Live,
@@ -42,7 +42,7 @@ impl Kind for TargetGroup {
     type Spec = TargetGroupSpec;
 
     fn desired(stack: &Stack, live: &Live) -> Vec<TargetGroupSpec> {
-        let names = Names::new(&stack.app);
+        let names = Names::of(stack);
         super::services(stack)
             .map(|(service, _)| {
                 let interval = service.health_check.interval.as_secs().clamp(5, 300);
@@ -115,7 +115,8 @@ impl Kind for TargetGroup {
                 group: group.clone(),
             };
             let owned = cx.names.owns(tags.iter().map(|(key, value)| (key.as_str(), value.as_str())));
-            found.insert(name, Found { id: group.arn.clone(), arn: group.arn, owned, spec });
+            let tags = Some(tags);
+            found.insert(name, Found { id: group.arn.clone(), arn: group.arn, owned, tags, spec });
         }
         Ok(found)
     }
@@ -160,7 +161,7 @@ impl Kind for TargetGroup {
                 }
                 found.id.clone()
             }
-            None => elb.create_target_group(&spec.group, &cx.cx.names.tag_pairs()).await?.arn,
+            None => elb.create_target_group(&spec.group, &cx.cx.names.tags()).await?.arn,
         };
         if have.is_none_or(|found| found.spec.deregistration_delay_secs != spec.deregistration_delay_secs) {
             let delay = [(DEREGISTRATION_DELAY, spec.deregistration_delay_secs.to_string())];
@@ -172,6 +173,10 @@ impl Kind for TargetGroup {
 
     fn teardown_line(found: &Found<TargetGroupSpec>, _options: DestroyOptions) -> Option<String> {
         Some(format!("target group {}", found.spec.group.name))
+    }
+
+    async fn retag(cx: Cx<'_>, found: &Found<TargetGroupSpec>, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+        Ok(cx.clients.elb.retag(&found.arn, set, remove, &format!("target group {}", found.arn)).await?)
     }
 
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<TargetGroupSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {

@@ -10,7 +10,7 @@ use stack_spec::Stack;
 
 use super::ARTIFACT_DAYS;
 use crate::engine::{
-    names::Names,
+    names::{Names, Tags, retagged, tag_map},
     plan::Action,
     resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
     state::Live,
@@ -41,7 +41,7 @@ impl Kind for ArtifactBucket {
     type Spec = BucketSpec;
 
     fn desired(stack: &Stack, live: &Live) -> Vec<BucketSpec> {
-        let names = Names::new(&stack.app);
+        let names = Names::of(stack);
         stack
             .pipeline
             .iter()
@@ -89,6 +89,7 @@ impl Kind for ArtifactBucket {
                 id: name.clone(),
                 arn: format!("arn:aws:s3:::{name}"),
                 owned: false,
+                tags: None,
                 spec: BucketSpec {
                     name: name.clone(),
                     encryption: None,
@@ -103,6 +104,7 @@ impl Kind for ArtifactBucket {
                     id: name.clone(),
                     arn: format!("arn:aws:s3:::{name}"),
                     owned: cx.names.owns(settings.tags.iter().map(|(key, value)| (key.as_str(), value.as_str()))),
+                    tags: Some(tag_map(settings.tags.clone())),
                     spec: BucketSpec {
                         name: name.clone(),
                         encryption: settings.encryption,
@@ -142,7 +144,7 @@ impl Kind for ArtifactBucket {
         }
         if have.is_none() {
             s3.create_bucket(&spec.name).await?;
-            s3.put_tags(&spec.name, &cx.cx.names.tag_pairs()).await?;
+            s3.put_tags(&spec.name, &cx.cx.names.tags()).await?;
         }
         let live = have.map(|found| &found.spec);
         if live.is_none_or(|live| live.encryption != spec.encryption) {
@@ -165,6 +167,11 @@ impl Kind for ArtifactBucket {
 
     fn teardown_line(found: &Found<BucketSpec>, _options: DestroyOptions) -> Option<String> {
         Some(format!("s3 bucket {} (emptied first: artifacts and build cache)", found.spec.name))
+    }
+
+    async fn retag(cx: Cx<'_>, found: &Found<BucketSpec>, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+        let tags: Vec<(String, String)> = retagged(found.tags.as_ref(), set, remove).into_iter().collect();
+        Ok(cx.clients.s3.put_tags(&found.spec.name, &tags).await?)
     }
 
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<BucketSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {

@@ -17,7 +17,7 @@ use super::{bucket::ArtifactBucket, project::BuildProject};
 use crate::{
     clients::error::unless_unused,
     engine::{
-        names::Names,
+        names::{Names, Tags, tag_map},
         plan::Action,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
         state::Live,
@@ -56,7 +56,7 @@ impl Kind for DeliveryPipeline {
     type Spec = PipelineSpec;
 
     fn desired(stack: &Stack, live: &Live) -> Vec<PipelineSpec> {
-        let names = Names::new(&stack.app);
+        let names = Names::of(stack);
         stack
             .pipeline
             .iter()
@@ -99,7 +99,7 @@ impl Kind for DeliveryPipeline {
         let tags = codepipeline.tags(&arn, &format!("pipeline {name}")).await?;
         let owned = cx.names.owns(tags.iter().map(|(key, value)| (key.as_str(), value.as_str())));
         let spec = read_declaration(&name, &declaration);
-        Ok(BTreeMap::from([(name, Found { id: arn.clone(), arn, owned, spec })]))
+        Ok(BTreeMap::from([(name, Found { id: arn.clone(), arn, owned, tags: Some(tag_map(tags)), spec })]))
     }
 
     /// Creates or updates the pipeline with the whole declaration.
@@ -119,7 +119,7 @@ impl Kind for DeliveryPipeline {
             &cx.made.id::<BuildProject>(&spec.project),
         )
         .map_err(|error| anyhow::anyhow!("pipeline {}: its declaration is incomplete: {error}", spec.name))?;
-        cx.cx.clients.codepipeline.put_pipeline(declaration, &cx.cx.names.tag_pairs(), have.is_some()).await?;
+        cx.cx.clients.codepipeline.put_pipeline(declaration, &cx.cx.names.tags(), have.is_some()).await?;
         Self::done(if have.is_some() { "updated" } else { "created" }, &spec.name);
         Ok(Output::id(&spec.name))
     }
@@ -142,6 +142,10 @@ impl Kind for DeliveryPipeline {
 
     fn teardown_line(found: &Found<PipelineSpec>, _options: DestroyOptions) -> Option<String> {
         Some(format!("pipeline {}", found.spec.name))
+    }
+
+    async fn retag(cx: Cx<'_>, found: &Found<PipelineSpec>, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+        Ok(cx.clients.codepipeline.retag(&found.arn, set, remove).await?)
     }
 
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<PipelineSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {

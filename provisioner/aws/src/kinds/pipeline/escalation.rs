@@ -146,7 +146,7 @@ fn everything(deploys: Deploys) -> (Stack, Live) {
 /// The build role's inline policy and its boundary, as apply makes them.
 fn build_role(deploys: Deploys) -> (Value, Value, Names) {
     let (stack, live) = everything(deploys);
-    let names = Names::new(&stack.app);
+    let names = Names::of(&stack);
     let bucket = names.artifact_bucket(&live.account, &live.region);
     (super::policy::build(&stack, &live, &bucket), boundary::delivery(&names, &live), names)
 }
@@ -157,7 +157,7 @@ fn the_build_policy_of_a_stack_with_everything_fits_in_an_inline_policy() {
     // The committed app name and a long region: every ARN carries both.
     stack.app = "grpc-fargate".into();
     live.region = "ap-southeast-2".into();
-    let bucket = Names::new(&stack.app).artifact_bucket(&live.account, &live.region);
+    let bucket = Names::of(&stack).artifact_bucket(&live.account, &live.region);
     let policy = super::policy::build(&stack, &live, &bucket);
     let sids: Vec<&str> = policy["Statement"].as_array().unwrap().iter().filter_map(|s| s["Sid"].as_str()).collect();
     for sid in ["TargetTrackingAlarms", "Stores", "Ingress", "TheStacksManagedPolicies", "TaskRolePolicies"] {

@@ -26,7 +26,7 @@ pub const ARTIFACT_DAYS: u32 = 30;
 /// The build's and the pipeline's roles, when the stack has a pipeline.
 pub fn roles(stack: &Stack, live: &Live) -> Vec<RoleSpec> {
     let Some(pipeline) = &stack.pipeline else { return Vec::new() };
-    let names = Names::new(&stack.app);
+    let names = Names::of(stack);
     let bucket = names.artifact_bucket(&live.account, &live.region);
     let boundary = policy_arn(&live.account, &names.delivery_boundary());
     vec![

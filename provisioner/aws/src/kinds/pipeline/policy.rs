@@ -33,7 +33,7 @@ pub fn build(stack: &Stack, live: &Live, bucket: &str) -> Value {
 /// repositories, register their task definitions, update their services
 /// (and scaling), pass their roles to ECS tasks.
 fn images(stack: &Stack, live: &Live, bucket: &str) -> Vec<Value> {
-    let names = Names::new(&stack.app);
+    let names = Names::of(stack);
     let (app, account, region) = (names.app(), &live.account, &live.region);
     let cluster = &stack.aws.cluster;
     let each = |pattern: &dyn Fn(&str) -> String| -> Vec<String> {
@@ -80,7 +80,7 @@ fn images(stack: &Stack, live: &Live, bucket: &str) -> Vec<Value> {
                 "ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
                 "ecr:CompleteLayerUpload", "ecr:PutImage", "ecr:BatchGetImage", "ecr:CreateRepository",
                 "ecr:PutImageScanningConfiguration", "ecr:PutImageTagMutability", "ecr:PutLifecyclePolicy",
-                "ecr:TagResource"
+                "ecr:TagResource", "ecr:UntagResource"
             ],
             "Resource": each(&|service| format!("arn:aws:ecr:{region}:{account}:repository/{}", names.repository(service)))
         }),
@@ -95,7 +95,7 @@ fn images(stack: &Stack, live: &Live, bucket: &str) -> Vec<Value> {
         json!({
             "Sid": "Services",
             "Effect": "Allow",
-            "Action": ["ecs:UpdateService"],
+            "Action": ["ecs:UpdateService", "ecs:TagResource", "ecs:UntagResource"],
             "Resource": each(&|service| format!("arn:aws:ecs:{region}:{account}:service/{cluster}/{service}"))
         }),
         json!({
@@ -153,7 +153,7 @@ fn images(stack: &Stack, live: &Live, bucket: &str) -> Vec<Value> {
 /// load balancers, each by its exact name or the app's tag; the task roles'
 /// policies only with the app's boundary kept.
 fn infrastructure(stack: &Stack, live: &Live) -> Vec<Value> {
-    let names = Names::new(&stack.app);
+    let names = Names::of(stack);
     let (app, account, region) = (names.app(), &live.account, &live.region);
     let cluster = &stack.aws.cluster;
     let boundary = policy_arn(account, &names.boundary());
@@ -166,7 +166,7 @@ fn infrastructure(stack: &Stack, live: &Live) -> Vec<Value> {
             "Effect": "Allow",
             "Action": [
                 "ecs:CreateCluster", "ecs:UpdateClusterSettings", "ecs:PutClusterCapacityProviders",
-                "ecs:CreateService", "ecs:TagResource"
+                "ecs:CreateService", "ecs:TagResource", "ecs:UntagResource"
             ],
             "Resource": std::iter::once(format!("arn:aws:ecs:{region}:{account}:cluster/{cluster}"))
                 .chain(services(&|service| format!("arn:aws:ecs:{region}:{account}:service/{cluster}/{service}")))
@@ -199,7 +199,10 @@ fn infrastructure(stack: &Stack, live: &Live) -> Vec<Value> {
         json!({
             "Sid": "TheAppsSecurityGroups",
             "Effect": "Allow",
-            "Action": ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup"],
+            "Action": [
+                "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup",
+                "ec2:CreateTags", "ec2:DeleteTags"
+            ],
             "Resource": [format!("arn:aws:ec2:{region}:{account}:security-group/*")],
             "Condition": { "StringEquals": { "aws:ResourceTag/app": app } }
         }),
@@ -230,6 +233,19 @@ fn infrastructure(stack: &Stack, live: &Live) -> Vec<Value> {
             "Condition": { "StringEquals": { "aws:ResourceTag/app": app } }
         }),
         json!({
+            // Cloud Map's service authorization reference lists namespaces
+            // and services for its tag calls; parliament's data lists no
+            // resource for them (RESOURCE_MISMATCH).
+            "Sid": "TheAppsDiscoveryTags",
+            "Effect": "Allow",
+            "Action": ["servicediscovery:TagResource", "servicediscovery:UntagResource"],
+            "Resource": [
+                format!("arn:aws:servicediscovery:{region}:{account}:namespace/*"),
+                format!("arn:aws:servicediscovery:{region}:{account}:service/*")
+            ],
+            "Condition": { "StringEquals": { "aws:ResourceTag/app": app } }
+        }),
+        json!({
             // What Cloud Map's CreatePrivateDnsNamespace asks of its caller
             // (AWS Cloud Map API permissions reference); Route 53 has no
             // resource for a zone not yet made. No record set is changed by
@@ -249,7 +265,8 @@ fn infrastructure(stack: &Stack, live: &Live) -> Vec<Value> {
         json!({
             "Sid": "LogGroups",
             "Effect": "Allow",
-            "Action": ["logs:CreateLogGroup", "logs:PutRetentionPolicy", "logs:TagResource", "logs:TagLogGroup"],
+            "Action": ["logs:CreateLogGroup", "logs:PutRetentionPolicy", "logs:TagResource", "logs:TagLogGroup",
+                       "logs:UntagResource"],
             "Resource": services(&|service| format!("arn:aws:logs:{region}:{account}:log-group:{}", names.log_group(service)))
         }),
     ];
@@ -280,7 +297,7 @@ fn infrastructure(stack: &Stack, live: &Live) -> Vec<Value> {
                 "elasticache:CreateReplicationGroup", "elasticache:ModifyReplicationGroup",
                 "elasticache:IncreaseReplicaCount", "elasticache:DecreaseReplicaCount",
                 "elasticache:CreateCacheSubnetGroup", "elasticache:ModifyCacheSubnetGroup",
-                "elasticache:AddTagsToResource"
+                "elasticache:AddTagsToResource", "elasticache:RemoveTagsFromResource"
             ],
             "Resource": resources
         }));
@@ -288,7 +305,7 @@ fn infrastructure(stack: &Stack, live: &Live) -> Vec<Value> {
             "Sid": "StoreSecrets",
             "Effect": "Allow",
             "Action": ["secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:GetSecretValue",
-                       "secretsmanager:TagResource"],
+                       "secretsmanager:TagResource", "secretsmanager:UntagResource"],
             // Secrets Manager adds six characters to a secret's ARN.
             "Resource": stack
                 .stores
@@ -325,7 +342,8 @@ fn infrastructure(stack: &Stack, live: &Live) -> Vec<Value> {
                 "elasticloadbalancing:SetSubnets", "elasticloadbalancing:ModifyLoadBalancerAttributes",
                 "elasticloadbalancing:CreateTargetGroup", "elasticloadbalancing:ModifyTargetGroup",
                 "elasticloadbalancing:ModifyTargetGroupAttributes", "elasticloadbalancing:CreateListener",
-                "elasticloadbalancing:ModifyListener", "elasticloadbalancing:AddTags"
+                "elasticloadbalancing:ModifyListener", "elasticloadbalancing:AddTags",
+                "elasticloadbalancing:RemoveTags"
             ],
             "Resource": resources
         }));

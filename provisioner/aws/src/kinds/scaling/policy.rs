@@ -49,7 +49,7 @@ impl Kind for ScalingPolicy {
     type Spec = PolicySpec;
 
     fn desired(stack: &Stack, live: &Live) -> Vec<PolicySpec> {
-        let names = Names::new(&stack.app);
+        let names = Names::of(stack);
         let mut specs: Vec<PolicySpec> = Vec::new();
         for service in scaled(stack, live) {
             let scaling = service.autoscaling.as_ref().expect("scaled services have a table");
@@ -114,6 +114,7 @@ impl Kind for ScalingPolicy {
                         arn: policy.arn.clone(),
                         // Named after this app and its own service.
                         owned: true,
+                        tags: None,
                         spec: PolicySpec {
                             key: key(service, metric),
                             service: (*service).to_owned(),

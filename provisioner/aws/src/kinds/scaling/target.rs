@@ -116,7 +116,7 @@ impl Kind for ScalableTarget {
         let scaling = &cx.cx.clients.scaling;
         match spec.bounds {
             Some((min, max)) => {
-                let tags = if have.is_none() { cx.cx.names.tag_pairs() } else { Vec::new() };
+                let tags = if have.is_none() { cx.cx.names.tags() } else { Vec::new() };
                 scaling.register_scalable_target(&spec.resource_id, min, max, &tags).await?;
                 Self::done(if *action == Action::Create { "registered" } else { "updated" }, &spec.service);
             }
@@ -197,6 +197,7 @@ fn found(service: &str, count: u32, target: &LiveTarget) -> Found<TargetSpec> {
         // has checked is the app's; Application Auto Scaling tags are not
         // readable everywhere (moto keeps none).
         owned: true,
+        tags: None,
         spec: TargetSpec {
             service: service.to_owned(),
             resource_id: target.resource_id.clone(),

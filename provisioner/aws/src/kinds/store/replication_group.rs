@@ -13,7 +13,7 @@ use anyhow::{Context as _, bail};
 use super::{
     secret::{StoreSecret, publish, read_url, token_of},
     security_group::StoreSecurityGroup,
-    subnet_group::{CacheSubnetGroup, elasticache_owned},
+    subnet_group::{CacheSubnetGroup, elasticache_tags, retag_elasticache},
 };
 use crate::{
     clients::{
@@ -21,7 +21,7 @@ use crate::{
         error::{classify, explain, unless_gone},
     },
     engine::{
-        names::Names,
+        names::{Names, Tags},
         plan::Action,
         poll::poll_until,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
@@ -73,7 +73,7 @@ impl Kind for ReplicationGroup {
 
     /// ElastiCache's rules for a replication group id.
     fn check(stack: &Stack) -> Vec<String> {
-        let names = Names::new(&stack.app);
+        let names = Names::of(stack);
         stack
             .stores
             .iter()
@@ -92,7 +92,7 @@ impl Kind for ReplicationGroup {
     }
 
     fn desired(stack: &Stack, _live: &Live) -> Vec<GroupSpec> {
-        let names = Names::new(&stack.app);
+        let names = Names::of(stack);
         stack
             .stores
             .iter()
@@ -158,7 +158,7 @@ impl Kind for ReplicationGroup {
                 continue;
             }
             let arn = group.arn().unwrap_or_default().to_owned();
-            let owned = elasticache_owned(cx, &arn).await?;
+            let (owned, tags) = elasticache_tags(cx, &arn).await?;
             let primary = group.node_groups().first().and_then(|node_group| node_group.primary_endpoint());
             let enabled = |status: Option<&str>| matches!(status, Some("enabled" | "enabling"));
             let members = group.member_clusters();
@@ -195,7 +195,7 @@ impl Kind for ReplicationGroup {
                 status: group.status().unwrap_or_default().to_owned(),
                 primary: primary.and_then(|endpoint| endpoint.address()).map(str::to_owned),
             };
-            found.insert(id.clone(), Found { id, arn, owned, spec });
+            found.insert(id.clone(), Found { id, arn, owned, tags: Some(tags), spec });
         }
         Ok(found)
     }
@@ -258,6 +258,10 @@ impl Kind for ReplicationGroup {
     /// Asks ElastiCache to delete each store, with a final snapshot unless
     /// told not to; what the store used (its security group and subnet
     /// group) is deleted once ElastiCache lets go of it.
+    async fn retag(cx: Cx<'_>, found: &Found<GroupSpec>, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+        retag_elasticache(cx, &found.arn, set, remove).await
+    }
+
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<GroupSpec>>, options: DestroyOptions) -> anyhow::Result<()> {
         for found in owned {
             let snapshot = snapshot_name(&found.id, options);

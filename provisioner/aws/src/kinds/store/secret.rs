@@ -16,7 +16,7 @@ use crate::{
         error::{classify, explain, unless_gone},
     },
     engine::{
-        names::Names,
+        names::{Names, Tags, tag_map},
         plan::Action,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
         state::Live,
@@ -45,7 +45,7 @@ impl Kind for StoreSecret {
 
     /// The URL names the store's primary endpoint once it exists.
     fn desired(stack: &Stack, live: &Live) -> Vec<SecretSpec> {
-        let names = Names::new(&stack.app);
+        let names = Names::of(stack);
         stack
             .stores
             .iter()
@@ -85,7 +85,9 @@ impl Kind for StoreSecret {
             let owned =
                 cx.names.owns(described.tags().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or(""))));
             let url = read_url(cx.clients, &arn).await?.map(|url| redact(&url)).unwrap_or_default();
-            found.insert(name.clone(), Found { id: arn.clone(), arn, owned, spec: SecretSpec { name, url } });
+            let tags =
+                Some(tag_map(described.tags().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or("")))));
+            found.insert(name.clone(), Found { id: arn.clone(), arn, owned, tags, spec: SecretSpec { name, url } });
         }
         Ok(found)
     }
@@ -146,6 +148,22 @@ impl Kind for StoreSecret {
     /// Deleted at once, without Secrets Manager's recovery window: the
     /// token opens nothing once its store is gone, and a recovery window
     /// would keep the name from the next apply.
+    async fn retag(cx: Cx<'_>, found: &Found<SecretSpec>, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+        use aws_sdk_secretsmanager::types::Tag;
+        let (secrets, what) = (&cx.clients.secrets, format!("secret {}", found.spec.name));
+        if !set.is_empty() {
+            let tags = set.iter().map(|(key, value)| Tag::builder().key(key).value(value).build()).collect();
+            let answer = secrets.tag_resource().secret_id(&found.arn).set_tags(Some(tags)).send().await;
+            answer.map_err(|error| explain(error, "secretsmanager:TagResource", &what))?;
+        }
+        if !remove.is_empty() {
+            let answer =
+                secrets.untag_resource().secret_id(&found.arn).set_tag_keys(Some(remove.to_vec())).send().await;
+            answer.map_err(|error| explain(error, "secretsmanager:UntagResource", &what))?;
+        }
+        Ok(())
+    }
+
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<SecretSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {
         for found in owned {
             cx.clients

@@ -9,13 +9,14 @@ use std::{
 use crate::{
     clients::ec2::Permission,
     engine::{
-        names::Names,
+        names::{Names, Tags},
         plan::Action,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
         state::Live,
     },
     kinds::security_group::{
-        LiveGroup, ReadGroup, SecurityGroup, WantedGroup, apply_group, delete_when_free, group_fields, read_group,
+        LiveGroup, ReadGroup, SecurityGroup, WantedGroup, apply_group, delete_when_free, group_fields, name_tag,
+        read_group, retag_group,
     },
 };
 use stack_spec::Stack;
@@ -45,7 +46,7 @@ impl Kind for StoreSecurityGroup {
     type Spec = StoreGroupSpec;
 
     fn desired(stack: &Stack, live: &Live) -> Vec<StoreGroupSpec> {
-        let names = Names::new(&stack.app);
+        let names = Names::of(stack);
         stack
             .stores
             .iter()
@@ -63,6 +64,10 @@ impl Kind for StoreSecurityGroup {
         &spec.name
     }
 
+    fn own_tags(want: &StoreGroupSpec) -> Tags {
+        name_tag(&want.name)
+    }
+
     fn fields(spec: &StoreGroupSpec) -> Fields {
         group_fields(&spec.vpc_id, &spec.ingress, &spec.foreign)
     }
@@ -76,7 +81,7 @@ impl Kind for StoreSecurityGroup {
                 if Some(source) == tasks.as_deref() { FROM_TASKS } else { source }.to_owned()
             })
             .await?;
-            let Some(ReadGroup { id, owned, ingress, foreign }) = group else { continue };
+            let Some(ReadGroup { id, owned, tags, ingress, foreign }) = group else { continue };
             let spec = StoreGroupSpec {
                 name: name.clone(),
                 store: store.name.clone(),
@@ -84,7 +89,7 @@ impl Kind for StoreSecurityGroup {
                 ingress,
                 foreign,
             };
-            found.insert(name, Found { arn: id.clone(), id, owned, spec });
+            found.insert(name, Found { arn: id.clone(), id, owned, tags: Some(tags), spec });
         }
         Ok(found)
     }
@@ -120,6 +125,10 @@ impl Kind for StoreSecurityGroup {
 
     fn teardown_line(found: &Found<StoreGroupSpec>, _options: DestroyOptions) -> Option<String> {
         Some(format!("security group {} ({})", found.spec.name, found.id))
+    }
+
+    async fn retag(cx: Cx<'_>, found: &Found<StoreGroupSpec>, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+        retag_group(cx, &found.id, set, remove).await
     }
 
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<StoreGroupSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {

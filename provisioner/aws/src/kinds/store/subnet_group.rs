@@ -9,7 +9,7 @@ use std::{
 use crate::{
     clients::error::{classify, explain, unless_gone},
     engine::{
-        names::Names,
+        names::{Names, Tags, tag_map},
         plan::Action,
         poll::wait_until,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
@@ -34,7 +34,7 @@ impl Kind for CacheSubnetGroup {
     type Spec = SubnetGroupSpec;
 
     fn desired(stack: &Stack, live: &Live) -> Vec<SubnetGroupSpec> {
-        let names = Names::new(&stack.app);
+        let names = Names::of(stack);
         stack
             .stores
             .iter()
@@ -61,10 +61,10 @@ impl Kind for CacheSubnetGroup {
             let Some(answer) = unless_gone(answer)? else { continue };
             let Some(group) = answer.cache_subnet_groups().first() else { continue };
             let arn = group.arn().unwrap_or_default().to_owned();
-            let owned = elasticache_owned(cx, &arn).await?;
+            let (owned, tags) = elasticache_tags(cx, &arn).await?;
             let subnets = group.subnets().iter().filter_map(|subnet| subnet.subnet_identifier()).map(str::to_owned);
             let spec = SubnetGroupSpec { name: name.clone(), subnets: subnets.collect() };
-            found.insert(name.clone(), Found { id: name, arn, owned, spec });
+            found.insert(name.clone(), Found { id: name, arn, owned, tags: Some(tags), spec });
         }
         Ok(found)
     }
@@ -116,6 +116,10 @@ impl Kind for CacheSubnetGroup {
         Some(format!("cache subnet group {}", found.spec.name))
     }
 
+    async fn retag(cx: Cx<'_>, found: &Found<SubnetGroupSpec>, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+        retag_elasticache(cx, &found.arn, set, remove).await
+    }
+
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<SubnetGroupSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {
         for found in owned {
             let name = &found.spec.name;
@@ -140,8 +144,8 @@ impl Kind for CacheSubnetGroup {
     }
 }
 
-/// Whether an ElastiCache resource carries this app's tags.
-pub async fn elasticache_owned(cx: Cx<'_>, arn: &str) -> anyhow::Result<bool> {
+/// An ElastiCache resource's tags, and whether they mark it as this app's.
+pub async fn elasticache_tags(cx: Cx<'_>, arn: &str) -> anyhow::Result<(bool, Tags)> {
     let tags = cx
         .clients
         .elasticache
@@ -150,5 +154,24 @@ pub async fn elasticache_owned(cx: Cx<'_>, arn: &str) -> anyhow::Result<bool> {
         .send()
         .await
         .map_err(|error| explain(error, "elasticache:ListTagsForResource", arn))?;
-    Ok(cx.names.owns(tags.tag_list().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or("")))))
+    let tags = tag_map(tags.tag_list().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or(""))));
+    Ok((cx.names.owns(tags.iter().map(|(key, value)| (key.as_str(), value.as_str()))), tags))
+}
+
+/// Puts an ElastiCache resource's tags back to the stack's
+/// (`AddTagsToResource`, `RemoveTagsFromResource`).
+pub async fn retag_elasticache(cx: Cx<'_>, arn: &str, set: &Tags, remove: &[String]) -> anyhow::Result<()> {
+    use aws_sdk_elasticache::types::Tag;
+    let elasticache = &cx.clients.elasticache;
+    if !set.is_empty() {
+        let tags = set.iter().map(|(key, value)| Tag::builder().key(key).value(value).build()).collect();
+        let answer = elasticache.add_tags_to_resource().resource_name(arn).set_tags(Some(tags)).send().await;
+        answer.map_err(|error| explain(error, "elasticache:AddTagsToResource", arn))?;
+    }
+    if !remove.is_empty() {
+        let answer =
+            elasticache.remove_tags_from_resource().resource_name(arn).set_tag_keys(Some(remove.to_vec())).send().await;
+        answer.map_err(|error| explain(error, "elasticache:RemoveTagsFromResource", arn))?;
+    }
+    Ok(())
 }

@@ -84,6 +84,43 @@ async fn with_two_item_pages_a_stack_with_every_table_plans_clean_after_apply() 
     assert!(!followed.is_empty(), "no page followed");
 }
 
+/// S3 refuses a HEAD of a bucket with 403 both when another account owns
+/// the name and when the caller may not read its own bucket (moto allows
+/// everything: the proxy refuses the HEAD as S3 would). Before apply, the
+/// name is nobody's in this account: plan says it is not this app's and
+/// will not take it over. After apply, the bucket is this account's (in
+/// ListBuckets): plan fails with the permission the caller lacks.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_head_refused_is_another_accounts_only_when_this_account_does_not_list_it() {
+    let account = Account::new().await;
+    let stack = account.write_stack_with_every_table(&[]);
+    let bucket = "shop-pipeline-123456789012-us-east-1";
+    let proxy = FaultProxy::denying(&account.moto.url(), "HEAD", &format!("/{bucket}/?"));
+    let through = |args: &[&str]| -> Run {
+        let mut command = account.command(args, &stack);
+        command.env("AWS_ENDPOINT_URL", proxy.url());
+        run(command)
+    };
+    let foreign = through(&["plan"]);
+    assert_eq!(foreign.code, 1, "{}\n{}", foreign.stdout, foreign.stderr);
+    assert!(foreign.stderr.contains("are not this app's"), "{}", foreign.stderr);
+    assert!(foreign.stderr.contains(&format!("s3 bucket {bucket}")), "{}", foreign.stderr);
+
+    let apply = account.provision(&["apply", "--yes", "--no-wait"], &stack);
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let own = through(&["plan"]);
+    assert_eq!(own.code, 1, "{}\n{}", own.stdout, own.stderr);
+    assert!(
+        own.stderr.contains(&format!(
+            "s3:HeadBucket on bucket {bucket} was refused (403): the bucket is this account's, so the caller lacks \
+             s3:ListBucket on arn:aws:s3:::{bucket}"
+        )),
+        "{}",
+        own.stderr
+    );
+    assert!(!proxy.faults().is_empty(), "the proxy refused the HEAD");
+}
+
 /// The check `.ci/run` runs over every request the AWS tests sent (see
 /// `services/test-support/validate_requests.py`) refuses what AWS would:
 /// a recording with a broken request of each protocol fails it, naming

@@ -12,12 +12,17 @@ RequestLimitExceeded; REST: S3's SlowDown), a bare 500, and a connection
 reset before any answer. moto never throttles and never fails, so without
 this the clients' retries are never exercised.
 
+Denials (DENY = "METHOD PATH_REGEX"): every request of that method whose
+path matches is refused with 403, as S3 refuses a HEAD of a bucket to a
+caller without s3:ListBucket on it, or of another account's bucket; moto
+allows everything.
+
 Deterministic, so a test cannot fail one run in twenty: the first attempt
 of every Nth distinct request (method, path and body) fails, and its retry,
 being the same request again, goes through. Each fault is appended to a
 log file, one line each, so a test can tell that faults happened.
 
-usage: fault_proxy.py LISTEN_PORT UPSTREAM_URL EVERY_NTH FAULT_LOG PAGE
+usage: fault_proxy.py LISTEN_PORT UPSTREAM_URL EVERY_NTH FAULT_LOG PAGE [DENY]
 """
 
 import http.client
@@ -34,6 +39,7 @@ UPSTREAM = urllib.parse.urlsplit(sys.argv[2])
 EVERY = int(sys.argv[3])
 FAULT_LOG = sys.argv[4]
 PAGE = int(sys.argv[5])
+DENY = sys.argv[6].split(" ", 1) if len(sys.argv) > 6 and sys.argv[6] else None
 
 # Signing names (in the Authorization header's credential scope) as botocore
 # names the services.
@@ -138,6 +144,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def relay(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if DENY is not None and self.command == DENY[0] and re.fullmatch(DENY[1], self.path.split("?")[0]):
+            with open(FAULT_LOG, "a") as log:
+                log.write(f"deny {self.command} {self.path}\n")
+            denied = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+            self.answer(403, "application/xml", b"" if self.command == "HEAD" else denied)
+            return
         fault = fault_for((self.command, self.path, body))
         if fault is not None:
             with open(FAULT_LOG, "a") as log:

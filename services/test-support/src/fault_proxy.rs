@@ -33,7 +33,18 @@ impl FaultProxy {
         Self::spawn(upstream, 0, page)
     }
 
+    /// Starts a proxy to `upstream` that refuses with 403 every request of
+    /// `method` whose path matches `path` (a Python regular expression),
+    /// as AWS refuses a caller without permission.
+    pub fn denying(upstream: &str, method: &str, path: &str) -> Self {
+        Self::spawn_with(upstream, 0, 0, &format!("{method} {path}"))
+    }
+
     fn spawn(upstream: &str, every: u32, page: u32) -> Self {
+        Self::spawn_with(upstream, every, page, "")
+    }
+
+    fn spawn_with(upstream: &str, every: u32, page: u32, deny: &str) -> Self {
         let addr = free_addr();
         let log = std::env::temp_dir().join(format!("fault-proxy-{}-{}", std::process::id(), addr.port()));
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fault_proxy.py");
@@ -42,6 +53,7 @@ impl FaultProxy {
             .args([&addr.port().to_string(), upstream, &every.to_string()])
             .arg(&log)
             .arg(page.to_string())
+            .arg(deny)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -48,16 +48,45 @@ impl S3 {
     }
 
     /// `HeadBucket`: whether the bucket exists and is this account's
-    /// (`Some(false)`: it exists, owned by someone else).
+    /// (`Some(false)`: it exists, owned by someone else). S3 answers 403
+    /// both for another account's bucket and for one of this account's
+    /// that the caller may not read: `ListBuckets` (this account's buckets)
+    /// tells the two apart.
     pub async fn bucket_exists(&self, bucket: &str) -> Result<Option<bool>, AwsError> {
         match self.client.head_bucket().bucket(bucket).send().await {
             Ok(_) => Ok(Some(true)),
-            Err(SdkError::ServiceError(error)) if error.raw().status().as_u16() == 403 => Ok(Some(false)),
+            Err(SdkError::ServiceError(error)) if error.raw().status().as_u16() == 403 => {
+                let refused = |why: &str| AwsError {
+                    code: Some("AccessDenied".to_owned()),
+                    message: format!("s3:HeadBucket on bucket {bucket} was refused (403): {why}"),
+                };
+                match self.own_buckets().await {
+                    Ok(own) if own.iter().any(|name| name == bucket) => Err(refused(&format!(
+                        "the bucket is this account's, so the caller lacks s3:ListBucket on arn:aws:s3:::{bucket}"
+                    ))),
+                    Ok(_) => Ok(Some(false)),
+                    Err(_) => Err(refused(
+                        "either another account owns this name or the caller lacks s3:ListBucket on it; \
+                         s3:ListAllMyBuckets, refused as well, would tell which",
+                    )),
+                }
+            }
             Err(error) => match classify(error, "s3:HeadBucket", &format!("bucket {bucket}")) {
                 error if error.is_not_found() => Ok(None),
                 error => Err(error),
             },
         }
+    }
+
+    /// `ListBuckets`, every page: the names of this account's buckets.
+    async fn own_buckets(&self) -> Result<Vec<String>, AwsError> {
+        let mut names = Vec::new();
+        let mut pages = self.client.list_buckets().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|error| classify(error, "s3:ListBuckets", "this account's buckets"))?;
+            names.extend(page.buckets().iter().filter_map(|bucket| bucket.name()).map(str::to_owned));
+        }
+        Ok(names)
     }
 
     /// The bucket's tags, encryption, public access block and expiry.

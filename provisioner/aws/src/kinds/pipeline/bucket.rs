@@ -80,9 +80,14 @@ impl Kind for ArtifactBucket {
         let s3 = &cx.clients.s3;
         let name = cx.names.artifact_bucket(&live.account, &live.region);
         let used = cx.stack.pipeline.is_some();
-        let found = match s3.bucket_exists(&name).await? {
+        let exists = match s3.bucket_exists(&name).await {
+            // Without a pipeline, a bucket the caller may not read is left
+            // to whoever made it.
+            Err(error) if !used && error.code.as_deref() == Some("AccessDenied") => return Ok(BTreeMap::new()),
+            exists => exists?,
+        };
+        let found = match exists {
             None => return Ok(BTreeMap::new()),
-            // HEAD says 403 to a caller without s3:ListBucket as well.
             Some(false) if !used => return Ok(BTreeMap::new()),
             // Someone else's: plan refuses to take it over.
             Some(false) => Found {

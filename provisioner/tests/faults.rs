@@ -22,10 +22,19 @@ async fn plan_apply_status_and_destroy_end_as_without_faults_when_a_fifth_of_req
         run(command)
     };
 
+    let retry_lines = |run: &Run| -> usize {
+        run.stderr.lines().filter(|line| line.starts_with("  attempt ") || line.starts_with("  retry ")).count()
+    };
     let plan = through(&["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 2, "changes pending: {}\n{}", plan.stdout, plan.stderr);
-    let apply = through(&["apply", "--yes", "--no-wait"]);
+    let faults_before_apply = proxy.faults().len();
+    assert!(faults_before_apply > 0, "the plan met faults");
+    assert_eq!(retry_lines(&plan), 0, "retries are said only with --verbose: {}", plan.stderr);
+    let apply = through(&["apply", "--yes", "--no-wait", "--verbose"]);
     assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    // A line per failed attempt the clients tried again, with --verbose.
+    let retried = proxy.faults().len() - faults_before_apply;
+    assert_eq!(retry_lines(&apply), retried, "{retried} faults: {}", apply.stderr);
     let clean = through(&["plan", "--detailed-exitcode"]);
     assert_eq!(clean.code, 0, "a second plan is clean: {}\n{}", clean.stdout, clean.stderr);
     let direct = account.provision(&["status"], &stack);

@@ -15,7 +15,7 @@ impl Acm {
     /// A client with the SDK configuration's credentials, region and
     /// endpoint override.
     pub fn new(config: &aws_types::SdkConfig) -> Self {
-        Self { client: Client::new(config) }
+        Self { client: crate::clients::verbose::sdk_client!(aws_sdk_acm, config) }
     }
 
     /// `acm:DescribeCertificate`: the certificate's domain name.

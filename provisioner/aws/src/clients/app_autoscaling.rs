@@ -68,7 +68,7 @@ impl AppAutoScaling {
     /// A client with the SDK configuration's credentials, region and
     /// endpoint override.
     pub fn new(config: &aws_types::SdkConfig) -> Self {
-        Self { client: Client::new(config) }
+        Self { client: crate::clients::verbose::sdk_client!(aws_sdk_applicationautoscaling, config) }
     }
 
     /// `application-autoscaling:DescribeScalableTargets` for these ECS

@@ -71,7 +71,7 @@ impl CodeBuild {
     /// A client with the SDK configuration's credentials, region and
     /// endpoint override.
     pub fn new(config: &aws_types::SdkConfig) -> Self {
-        Self { client: Client::new(config) }
+        Self { client: crate::clients::verbose::sdk_client!(aws_sdk_codebuild, config) }
     }
 
     /// `BatchGetProjects` of one: the project, if it exists.

@@ -54,7 +54,7 @@ impl CodePipeline {
     /// A client with the SDK configuration's credentials, region and
     /// endpoint override.
     pub fn new(config: &aws_types::SdkConfig) -> Self {
-        Self { client: Client::new(config) }
+        Self { client: crate::clients::verbose::sdk_client!(aws_sdk_codepipeline, config) }
     }
 
     /// `GetPipeline`: the declaration and its ARN, if it exists.

@@ -19,7 +19,7 @@ impl Connections {
     /// A client with the SDK configuration's credentials, region and
     /// endpoint override.
     pub fn new(config: &aws_types::SdkConfig) -> Self {
-        Self { client: Client::new(config) }
+        Self { client: crate::clients::verbose::sdk_client!(aws_sdk_codeconnections, config) }
     }
 
     /// `codeconnections:GetConnection`: its status (`AVAILABLE`, `PENDING`,

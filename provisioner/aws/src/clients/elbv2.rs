@@ -115,7 +115,7 @@ impl Elbv2 {
     /// A client with the SDK configuration's credentials, region and
     /// endpoint override.
     pub fn new(config: &aws_types::SdkConfig) -> Self {
-        Self { client: Client::new(config) }
+        Self { client: crate::clients::verbose::sdk_client!(aws_sdk_elasticloadbalancingv2, config) }
     }
 
     /// `DescribeLoadBalancers` by name: the one called `name`, if any (ELB

@@ -121,19 +121,6 @@ pub enum Failure {
     },
 }
 
-impl Failure {
-    /// Whether trying again may succeed: the network, a 5xx, throttling.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Failure::Credentials(_) => false,
-            Failure::Transport(_) => true,
-            Failure::Service { status, code, .. } => {
-                *status >= 500 || code.as_deref().is_some_and(|code| is_throttling(code) || code == "InternalError")
-            }
-        }
-    }
-}
-
 fn is_throttling(code: &str) -> bool {
     code.contains("Throttl") || code == "RequestLimitExceeded" || code == "TooManyRequests"
 }

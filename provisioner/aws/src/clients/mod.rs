@@ -15,8 +15,10 @@ pub mod elbv2;
 pub mod error;
 pub mod iam;
 pub mod query;
+pub mod retry;
 pub mod s3;
 pub mod signed;
+pub mod verbose;
 
 use std::time::Duration;
 
@@ -100,14 +102,14 @@ impl Clients {
             codepipeline: codepipeline::CodePipeline::new(&config),
             connections: connections::Connections::new(&config),
             region,
-            ecs: aws_sdk_ecs::Client::new(&config),
-            cloud_map: aws_sdk_servicediscovery::Client::new(&config),
-            iam: aws_sdk_iam::Client::new(&config),
-            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
-            ecr: aws_sdk_ecr::Client::new(&config),
-            sts: aws_sdk_sts::Client::new(&config),
-            elasticache: aws_sdk_elasticache::Client::new(&config),
-            secrets: aws_sdk_secretsmanager::Client::new(&config),
+            ecs: verbose::sdk_client!(aws_sdk_ecs, &config),
+            cloud_map: verbose::sdk_client!(aws_sdk_servicediscovery, &config),
+            iam: verbose::sdk_client!(aws_sdk_iam, &config),
+            logs: verbose::sdk_client!(aws_sdk_cloudwatchlogs, &config),
+            ecr: verbose::sdk_client!(aws_sdk_ecr, &config),
+            sts: verbose::sdk_client!(aws_sdk_sts, &config),
+            elasticache: verbose::sdk_client!(aws_sdk_elasticache, &config),
+            secrets: verbose::sdk_client!(aws_sdk_secretsmanager, &config),
         })
     }
 

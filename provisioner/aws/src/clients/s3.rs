@@ -43,7 +43,10 @@ impl S3 {
     /// endpoint override; `path_style` addresses buckets as
     /// `ENDPOINT/BUCKET` (what an emulator behind `--endpoint-url` serves).
     pub fn new(config: &aws_types::SdkConfig, region: &str, path_style: bool) -> Self {
-        let config = aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).build();
+        let config = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(path_style)
+            .interceptor(super::verbose::RetryNotes)
+            .build();
         Self { client: Client::from_conf(config), region: region.to_owned() }
     }
 

@@ -3,8 +3,8 @@
 //! Scaling, ACM, CodeBuild and CodePipeline, S3's REST): a request signed
 //! with SigV4 by the configured credentials, to the region's endpoint or
 //! `--endpoint-url`, over rustls on ring, with connect and attempt
-//! timeouts and retries with backoff on throttling and transient failures,
-//! as the SDK clients are set up.
+//! timeouts and the SDK clients' retries (standard mode, adaptive rate
+//! limiting: see [`super::retry`]).
 
 use std::time::{Duration, SystemTime};
 
@@ -18,13 +18,13 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
-use super::error::{AwsError, Failure, describe};
+use super::{
+    error::{AwsError, Failure, describe},
+    retry::{RetryState, Retryable, backoff, classify},
+};
 
 /// Attempts per call, the first included, as the SDK clients are set up.
 const ATTEMPTS: u32 = 5;
-/// The first pause before a retry; it doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -38,6 +38,8 @@ pub struct SignedClient {
     signing_name: &'static str,
     region: String,
     credentials: SharedCredentialsProvider,
+    /// The retry quota and rate limiter every call of this client shares.
+    retry: RetryState,
 }
 
 /// One request: its method and path, its headers beside the content type,
@@ -90,11 +92,12 @@ impl SignedClient {
             signing_name,
             region: region.to_owned(),
             credentials,
+            retry: RetryState::default(),
         })
     }
 
-    /// Sends `request`, retried with backoff while the failure is
-    /// transient; `answer` reads the HTTP status and body into the result
+    /// Sends `request`, retried while the failure may pass and the quota
+    /// allows, paced once AWS throttles; `answer` reads the HTTP status and body into the result
     /// or the failure AWS reported. `action` (`ec2:DescribeVpcs`) and
     /// `resource` name the call in errors.
     pub async fn send<T>(
@@ -104,23 +107,34 @@ impl SignedClient {
         resource: &str,
         answer: impl Fn(u16, &str) -> Result<T, Failure>,
     ) -> Result<T, AwsError> {
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempt = 1;
+        let mut retries = 0;
+        let mut last_cost = None;
         loop {
+            self.retry.before_attempt().await;
             let failure = match tokio::time::timeout(ATTEMPT_TIMEOUT, self.attempt(request)).await {
                 Ok(Ok((status, body))) => match answer(status, &body) {
-                    Ok(value) => return Ok(value),
+                    Ok(value) => {
+                        self.retry.after_attempt(false);
+                        self.retry.succeeded(last_cost);
+                        return Ok(value);
+                    }
                     Err(failure) => failure,
                 },
                 Ok(Err(failure)) => failure,
                 Err(_) => Failure::Transport(format!("no answer within {ATTEMPT_TIMEOUT:?}")),
             };
-            if attempt >= ATTEMPTS || !failure.is_transient() {
-                return Err(describe(failure, action, resource));
-            }
-            tokio::time::sleep(backoff.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-            attempt += 1;
+            let kind = classify(&failure);
+            self.retry.after_attempt(kind == Retryable::Throttling);
+            let cost = match kind {
+                Retryable::No => None,
+                _ if retries + 1 >= ATTEMPTS => None,
+                _ => self.retry.take_retry(kind),
+            };
+            let Some(cost) = cost else { return Err(describe(failure, action, resource)) };
+            last_cost = Some(cost);
+            retries += 1;
+            super::verbose::retrying(retries + 1, action, resource, &failure);
+            tokio::time::sleep(backoff(kind, retries, fastrand::f64())).await;
         }
     }
 

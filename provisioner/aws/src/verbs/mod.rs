@@ -31,6 +31,10 @@ pub struct AwsArgs {
     /// configuration chain (AWS_REGION, the profile).
     #[arg(long)]
     pub region: Option<String>,
+    /// Print a line for each AWS call that failed and is tried again
+    /// (throttling, a 5xx, a broken connection).
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// How plan prints.
@@ -118,6 +122,9 @@ mod session {
     pub async fn connect(args: &AwsArgs) -> anyhow::Result<(Stack, Clients)> {
         let stack = spec::load(&args.stack)?;
         limits::check(GRAPH, &stack, &args.stack)?;
+        if args.verbose {
+            crate::clients::verbose::enable();
+        }
         let target = Target {
             endpoint_url: args.endpoint_url.clone().filter(|url| !url.is_empty()),
             region: args.region.clone().or_else(|| stack.aws.region.clone()),

@@ -149,6 +149,12 @@ fn the_model_check_refuses_requests_that_break_their_model() {
         json!({"method": "POST", "url": "http://127.0.0.1/", "headers": headers, "body": body, "body_encoded": false})
             .to_string()
     };
+    // S3's REST-XML: the operation is found by method, path and query.
+    let tagging = |body: &str| {
+        let headers = json!({"Authorization": auth("s3"), "User-Agent": "aws-sdk-rust/1.3"});
+        json!({"method": "PUT", "url": "http://127.0.0.1/bucket/?tagging", "headers": headers, "body": body})
+            .to_string()
+    };
     let update = "AmazonEC2ContainerServiceV20141113.UpdateService";
     let write = |name: &str, lines: &[String]| {
         let path = dir.join(name);
@@ -170,11 +176,13 @@ fn the_model_check_refuses_requests_that_break_their_model() {
                 "Action=AuthorizeSecurityGroupIngress&Version=2016-11-15&GroupId=sg-1&IpPermissions.1.IpProtocol=tcp\
              &IpPermissions.1.Bogus=1",
             ),
+            tagging("<Tagging><TagSet><Tag><Value>v</Value><Colour>red</Colour></Tag></TagSet></Tagging>"),
         ],
     );
     let (passed, printed) = validate_requests(&[broken]);
     assert!(!passed, "{printed}");
-    for fault in ["desiredCount", "serviceRegistriez", "RoleName", "IpPermissions.1.Bogus", "3 violations"] {
+    let faults = ["desiredCount", "serviceRegistriez", "RoleName", "IpPermissions.1.Bogus", "Colour", "\"Key\""];
+    for fault in faults.into_iter().chain(["5 violations"]) {
         assert!(printed.contains(fault), "{fault}: {printed}");
     }
     let right = write(
@@ -188,10 +196,11 @@ fn the_model_check_refuses_requests_that_break_their_model() {
                 "Action=AuthorizeSecurityGroupIngress&Version=2016-11-15&GroupId=sg-1&IpPermissions.1.IpProtocol=tcp\
              &IpPermissions.1.FromPort=5000&IpPermissions.1.ToPort=5000",
             ),
+            tagging("<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>"),
         ],
     );
     let (passed, printed) = validate_requests(&[right]);
     assert!(passed, "{printed}");
-    assert!(printed.contains("3 requests of 3 operations checked"), "{printed}");
+    assert!(printed.contains("4 requests of 4 operations checked"), "{printed}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -849,6 +849,7 @@ async fn a_store_is_made_with_tls_auth_and_its_own_group_and_ranking_gets_its_ur
         (Some(true), Some(true), Some(true))
     );
     assert_eq!(group.automatic_failover().map(|status| status.as_str()), Some("enabled"));
+    assert_eq!(group.snapshot_retention_limit(), Some(7), "daily snapshots kept a week");
     let primary = group.node_groups()[0].primary_endpoint().unwrap().address().unwrap().to_owned();
 
     // Its group admits the store's port from the tasks' group, nothing else.
@@ -889,21 +890,41 @@ async fn a_store_is_made_with_tls_auth_and_its_own_group_and_ranking_gets_its_ur
     assert!(status.stdout.contains("available  valkey"), "{}", status.stdout);
     assert!(status.stdout.contains(&format!("primary {primary}:6379")), "{}", status.stdout);
 
-    // A node type change is planned and applied in place.
-    let bigger = account.write_stack(&[
-        WITH_STORE[0],
-        (
-            WITH_STORE[1].0,
-            &WITH_STORE[1]
-                .1
-                .replace("name = \"board\"", "name = \"board\"\n[store.aws]\nnode_type = \"cache.t4g.small\""),
-        ),
-    ]);
+    // A node type and snapshot retention change are planned and applied in
+    // place.
+    let store_aws = |settings: &str| {
+        account.write_stack(&[
+            WITH_STORE[0],
+            (
+                WITH_STORE[1].0,
+                &WITH_STORE[1].1.replace("name = \"board\"", &format!("name = \"board\"\n[store.aws]\n{settings}")),
+            ),
+        ])
+    };
+    let bigger = store_aws("node_type = \"cache.t4g.small\"\nsnapshot_retention_days = 14");
     let plan = account.provision(&["plan"], &bigger);
     assert!(plan.stdout.contains("node_type: cache.t4g.micro -> cache.t4g.small"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("snapshot_retention_days: 7 -> 14"), "{}", plan.stdout);
     assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &bigger).code, 0);
     let groups = account.elasticache().describe_replication_groups().replication_group_id("shop-board").send();
-    assert_eq!(groups.await.unwrap().replication_groups()[0].cache_node_type(), Some("cache.t4g.small"));
+    let group = groups.await.unwrap().replication_groups()[0].clone();
+    assert_eq!((group.cache_node_type(), group.snapshot_retention_limit()), (Some("cache.t4g.small"), Some(14)));
+
+    // A replacement deletes the boards: refused without its own consent,
+    // --yes or not, before any change.
+    let other_engine = store_aws("node_type = \"cache.t4g.small\"\nsnapshot_retention_days = 14\nengine = \"redis\"");
+    let refused = account.provision(&["apply", "--yes", "--no-wait"], &other_engine);
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains(
+            "this plan replaces elasticache store shop-board, which deletes every board in it (a snapshot is kept; \
+             the services start over empty): nothing was changed. Apply again with --replace-store board"
+        ),
+        "{}",
+        refused.stderr
+    );
+    let groups = account.elasticache().describe_replication_groups().replication_group_id("shop-board").send();
+    assert_eq!(groups.await.unwrap().replication_groups()[0].engine(), Some("valkey"));
 
     // Destroy keeps a final snapshot and takes the store's resources away.
     let destroy = account.provision(&["destroy", "--yes"], &bigger);

@@ -46,7 +46,13 @@ pub struct AwsStore {
     /// Read replicas beside the primary: 1 (the default) gives automatic
     /// failover across two zones; 0 is a one-node store for development.
     pub replicas: u32,
+    /// Days ElastiCache keeps its automatic daily snapshots: 7 by default,
+    /// 0 turns them off, at most 35.
+    pub snapshot_retention_days: u32,
 }
+
+/// How long automatic snapshots are kept when the stack does not say.
+pub const DEFAULT_SNAPSHOT_RETENTION_DAYS: u32 = 7;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +69,7 @@ struct RawAwsStore {
     engine_version: Option<Spanned<String>>,
     node_type: Option<Spanned<String>>,
     replicas: Option<Spanned<i64>>,
+    snapshot_retention_days: Option<Spanned<i64>>,
 }
 
 impl RawStore {
@@ -145,5 +152,21 @@ pub(super) fn parse(raw: &RawStore, error: &Locate<'_>) -> Result<Store, SpecErr
             }
         },
     };
-    Ok(Store { name, port, aws: AwsStore { engine, engine_version, node_type, replicas } })
+    let snapshot_retention_days = match &aws.snapshot_retention_days {
+        None => DEFAULT_SNAPSHOT_RETENTION_DAYS,
+        Some(days) => match u32::try_from(*days.get_ref()) {
+            Ok(days) if days <= 35 => days,
+            _ => {
+                return Err(at(
+                    days.span(),
+                    format!(
+                        "aws.snapshot_retention_days {} is outside 0..=35 (ElastiCache keeps daily snapshots up to 35 \
+                         days; 0 turns them off)",
+                        days.get_ref()
+                    ),
+                ));
+            }
+        },
+    };
+    Ok(Store { name, port, aws: AwsStore { engine, engine_version, node_type, replicas, snapshot_retention_days } })
 }

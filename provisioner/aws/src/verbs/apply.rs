@@ -13,6 +13,11 @@ pub struct ApplyArgs {
     /// Apply without asking (needed when not on a terminal, e.g. in CI).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Consent to replacing this store (by its name in the stack file),
+    /// which deletes its boards; repeat for several. A plan that replaces
+    /// a store is refused without it, even with --yes.
+    #[arg(long, value_name = "STORE", env = "PROVISION_REPLACE_STORE", value_delimiter = ',')]
+    pub replace_store: Vec<String>,
     /// Return once the changes are made, without waiting for deployments.
     #[arg(long)]
     pub no_wait: bool,
@@ -26,6 +31,6 @@ pub struct ApplyArgs {
 pub async fn run(args: ApplyArgs) -> anyhow::Result<u8> {
     let (stack, clients) = super::connect(&args.aws).await?;
     let wait = (!args.no_wait).then(|| super::wait_options(args.wait_timeout));
-    super::apply_stack(&stack, &clients, args.yes, wait).await?;
+    super::apply_stack(&stack, &clients, args.yes, &args.replace_store, wait).await?;
     Ok(0)
 }

@@ -76,6 +76,10 @@ pub struct DeployArgs {
     /// PROVISION_DEPLOY_APPLY=true when `[pipeline] deploys = "stack"`.
     #[arg(long, env = "PROVISION_DEPLOY_APPLY")]
     pub apply: bool,
+    /// With --apply: consent to replacing this store (see `provision apply
+    /// --replace-store`).
+    #[arg(long, value_name = "STORE", env = "PROVISION_REPLACE_STORE", value_delimiter = ',')]
+    pub replace_store: Vec<String>,
     /// Return once the services are updated, without waiting.
     #[arg(long)]
     pub no_wait: bool,
@@ -117,7 +121,7 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<u8> {
                 missing.join(", ")
             );
         }
-        super::apply_stack(&stack, &clients, true, None).await?;
+        super::apply_stack(&stack, &clients, true, &args.replace_store, None).await?;
         live = account::read(GRAPH, &clients, &stack).await?;
     }
     let images = push_images(&clients, &stack, root, live, &selected, &args).await?;

@@ -147,11 +147,14 @@ mod session {
         WaitOptions { timeout: Duration::from_secs(timeout_secs), ..WaitOptions::default() }
     }
 
-    /// Plan, confirm (unless `yes`), apply, and wait (with `wait`).
+    /// Plan, confirm (unless `yes`), apply, and wait (with `wait`). A
+    /// store the plan replaces needs its own consent in `replace_stores`
+    /// (its name or id), `yes` or not.
     pub async fn apply_stack(
         stack: &Stack,
         clients: &Clients,
         yes: bool,
+        replace_stores: &[String],
         wait: Option<WaitOptions>,
     ) -> anyhow::Result<()> {
         let planned = plan_stack(clients, stack).await?;
@@ -160,6 +163,7 @@ mod session {
             println!("The stack is up to date.");
             return Ok(());
         }
+        check_store_consent(&planned, replace_stores)?;
         if !yes {
             confirm("Apply these changes?")?;
         }
@@ -170,6 +174,29 @@ mod session {
             watch::wait_for(clients, &stack.aws.cluster, &made.rollouts(), options).await?;
         }
         Ok(())
+    }
+
+    /// Refuses a plan that replaces a store the caller did not name: a
+    /// replacement deletes the store's boards (a snapshot of them is kept,
+    /// but the services start over empty).
+    fn check_store_consent(planned: &Planned, replace_stores: &[String]) -> anyhow::Result<()> {
+        let unconsented = crate::kinds::store::replication_group::unconsented_replacements(
+            &planned.plan,
+            &planned.desired,
+            replace_stores,
+        );
+        if unconsented.is_empty() {
+            return Ok(());
+        }
+        let stores: Vec<String> = unconsented.iter().map(|(id, _)| format!("elasticache store {id}")).collect();
+        let flags: Vec<String> = unconsented.iter().map(|(_, store)| format!("--replace-store {store}")).collect();
+        bail!(
+            "this plan replaces {}, which deletes every board in it (a snapshot is kept; the services start over \
+             empty): nothing was changed. Apply again with {} to go ahead (needed with --yes too; \
+             PROVISION_REPLACE_STORE in a pipeline)",
+            stores.join(" and "),
+            flags.join(" ")
+        )
     }
 
     /// Asks on the terminal; refuses to guess when there is none.

@@ -56,6 +56,9 @@ pub struct GroupSpec {
     pub at_rest_encryption: bool,
     pub auth: bool,
     pub port: u16,
+    /// Days its automatic daily snapshots are kept (0: none); `None` when
+    /// not reported.
+    pub snapshot_retention_days: Option<u32>,
     /// Its cache subnet group; not reported back, not compared.
     pub subnet_group: String,
     /// The secret with its token; not compared.
@@ -115,6 +118,7 @@ impl Kind for ReplicationGroup {
                     at_rest_encryption: true,
                     auth: true,
                     port: store.port,
+                    snapshot_retention_days: Some(aws.snapshot_retention_days),
                     subnet_group: names.store(&store.name),
                     secret: names.store_secret(&store.name),
                     status: String::new(),
@@ -144,6 +148,9 @@ impl Kind for ReplicationGroup {
         }
         if let Some(nodes) = spec.nodes {
             fields.insert("nodes", nodes.to_string());
+        }
+        if let Some(days) = spec.snapshot_retention_days {
+            fields.insert("snapshot_retention_days", days.to_string());
         }
         fields
     }
@@ -190,6 +197,7 @@ impl Kind for ReplicationGroup {
                 at_rest_encryption: group.at_rest_encryption_enabled().unwrap_or(false),
                 auth: group.auth_token_enabled().unwrap_or(false),
                 port: primary.and_then(|endpoint| u16::try_from(endpoint.port()?).ok()).unwrap_or(store.port),
+                snapshot_retention_days: group.snapshot_retention_limit().and_then(|days| u32::try_from(days).ok()),
                 subnet_group: String::new(),
                 secret: cx.names.store_secret(&store.name),
                 status: group.status().unwrap_or_default().to_owned(),
@@ -236,7 +244,12 @@ impl Kind for ReplicationGroup {
             }
             (action, have) => {
                 if let (Action::Replace { .. }, Some(found)) = (action, have) {
-                    delete(clients, &found.spec.id, Some(&format!("{}-before-replace", found.spec.id))).await?;
+                    let snapshot = replacement_snapshot_name(&found.spec.id, now_secs());
+                    delete(clients, &found.spec.id, Some(&snapshot)).await?;
+                    println!(
+                        "  deleting elasticache store {} to replace it (final snapshot {snapshot})",
+                        found.spec.id
+                    );
                     wait_gone(clients, &found.spec.id).await?;
                 }
                 create(cx, spec, &secret_arn).await?;
@@ -333,6 +346,7 @@ async fn create(cx: ApplyCx<'_>, spec: &GroupSpec, secret_arn: &str) -> anyhow::
         .transit_encryption_enabled(spec.transit_encryption)
         .at_rest_encryption_enabled(spec.at_rest_encryption)
         .auth_token(token_of(&url)?)
+        .set_snapshot_retention_limit(spec.snapshot_retention_days.and_then(|days| i32::try_from(days).ok()))
         .port(i32::from(spec.port))
         .cache_subnet_group_name(cx.made.id::<CacheSubnetGroup>(&spec.subnet_group))
         .security_group_ids(cx.made.id::<StoreSecurityGroup>(&names.store_security_group(&spec.store)));
@@ -341,9 +355,20 @@ async fn create(cx: ApplyCx<'_>, spec: &GroupSpec, secret_arn: &str) -> anyhow::
     }
     if let Err(error) = request.send().await {
         let error = classify(error, "elasticache:CreateReplicationGroup", &format!("elasticache store {}", spec.id));
-        // Asked for by an apply that was interrupted: wait for that one.
         if error.code.as_deref() != Some("ReplicationGroupAlreadyExists") {
             return Err(error.into());
+        }
+        // Asked for by an apply that was interrupted, or made meanwhile by
+        // someone else: carried on with only if its tags say it is ours.
+        let found = describe(clients, &spec.id).await?;
+        let arn = found.as_ref().and_then(|group| group.arn()).unwrap_or_default().to_owned();
+        if !elasticache_tags(cx.cx, &arn).await?.0 {
+            bail!(
+                "elasticache store {} appeared while this apply ran and is not this app's (it lacks the tags \
+                 app={} and managed-by=provision): provision will not take it over",
+                spec.id,
+                names.app()
+            );
         }
     }
     Ok(())
@@ -369,7 +394,11 @@ fn changes(want: &GroupSpec, have: &GroupSpec) -> Vec<Change> {
         }
         _ => None,
     };
+    let retention_changes = have.snapshot_retention_days.is_some()
+        && want.snapshot_retention_days.is_some()
+        && want.snapshot_retention_days != have.snapshot_retention_days;
     let modify = (want.node_type != have.node_type
+        || retention_changes
         || (want.engine_version.is_some() && want.engine_version != have.engine_version)
         || want.automatic_failover != have.automatic_failover
         || want.multi_az != have.multi_az)
@@ -399,6 +428,11 @@ async fn update(clients: &Clients, want: &GroupSpec, have: &GroupSpec) -> anyhow
                     .apply_immediately(true)
                     .set_cache_node_type((want.node_type != have.node_type).then(|| want.node_type.clone()))
                     .set_engine_version(version)
+                    .set_snapshot_retention_limit(
+                        want.snapshot_retention_days
+                            .filter(|_| want.snapshot_retention_days != have.snapshot_retention_days)
+                            .and_then(|days| i32::try_from(days).ok()),
+                    )
                     .automatic_failover_enabled(want.automatic_failover)
                     .multi_az_enabled(want.multi_az)
                     .send()
@@ -496,6 +530,34 @@ async fn wait_gone(clients: &Clients, id: &str) -> anyhow::Result<()> {
     gone.with_context(|| format!("elasticache store {id} was not deleted within 60 minutes"))
 }
 
+/// The stores `plan` replaces that `given` (names from the stack file, or
+/// replication group ids) does not name, as (id, name).
+pub fn unconsented_replacements(
+    plan: &crate::engine::plan::Plan,
+    desired: &crate::engine::state::Desired,
+    given: &[String],
+) -> Vec<(String, String)> {
+    plan.steps
+        .iter()
+        .filter(|step| step.kind == ReplicationGroup::KEY && matches!(step.action, Action::Replace { .. }))
+        .filter_map(|step| {
+            let store = desired.get::<ReplicationGroup>(&step.name)?.store.clone();
+            let named = given.iter().any(|given| *given == store || *given == step.name);
+            (!named).then(|| (step.name.clone(), store))
+        })
+        .collect()
+}
+
+/// The snapshot a replacement keeps: `<id>-before-replace-<yyyymmdd-hhmmss>`
+/// (UTC), unique for each replacement (ElastiCache refuses a name it has).
+fn replacement_snapshot_name(id: &str, now: u64) -> String {
+    format!("{id}-before-replace-{}", utc_stamp(now))
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs())
+}
+
 /// The final snapshot destroy keeps: `<id>-final-<yyyymmdd-hhmmss>` (UTC),
 /// or none with `--skip-final-snapshot`.
 fn snapshot_name(id: &str, options: DestroyOptions) -> Option<String> {
@@ -528,6 +590,7 @@ mod tests {
         assert_eq!(utc_stamp(1_795_779_045), "20261127-113045");
         let options = DestroyOptions { started_at: 0, ..DestroyOptions::default() };
         assert_eq!(snapshot_name("app-board", options).as_deref(), Some("app-board-final-19700101-000000"));
+        assert_eq!(replacement_snapshot_name("app-board", 86_400 + 61), "app-board-before-replace-19700102-000101");
         let skipped = DestroyOptions { skip_final_snapshot: true, ..options };
         assert_eq!(snapshot_name("app-board", skipped), None);
     }
@@ -546,11 +609,37 @@ mod tests {
             at_rest_encryption: true,
             auth: true,
             port: 6379,
+            snapshot_retention_days: Some(7),
             subnet_group: String::new(),
             secret: String::new(),
             status: "available".into(),
             primary: None,
         }
+    }
+
+    #[test]
+    fn a_replacement_needs_its_store_named_and_nothing_else_does() {
+        use crate::engine::plan::{Plan, Step};
+        let step =
+            |name: &str, action: Action| Step { kind: ReplicationGroup::KEY, label: "", name: name.into(), action };
+        let mut desired = crate::engine::state::Desired::default();
+        let other = GroupSpec { id: "app-cache".into(), store: "cache".into(), ..group(2) };
+        desired.insert::<ReplicationGroup>(vec![group(2), other]);
+        let plan = Plan {
+            app: "app".into(),
+            account: String::new(),
+            region: String::new(),
+            vpc: String::new(),
+            steps: vec![
+                step("app-board", Action::Replace { reason: "the engine".into() }),
+                step("app-cache", Action::Update { changes: Vec::new() }),
+            ],
+            notes: Vec::new(),
+        };
+        assert_eq!(unconsented_replacements(&plan, &desired, &[]), [("app-board".to_owned(), "board".to_owned())]);
+        assert_eq!(unconsented_replacements(&plan, &desired, &["cache".into()]).len(), 1);
+        assert!(unconsented_replacements(&plan, &desired, &["board".into()]).is_empty());
+        assert!(unconsented_replacements(&plan, &desired, &["app-board".into()]).is_empty());
     }
 
     #[test]

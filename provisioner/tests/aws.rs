@@ -313,6 +313,50 @@ async fn destroy_leaves_nothing_tagged() {
     assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &stack).code, 0);
 }
 
+/// Destroy deletes only what carries both of this app's tags: resources
+/// with the stack's names that are untagged, tagged for another app, or
+/// tagged with the app but not made by provision survive it, and destroy
+/// says why for each.
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_leaves_same_named_resources_that_are_not_this_apps_and_says_why() {
+    let account = Account::new().await;
+    let stack = account.write_stack(&[]);
+    account.moto.boto3("logs", "create_log_group", json!({"logGroupName": "/ecs/shop/game-server"}));
+    let tags = json!([{"ResourceType": "security-group", "Tags": [
+        {"Key": "app", "Value": "other"}, {"Key": "managed-by", "Value": "provision"}
+    ]}]);
+    account.ec2(
+        "create_security_group",
+        json!({"GroupName": "shop-tasks", "Description": "theirs", "VpcId": account.vpc, "TagSpecifications": tags}),
+    );
+    let trust = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ]});
+    account.moto.boto3(
+        "iam",
+        "create_role",
+        json!({"RoleName": "shop-execution", "AssumeRolePolicyDocument": trust.to_string(),
+               "Tags": [{"Key": "app", "Value": "shop"}]}),
+    );
+
+    let destroy = account.provision(&["destroy", "--yes", "--delete-logs"], &stack);
+    assert_eq!(destroy.code, 0, "{}\n{}", destroy.stdout, destroy.stderr);
+    for line in [
+        "log group /ecs/shop/game-server (kept: not this app's: it has neither an app tag nor managed-by=provision)",
+        "(kept: not this app's: it is tagged app=other)",
+        "iam role shop-execution (kept: not this app's: tagged app=shop but not managed-by=provision, so provision \
+         did not make it)",
+    ] {
+        assert!(destroy.stdout.contains(line), "{line}: {}", destroy.stdout);
+    }
+    assert!(destroy.stdout.contains("  - security group shop-tasks (sg-"), "{}", destroy.stdout);
+    assert!(destroy.stdout.contains("Nothing of app shop to delete"), "{}", destroy.stdout);
+    let groups = account.logs().describe_log_groups().log_group_name_prefix("/ecs/shop/").send().await.unwrap();
+    assert_eq!(groups.log_groups().len(), 1, "the log group survives");
+    assert_eq!(account.security_groups_named("shop-tasks").await.len(), 1, "the security group survives");
+    assert!(account.iam().get_role().role_name("shop-execution").send().await.is_ok(), "the role survives");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_apply_killed_half_way_is_finished_by_the_next_without_duplicates() {
     let account = Account::new().await;

@@ -157,6 +157,24 @@ pub trait AnyKind: Sync {
     fn status<'a>(&'a self, cx: Cx<'a>, live: &'a Live, out: &'a mut String) -> BoxFuture<'a, anyhow::Result<bool>>;
 }
 
+/// Why a resource with one of the stack's names is not this app's, from
+/// its tags (where its kind reads them).
+fn foreign_reason(tags: Option<&Tags>) -> String {
+    use crate::engine::names::{APP_TAG, MANAGED_BY, MANAGED_BY_TAG};
+    let Some(tags) = tags else { return "not this app's".to_owned() };
+    let managed = tags.get(MANAGED_BY_TAG).is_some_and(|value| value == MANAGED_BY);
+    match (tags.get(APP_TAG), managed) {
+        (None, false) => format!("not this app's: it has neither an {APP_TAG} tag nor {MANAGED_BY_TAG}={MANAGED_BY}"),
+        (None, true) => format!("not this app's: it has no {APP_TAG} tag"),
+        (Some(app), true) => format!("not this app's: it is tagged {APP_TAG}={app}"),
+        (Some(app), false) => {
+            format!(
+                "not this app's: tagged {APP_TAG}={app} but not {MANAGED_BY_TAG}={MANAGED_BY}, so provision did not make it"
+            )
+        }
+    }
+}
+
 /// The tags a resource of kind `K` should carry.
 fn wanted_tags<K: Kind>(desired: &Desired, want: &K::Spec) -> Tags {
     let mut tags = desired.tags.clone();
@@ -271,7 +289,7 @@ impl<K: Kind> AnyKind for Of<K> {
         live.all::<K>()
             .filter_map(|(_, found)| {
                 let line = K::teardown_line(found, options)?;
-                Some(if found.owned { line } else { format!("{line} (kept: not this app's)") })
+                Some(if found.owned { line } else { format!("{line} (kept: {})", foreign_reason(found.tags.as_ref())) })
             })
             .collect()
     }

@@ -154,6 +154,24 @@ impl Names {
         app && managed
     }
 
+    /// Checks a resource a create found already there (made meanwhile by
+    /// an interrupted apply of ours, or by someone else) by its `tags`:
+    /// carried on with only if they say it is this app's.
+    pub fn check_appeared<'a>(
+        &self,
+        what: &str,
+        tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> anyhow::Result<()> {
+        if self.owns(tags) {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "{what} appeared while this apply ran and is not this app's (it lacks the tags app={} and \
+             managed-by=provision): provision will not take it over; rename the app, or remove it",
+            self.app
+        )
+    }
+
     /// The tags every resource gets: the two that mark it as this app's,
     /// then the stack's own.
     pub fn tags(&self) -> Vec<(String, String)> {
@@ -215,6 +233,19 @@ mod tests {
         assert!(!names.owns([("app", "shop")]));
         assert!(!names.owns([("app", "other"), ("managed-by", "provision")]));
         assert!(!names.owns([]));
+    }
+
+    #[test]
+    fn a_resource_that_appeared_is_carried_on_with_only_when_its_tags_say_it_is_ours() {
+        let names = Names::new("shop");
+        assert!(
+            names.check_appeared("iam role shop-execution", [("app", "shop"), ("managed-by", "provision")]).is_ok()
+        );
+        let error = names.check_appeared("iam role shop-execution", [("app", "shop")]).unwrap_err().to_string();
+        assert!(
+            error.starts_with("iam role shop-execution appeared while this apply ran and is not this app's"),
+            "{error}"
+        );
     }
 
     #[test]

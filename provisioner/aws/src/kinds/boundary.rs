@@ -133,6 +133,9 @@ impl Kind for Boundary {
                     if error.code.as_deref() != Some("EntityAlreadyExists") {
                         return Err(error.into());
                     }
+                    let appeared = managed_policy(iam, &arn).await?.map(|policy| policy.tags).unwrap_or_default();
+                    let tags = appeared.iter().map(|(key, value)| (key.as_str(), value.as_str()));
+                    cx.cx.names.check_appeared(&resource, tags)?;
                 }
             }
         }

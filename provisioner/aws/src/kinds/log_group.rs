@@ -75,6 +75,11 @@ impl Kind for LogGroup {
                 if error.code.as_deref() != Some("ResourceAlreadyExistsException") {
                     return Err(error.into());
                 }
+                let Some(appeared) = read_log_group(cx.cx, &spec.name).await? else {
+                    anyhow::bail!("{resource}: CloudWatch says it exists but does not describe it");
+                };
+                let tags = appeared.tags.iter().flatten().map(|(key, value)| (key.as_str(), value.as_str()));
+                cx.cx.names.check_appeared(&resource, tags)?;
             }
         }
         logs.put_retention_policy()

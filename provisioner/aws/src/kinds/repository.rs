@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use anyhow::Context as _;
+
 use serde_json::{Value, json};
 
 use crate::{
@@ -152,7 +154,14 @@ impl Kind for Repository {
                         }
                         let answer = ecr.describe_repositories().repository_names(&spec.name).send().await;
                         let answer = answer.map_err(|e| explain(e, "ecr:DescribeRepositories", &resource))?;
-                        answer.repositories().first().and_then(|r| r.repository_uri()).unwrap_or_default().to_owned()
+                        let repository = answer.repositories().first().context("the repository is not described")?;
+                        let arn = repository.repository_arn().unwrap_or_default();
+                        let tags = ecr.list_tags_for_resource().resource_arn(arn).send().await;
+                        let tags = tags.map_err(|e| explain(e, "ecr:ListTagsForResource", &resource))?;
+                        cx.cx
+                            .names
+                            .check_appeared(&resource, tags.tags().iter().map(|tag| (tag.key(), tag.value())))?;
+                        repository.repository_uri().unwrap_or_default().to_owned()
                     }
                 }
             }

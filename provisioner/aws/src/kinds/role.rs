@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use super::boundary::policy_arn;
@@ -162,7 +163,9 @@ impl Kind for Role {
                         }
                         let role = iam.get_role().role_name(&spec.name).send().await;
                         let role = role.map_err(|e| explain(e, "iam:GetRole", &resource))?;
-                        role.role().map(|role| role.arn().to_owned()).unwrap_or_default()
+                        let role = role.role().context("iam:GetRole returned no role")?;
+                        names.check_appeared(&resource, role.tags().iter().map(|tag| (tag.key(), tag.value())))?;
+                        role.arn().to_owned()
                     }
                 }
             }

@@ -53,6 +53,10 @@ pub async fn run(args: DestroyArgs) -> anyhow::Result<u8> {
     for target in &targets {
         println!("  - {target}");
     }
+    if targets.iter().all(|target| target.contains(" (kept: ")) {
+        println!("Nothing of app {} to delete: what has its names above is not its own.", stack.app);
+        return Ok(0);
+    }
     if !args.yes {
         super::confirm("Delete these?")?;
     }

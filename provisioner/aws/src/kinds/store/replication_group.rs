@@ -362,14 +362,11 @@ async fn create(cx: ApplyCx<'_>, spec: &GroupSpec, secret_arn: &str) -> anyhow::
         // someone else: carried on with only if its tags say it is ours.
         let found = describe(clients, &spec.id).await?;
         let arn = found.as_ref().and_then(|group| group.arn()).unwrap_or_default().to_owned();
-        if !elasticache_tags(cx.cx, &arn).await?.0 {
-            bail!(
-                "elasticache store {} appeared while this apply ran and is not this app's (it lacks the tags \
-                 app={} and managed-by=provision): provision will not take it over",
-                spec.id,
-                names.app()
-            );
-        }
+        let tags = elasticache_tags(cx.cx, &arn).await?.1;
+        names.check_appeared(
+            &format!("elasticache store {}", spec.id),
+            tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )?;
     }
     Ok(())
 }

@@ -130,11 +130,10 @@ impl Kind for StoreSecret {
                 }
                 // Made by an apply that was interrupted: keep its token.
                 let described = secrets.describe_secret().secret_id(&spec.name).send().await;
-                described
-                    .map_err(|e| explain(e, "secretsmanager:DescribeSecret", &resource))?
-                    .arn()
-                    .unwrap_or_default()
-                    .to_owned()
+                let described = described.map_err(|e| explain(e, "secretsmanager:DescribeSecret", &resource))?;
+                let tags = described.tags().iter().map(|tag| (tag.key().unwrap_or(""), tag.value().unwrap_or("")));
+                cx.cx.names.check_appeared(&resource, tags)?;
+                described.arn().unwrap_or_default().to_owned()
             }
         };
         Self::done("created", &spec.name);

@@ -95,6 +95,13 @@ impl Kind for CacheSubnetGroup {
                     if error.code.as_deref() != Some("CacheSubnetGroupAlreadyExists") {
                         return Err(error.into());
                     }
+                    let described =
+                        elasticache.describe_cache_subnet_groups().cache_subnet_group_name(&spec.name).send();
+                    let described =
+                        described.await.map_err(|e| explain(e, "elasticache:DescribeCacheSubnetGroups", &resource))?;
+                    let arn = described.cache_subnet_groups().first().and_then(|group| group.arn()).unwrap_or_default();
+                    let tags = elasticache_tags(cx.cx, arn).await?.1;
+                    cx.cx.names.check_appeared(&resource, tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
                 }
                 Self::done("created", &spec.name);
             }

@@ -15,6 +15,7 @@ use std::{
 use aws_account::{APP, Account, Run, json, list, run, text};
 use aws_sdk_ecs::types::{ClusterField, TaskDefinitionField, TaskDefinitionStatus};
 use serde_json::json;
+use test_support::FaultProxy;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_on_an_empty_account_then_apply_creates_everything_and_a_second_plan_is_clean() {
@@ -1283,4 +1284,140 @@ async fn tag_drift_is_planned_as_exactly_that_and_put_back_by_each_services_tag_
     assert_eq!(clean.code, 0, "{}\n{}", clean.stdout, clean.stderr);
     let tags = tags_of_cluster();
     assert_eq!((tags.get("team").map(String::as_str), tags.get("cost").map(String::as_str)), (Some("web"), Some("42")));
+}
+
+/// The account's lock bucket and this app's lock in it.
+const LOCK_BUCKET: &str = "provision-123456789012-us-east-1";
+const LOCK_KEY: &str = "apps/shop/lock.json";
+
+impl Account {
+    /// The lock object's holder record, if the app is locked.
+    fn lock_holder(&self) -> Option<serde_json::Value> {
+        let listed = self.moto.boto3("s3", "list_objects_v2", json!({"Bucket": LOCK_BUCKET, "Prefix": LOCK_KEY}));
+        list(&listed["Contents"]).first()?;
+        let object = self.moto.boto3("s3", "get_object", json!({"Bucket": LOCK_BUCKET, "Key": LOCK_KEY}));
+        Some(serde_json::from_str(&text(&object["Body"])).unwrap())
+    }
+
+    /// Waits (a minute at most) until a run holds the app's lock.
+    fn until_locked(&self) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let listed = self.moto.boto3("s3", "list_buckets", json!({}));
+            let bucket_made = list(&listed["Buckets"]).iter().any(|bucket| bucket["Name"] == LOCK_BUCKET);
+            if bucket_made && let Some(holder) = self.lock_holder() {
+                return holder;
+            }
+            assert!(std::time::Instant::now() < deadline, "no run took the lock within a minute");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Writes a lock as another run would have: `id`, expiring in `secs`.
+    fn plant_lock(&self, id: &str, expires_in: i64) {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let listed = self.moto.boto3("s3", "list_buckets", json!({}));
+        if !list(&listed["Buckets"]).iter().any(|bucket| bucket["Name"] == LOCK_BUCKET) {
+            self.moto.boto3("s3", "create_bucket", json!({"Bucket": LOCK_BUCKET}));
+        }
+        let holder = json!({"id": id, "who": "arn:aws:iam::123456789012:user/ann (ann@laptop)", "command": "apply",
+                            "since": now - 60, "expires": now + expires_in});
+        self.moto.boto3(
+            "s3",
+            "put_object",
+            json!({"Bucket": LOCK_BUCKET, "Key": LOCK_KEY, "Body": holder.to_string()}),
+        );
+    }
+}
+
+/// Two applies at once: the second finds the first's lock and refuses,
+/// naming its holder and how to break it, before any call that changes
+/// anything; the first finishes, releases the lock, and the account is as
+/// one apply leaves it. The first runs through a proxy that slows every
+/// request, so that it still holds the lock when the second starts.
+#[tokio::test(flavor = "multi_thread")]
+async fn of_two_applies_at_once_the_second_refuses_with_the_holders_name_and_the_end_state_is_one_applys() {
+    let account = Account::new().await;
+    let stack = account.write_stack(&[]);
+    let slow = FaultProxy::slow(&account.moto.url(), std::time::Duration::from_millis(150));
+    let mut first = account.command(&["apply", "--yes", "--no-wait"], &stack);
+    first.env("AWS_ENDPOINT_URL", slow.url());
+    let first = std::thread::spawn(move || run(first));
+    let holder = account.until_locked();
+    assert_eq!(holder["command"], "apply");
+    let id = text(&holder["id"]);
+
+    let second = account.provision(&["apply", "--yes", "--no-wait"], &stack);
+    assert_eq!(second.code, 1, "{}\n{}", second.stdout, second.stderr);
+    assert!(second.stderr.contains("app shop is locked by `provision apply` of arn:aws:"), "{}", second.stderr);
+    assert!(second.stderr.contains(&format!("--force-unlock {id}")), "{}", second.stderr);
+    assert!(!second.stdout.contains("Applying"), "{}", second.stdout);
+
+    let first = first.join().unwrap();
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    assert_eq!(account.lock_holder(), None, "the lock is released");
+    assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &stack).code, 0);
+    assert_eq!(account.namespaces_named("shop.internal").await.len(), 1);
+    assert_eq!(account.security_groups_named("shop-tasks").await.len(), 1);
+}
+
+/// A lock whose holder died: refused until broken with its id (a wrong id
+/// breaks nothing), and taken over once it has expired.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_lock_is_broken_by_force_unlock_with_its_id_and_an_expired_one_is_taken_over() {
+    let account = Account::new().await;
+    let stack = account.write_stack(&[]);
+    account.plant_lock("dead0001", 3600);
+    let refused = account.provision(&["apply", "--yes", "--no-wait"], &stack);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(
+            "app shop is locked by `provision apply` of arn:aws:iam::123456789012:user/ann (ann@laptop) since"
+        ),
+        "{}",
+        refused.stderr
+    );
+    let wrong = account.provision(&["apply", "--yes", "--no-wait", "--force-unlock", "other"], &stack);
+    assert_eq!(wrong.code, 1, "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains("the lock of app shop is dead0001, held by `provision apply` of"),
+        "{}",
+        wrong.stderr
+    );
+    assert!(account.lock_holder().is_some());
+
+    let broken = account.provision(&["apply", "--yes", "--no-wait", "--force-unlock", "dead0001"], &stack);
+    assert_eq!(broken.code, 0, "{}\n{}", broken.stdout, broken.stderr);
+    assert!(
+        broken.stdout.contains("Broke the lock of app shop: `provision apply` of arn:aws:iam::123456789012:user/ann")
+    );
+    assert_eq!(account.lock_holder(), None);
+
+    account.plant_lock("dead0002", -1);
+    let destroy = account.provision(&["destroy", "--yes"], &stack);
+    assert_eq!(destroy.code, 0, "{}\n{}", destroy.stdout, destroy.stderr);
+    assert!(destroy.stdout.contains("Took over the expired lock of app shop"), "{}", destroy.stdout);
+    assert_eq!(account.lock_holder(), None);
+}
+
+/// Ctrl-C during an apply releases the lock; the next apply finishes the
+/// stack.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_an_apply_releases_its_lock() {
+    let account = Account::new().await;
+    let stack = account.write_stack(&[]);
+    let slow = FaultProxy::slow(&account.moto.url(), std::time::Duration::from_millis(150));
+    let mut apply = account.command(&["apply", "--yes", "--no-wait"], &stack);
+    apply.env("AWS_ENDPOINT_URL", slow.url()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = apply.spawn().unwrap();
+    account.until_locked();
+    let interrupt = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(interrupt.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("interrupted: apply stopped part way; its lock is released"), "{stderr}");
+    assert_eq!(account.lock_holder(), None);
+    assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
+    assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &stack).code, 0);
 }

@@ -17,12 +17,16 @@ path matches is refused with 403, as S3 refuses a HEAD of a bucket to a
 caller without s3:ListBucket on it, or of another account's bucket; moto
 allows everything.
 
+Delay (DELAY_MS > 0): every request waits that long before it is passed
+on, so that a command is still running when a test acts on it (a second
+apply started against its lock, Ctrl-C sent to it).
+
 Deterministic, so a test cannot fail one run in twenty: the first attempt
 of every Nth distinct request (method, path and body) fails, and its retry,
 being the same request again, goes through. Each fault is appended to a
 log file, one line each, so a test can tell that faults happened.
 
-usage: fault_proxy.py LISTEN_PORT UPSTREAM_URL EVERY_NTH FAULT_LOG PAGE [DENY]
+usage: fault_proxy.py LISTEN_PORT UPSTREAM_URL EVERY_NTH FAULT_LOG PAGE [DENY [DELAY_MS]]
 """
 
 import http.client
@@ -32,6 +36,7 @@ import re
 import socket
 import sys
 import threading
+import time
 import urllib.parse
 
 LISTEN_PORT = int(sys.argv[1])
@@ -40,6 +45,7 @@ EVERY = int(sys.argv[3])
 FAULT_LOG = sys.argv[4]
 PAGE = int(sys.argv[5])
 DENY = sys.argv[6].split(" ", 1) if len(sys.argv) > 6 and sys.argv[6] else None
+DELAY = int(sys.argv[7]) / 1000 if len(sys.argv) > 7 else 0
 
 # Signing names (in the Authorization header's credential scope) as botocore
 # names the services.
@@ -141,9 +147,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def request_body(self):
+        """The request's body, sent with a length or in chunks (the SDK's
+        streaming uploads)."""
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+        body = b""
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return body
+            body += self.rfile.read(size)
+            self.rfile.readline()
+
     def relay(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self.request_body()
         if DENY is not None and self.command == DENY[0] and re.fullmatch(DENY[1], self.path.split("?")[0]):
             with open(FAULT_LOG, "a") as log:
                 log.write(f"deny {self.command} {self.path}\n")
@@ -166,9 +187,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.answer(*throttling(self.headers, body))
             return
         body = paged(self.headers, body)
+        if DELAY:
+            time.sleep(DELAY)
         upstream = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=60)
         headers = {
-            name: value for name, value in self.headers.items() if name.lower() not in ("connection", "content-length")
+            name: value
+            for name, value in self.headers.items()
+            if name.lower() not in ("connection", "content-length", "transfer-encoding")
         }
         headers["Content-Length"] = str(len(body))
         upstream.request(self.command, self.path, body=body, headers=headers)

@@ -37,14 +37,21 @@ impl FaultProxy {
     /// `method` whose path matches `path` (a Python regular expression),
     /// as AWS refuses a caller without permission.
     pub fn denying(upstream: &str, method: &str, path: &str) -> Self {
-        Self::spawn_with(upstream, 0, 0, &format!("{method} {path}"))
+        Self::spawn_with(upstream, 0, 0, &format!("{method} {path}"), std::time::Duration::ZERO)
+    }
+
+    /// Starts a proxy to `upstream` that holds every request for `delay`
+    /// before passing it on: a command through it runs long enough for a
+    /// test to act while it does.
+    pub fn slow(upstream: &str, delay: std::time::Duration) -> Self {
+        Self::spawn_with(upstream, 0, 0, "", delay)
     }
 
     fn spawn(upstream: &str, every: u32, page: u32) -> Self {
-        Self::spawn_with(upstream, every, page, "")
+        Self::spawn_with(upstream, every, page, "", std::time::Duration::ZERO)
     }
 
-    fn spawn_with(upstream: &str, every: u32, page: u32, deny: &str) -> Self {
+    fn spawn_with(upstream: &str, every: u32, page: u32, deny: &str, delay: std::time::Duration) -> Self {
         let addr = free_addr();
         let log = std::env::temp_dir().join(format!("fault-proxy-{}-{}", std::process::id(), addr.port()));
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fault_proxy.py");
@@ -54,6 +61,7 @@ impl FaultProxy {
             .arg(&log)
             .arg(page.to_string())
             .arg(deny)
+            .arg(delay.as_millis().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -102,7 +102,7 @@ impl MotoServer {
     /// Calls `operation` (boto3's name, e.g. `describe_vpcs`) of AWS
     /// `service` on this server with boto3, the AWS SDK for Python that moto
     /// is installed with, `params` as its keyword arguments; the answer as
-    /// JSON, without its ResponseMetadata. Fixtures and checks made by a
+    /// JSON, without its ResponseMetadata (a streamed body read as text). Fixtures and checks made by a
     /// client nobody here wrote, which costs the tests no Rust SDK crate to
     /// compile. Panics with boto3's error when the call fails.
     pub fn boto3(&self, service: &str, operation: &str, params: serde_json::Value) -> serde_json::Value {
@@ -113,6 +113,9 @@ client = boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")
 answer = getattr(client, operation)(**params)
 answer.pop("ResponseMetadata", None)
+for key, value in list(answer.items()):
+    if hasattr(value, "read"):
+        answer[key] = value.read().decode("utf-8", "replace")
 print(json.dumps(answer, default=str))
 "#;
         let python = python();

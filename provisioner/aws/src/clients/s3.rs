@@ -250,6 +250,57 @@ impl S3 {
         Ok(())
     }
 
+    /// `PutObject` with `If-None-Match: *`: writes `body` at `key` only if
+    /// nothing is there (S3 decides atomically); its ETag, or `None` when
+    /// an object was there first.
+    pub async fn put_if_absent(&self, bucket: &str, key: &str, body: &str) -> Result<Option<String>, AwsError> {
+        let answer = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .if_none_match("*")
+            .content_type("application/json")
+            .body(aws_sdk_s3::primitives::ByteStream::from(body.as_bytes().to_vec()))
+            .send()
+            .await;
+        match answer {
+            Ok(put) => Ok(Some(put.e_tag().unwrap_or_default().to_owned())),
+            // 409: a conditional write raced with another on the same key.
+            Err(SdkError::ServiceError(error)) if matches!(error.raw().status().as_u16(), 412 | 409) => Ok(None),
+            Err(error) => Err(classify(error, "s3:PutObject", &format!("s3://{bucket}/{key}"))),
+        }
+    }
+
+    /// `GetObject`: the object's ETag and text, if there is one.
+    pub async fn get_text(&self, bucket: &str, key: &str) -> Result<Option<(String, String)>, AwsError> {
+        let resource = format!("s3://{bucket}/{key}");
+        let answer = self.client.get_object().bucket(bucket).key(key).send().await;
+        let Some(object) = unless_gone(answer.map_err(|error| classify(error, "s3:GetObject", &resource)))? else {
+            return Ok(None);
+        };
+        let etag = object.e_tag().unwrap_or_default().to_owned();
+        let body = object.body.collect().await.map_err(|error| AwsError {
+            code: None,
+            message: format!("s3:GetObject on {resource}: the answer broke off: {error}"),
+        })?;
+        Ok(Some((etag, String::from_utf8_lossy(&body.into_bytes()).into_owned())))
+    }
+
+    /// `DeleteObject` with `If-Match`: deletes the object only if it is
+    /// still the one with `etag`; false when it was replaced meanwhile.
+    pub async fn delete_if_match(&self, bucket: &str, key: &str, etag: &str) -> Result<bool, AwsError> {
+        let answer = self.client.delete_object().bucket(bucket).key(key).if_match(etag).send().await;
+        match answer {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(error)) if error.raw().status().as_u16() == 412 => Ok(false),
+            Err(error) => match classify(error, "s3:DeleteObject", &format!("s3://{bucket}/{key}")) {
+                error if error.is_not_found() => Ok(true),
+                error => Err(error),
+            },
+        }
+    }
+
     /// Deletes every object (`ListObjectsV2`, `DeleteObject`), then the
     /// bucket; one already gone is fine.
     pub async fn delete_bucket(&self, bucket: &str) -> Result<(), AwsError> {

@@ -8,6 +8,7 @@ pub mod account;
 pub mod apply;
 pub mod graph;
 pub mod limits;
+pub mod lock;
 pub mod names;
 pub mod pin;
 pub mod plan;

@@ -3,13 +3,15 @@
 
 use clap::Args;
 
-use super::AwsArgs;
+use super::{AwsArgs, LockArgs};
 
 /// `provision apply`.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
     pub aws: AwsArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
     /// Apply without asking (needed when not on a terminal, e.g. in CI).
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -31,6 +33,7 @@ pub struct ApplyArgs {
 pub async fn run(args: ApplyArgs) -> anyhow::Result<u8> {
     let (stack, clients) = super::connect(&args.aws).await?;
     let wait = (!args.no_wait).then(|| super::wait_options(args.wait_timeout));
-    super::apply_stack(&stack, &clients, args.yes, &args.replace_store, wait).await?;
+    let lock = super::lock(&clients, &stack, "apply", &args.lock).await?;
+    lock.hold(super::apply_stack(&stack, &clients, args.yes, &args.replace_store, wait)).await?;
     Ok(0)
 }

@@ -18,7 +18,7 @@ use {
     std::{collections::BTreeMap, path::Path},
 };
 
-use super::AwsArgs;
+use super::{AwsArgs, LockArgs};
 #[cfg(feature = "aws")]
 use crate::{
     clients::Clients,
@@ -45,6 +45,8 @@ use crate::{
 pub struct DeployArgs {
     #[command(flatten)]
     pub aws: AwsArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
     /// The services to deploy (repeat for several); all by default.
     #[arg(long = "service", value_name = "NAME")]
     pub services: Vec<String>,
@@ -111,8 +113,21 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<u8> {
     if let Some(dir) = &args.binaries {
         check_binaries(dir, &selected)?;
     }
-    let mut live = account::read(GRAPH, &clients, &stack).await?;
-    let missing = missing_infrastructure(&stack, &live, &selected);
+    let lock = super::lock(&clients, &stack, "deploy", &args.lock).await?;
+    lock.hold(deploy(&args, &stack, &clients, root, &selected)).await
+}
+
+/// Deploy under the lock.
+#[cfg(feature = "aws")]
+async fn deploy(
+    args: &DeployArgs,
+    stack: &Stack,
+    clients: &crate::clients::Clients,
+    root: &Path,
+    selected: &[&Service],
+) -> anyhow::Result<u8> {
+    let mut live = account::read(GRAPH, clients, stack).await?;
+    let missing = missing_infrastructure(stack, &live, selected);
     if !missing.is_empty() {
         if !args.apply {
             bail!(
@@ -121,10 +136,10 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<u8> {
                 missing.join(", ")
             );
         }
-        super::apply_stack(&stack, &clients, true, &args.replace_store, None).await?;
-        live = account::read(GRAPH, &clients, &stack).await?;
+        super::apply_stack(stack, clients, true, &args.replace_store, None).await?;
+        live = account::read(GRAPH, clients, stack).await?;
     }
-    let images = push_images(&clients, &stack, root, live, &selected, &args).await?;
+    let images = push_images(clients, stack, root, live, selected, args).await?;
 
     let mut pinned = stack.clone();
     for service in &mut pinned.services {
@@ -132,8 +147,8 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<u8> {
             service.aws.image = Some(image.clone());
         }
     }
-    let live = account::read(GRAPH, &clients, &pinned).await?;
-    let names = Names::of(&stack);
+    let live = account::read(GRAPH, clients, &pinned).await?;
+    let names = Names::of(stack);
     let families: Vec<String> = selected.iter().map(|service| names.family(&service.name)).collect();
     let services: Vec<String> = selected.iter().map(|service| service.name.clone()).collect();
     let mut planned = engine::plan_read(GRAPH, pinned, live)?;
@@ -153,9 +168,9 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<u8> {
     }
     print!("{}", planned.plan.render());
     println!("\nDeploying:");
-    let rollouts = engine::apply_plan(GRAPH, &clients, &planned, |_| true).await?.rollouts();
+    let rollouts = engine::apply_plan(GRAPH, clients, &planned, |_| true).await?.rollouts();
     if !args.no_wait {
-        watch::wait_for(&clients, &stack.aws.cluster, &rollouts, super::wait_options(args.wait_timeout)).await?;
+        watch::wait_for(clients, &stack.aws.cluster, &rollouts, super::wait_options(args.wait_timeout)).await?;
     }
     Ok(0)
 }

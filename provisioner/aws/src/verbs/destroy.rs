@@ -6,13 +6,15 @@
 
 use clap::Args;
 
-use super::AwsArgs;
+use super::{AwsArgs, LockArgs};
 
 /// `provision destroy`.
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
     #[command(flatten)]
     pub aws: AwsArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
     /// Delete without asking (needed when not on a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -28,6 +30,14 @@ pub struct DestroyArgs {
 /// Lists what goes, confirms, deletes.
 #[cfg(feature = "aws")]
 pub async fn run(args: DestroyArgs) -> anyhow::Result<u8> {
+    let (stack, clients) = super::connect(&args.aws).await?;
+    let lock = super::lock(&clients, &stack, "destroy", &args.lock).await?;
+    lock.hold(destroy(args, stack, clients)).await
+}
+
+/// Destroy under the lock.
+#[cfg(feature = "aws")]
+async fn destroy(args: DestroyArgs, stack: stack_spec::Stack, clients: crate::clients::Clients) -> anyhow::Result<u8> {
     use crate::{
         engine::{
             account,
@@ -36,8 +46,6 @@ pub async fn run(args: DestroyArgs) -> anyhow::Result<u8> {
         },
         kinds::GRAPH,
     };
-
-    let (stack, clients) = super::connect(&args.aws).await?;
     let live = account::read(GRAPH, &clients, &stack).await?;
     let started_at =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());

@@ -37,6 +37,17 @@ pub struct AwsArgs {
     pub verbose: bool,
 }
 
+/// The lock `apply`, `deploy` and `destroy` hold while they run (see
+/// `engine::lock`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LockArgs {
+    /// Break the app's lock with this id before taking it: for a lock whose
+    /// holder was killed before it could release it (the refusal names the
+    /// id). A lock expires by itself after 3 hours.
+    #[arg(long, value_name = "ID")]
+    pub force_unlock: Option<String>,
+}
+
 /// How plan prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -97,7 +108,7 @@ pub async fn run(command: AwsCommand) -> anyhow::Result<u8> {
 }
 
 #[cfg(feature = "aws")]
-pub(crate) use session::{apply_stack, confirm, connect, plan_stack, wait_options};
+pub(crate) use session::{apply_stack, confirm, connect, lock, plan_stack, wait_options};
 
 /// What several verbs do alike: load and check the stack file, connect,
 /// confirm on a terminal, plan and apply the whole stack.
@@ -131,6 +142,18 @@ mod session {
         };
         let clients = Clients::connect(&target).await?;
         Ok((stack, clients))
+    }
+
+    /// Takes the app's lock for `command` (breaking the one `args` names
+    /// first): the caller runs its changes in [`engine::lock::Lock::hold`].
+    pub async fn lock(
+        clients: &Clients,
+        stack: &Stack,
+        command: &str,
+        args: &super::LockArgs,
+    ) -> anyhow::Result<engine::lock::Lock> {
+        let account = clients.account().await?;
+        engine::lock::Lock::take(clients, &account, &stack.app, command, args.force_unlock.as_deref()).await
     }
 
     /// Reads the account for `stack`, pins its images by digest and plans.

@@ -39,7 +39,22 @@ fn images(stack: &Stack, live: &Live, bucket: &str) -> Vec<Value> {
     let each = |pattern: &dyn Fn(&str) -> String| -> Vec<String> {
         stack.services.iter().map(|service| pattern(&service.name)).collect()
     };
+    let (lock_bucket, lock_key) = crate::engine::lock::location(account, region, app);
     let mut statements = vec![
+        json!({
+            // deploy holds the app's lock while it changes the services
+            // (see engine::lock); HEAD of the bucket needs ListBucket.
+            "Sid": "TheAppsLock",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            "Resource": [format!("arn:aws:s3:::{lock_bucket}/{lock_key}")]
+        }),
+        json!({
+            "Sid": "TheLockBucket",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [format!("arn:aws:s3:::{lock_bucket}")]
+        }),
         json!({
             "Sid": "BuildLogs",
             "Effect": "Allow",

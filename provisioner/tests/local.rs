@@ -48,7 +48,7 @@ async fn the_stack_answers_in_dns_and_serves_report_match_through_discovery() {
 
     // game-server -> ranking.local, found through the stack's DNS.
     let reported = client
-        .report_match(ReportMatchRequest { user_id: "alice".into(), champion_id: 1, score: 42 })
+        .report_match(ReportMatchRequest { user_id: "alice".into(), champion_id: 1, score: 42, ..Default::default() })
         .await
         .expect("ReportMatch end to end")
         .into_inner();

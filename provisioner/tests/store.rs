@@ -59,7 +59,7 @@ async fn every_ranking_replica_shares_one_store_that_outlives_crashes_and_restar
     for (addr, user, score) in [(&game[0], "alice", 300), (&game[1], "bob", 500)] {
         let mut client = RpcClient::connect(format!("http://{addr}")).await.unwrap();
         client
-            .report_match(ReportMatchRequest { user_id: user.into(), champion_id: 1, score })
+            .report_match(ReportMatchRequest { user_id: user.into(), champion_id: 1, score, ..Default::default() })
             .await
             .expect("ReportMatch");
     }
@@ -125,7 +125,7 @@ async fn without_redis_server_the_stack_starts_with_one_ranking_replica_and_says
     let mut client =
         RpcClient::connect(format!("http://{}", addresses(&stack.status(), "game-server")[0])).await.unwrap();
     let reported = client
-        .report_match(ReportMatchRequest { user_id: "alice".into(), champion_id: 1, score: 7 })
+        .report_match(ReportMatchRequest { user_id: "alice".into(), champion_id: 1, score: 7, ..Default::default() })
         .await
         .expect("ReportMatch on the memory store")
         .into_inner();

@@ -77,16 +77,27 @@ impl Rpc for Game {
         };
         // Only the daily rank is shown: asking for just it spares the
         // ranking store three rank lookups per match.
+        // The match's id makes a retried report count once; one game-server
+        // names keeps its own attempt from counting twice at least.
+        let submission_id = if request.match_id.is_empty() {
+            format!("gs-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+        } else {
+            request.match_id
+        };
         let mut submit = Request::new(SubmitScoreRequest {
             user_id: request.user_id,
             score: request.score,
             rank_periods: Some(Periods { periods: vec![Period::Daily as i32] }),
+            submission_id,
         });
         submit.set_timeout(RANKING_DEADLINE);
         let standings = match RankingClient::new(channel.clone()).submit_score(submit).await {
             Ok(response) => response.into_inner().standings,
-            // The ranking service judged the input: pass its verdict on.
-            Err(status) if status.code() == Code::InvalidArgument => return Err(status),
+            // The ranking service judged the input: pass its verdict on
+            // (a match_id it refuses among it).
+            Err(status) if status.code() == Code::InvalidArgument => {
+                return Err(Status::invalid_argument(status.message().replacen("submission_id", "match_id", 1)));
+            }
             Err(status) => {
                 return Err(Status::unavailable(format!("ranking service: {:?}: {}", status.code(), status.message())));
             }

@@ -43,7 +43,7 @@ async fn stack() -> Stack {
 }
 
 fn report(user: &str, champion_id: i32, score: i64) -> ReportMatchRequest {
-    ReportMatchRequest { user_id: user.into(), champion_id, score }
+    ReportMatchRequest { user_id: user.into(), champion_id, score, ..Default::default() }
 }
 
 #[tokio::test]

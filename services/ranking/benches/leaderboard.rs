@@ -290,6 +290,7 @@ async fn main() {
                         user_id: format!("user{user}"),
                         score: (mix(index + 7) % 1_000_000) as i64,
                         rank_periods,
+                        ..Default::default()
                     })
                     .await
                     .expect("submit");
@@ -309,6 +310,8 @@ async fn main() {
                 user_id: format!("user{}", mix(index + 1_000_003) % users),
                 score: (mix(index + 29) % 1_000_000) as i64,
                 rank_periods: Some(Periods { periods: vec![1] }),
+                // ReportMatch names every submission.
+                submission_id: format!("m{index}"),
             })
         })
         .collect();

@@ -79,8 +79,14 @@ impl Ranking for RankingService {
         validate::score("score", request.score)?;
         let rank_on = validate::rank_on(request.rank_periods.as_ref())?;
         let writes = self.writes(SystemTime::now());
-        let standings =
-            self.store.submit_ranking(&writes, &request.user_id, request.score, rank_on).await.map_err(to_status)?;
+        let (user, score) = (&request.user_id, request.score);
+        let standings = if request.submission_id.is_empty() {
+            self.store.submit_ranking(&writes, user, score, rank_on).await
+        } else {
+            validate::submission_id("submission_id", &request.submission_id)?;
+            self.store.submit_once(&writes, user, score, rank_on, &request.submission_id).await
+        }
+        .map_err(to_status)?;
         let standings = writes
             .iter()
             .zip(standings)

@@ -43,6 +43,18 @@ pub fn user_id(field: &str, value: &str) -> Result<(), Status> {
     Ok(())
 }
 
+/// A submission id: 1 to 128 of `A-Z a-z 0-9 . _ : -` (it is part of a
+/// Redis key, and a caller's match or request id fits).
+pub fn submission_id(field: &str, value: &str) -> Result<(), Status> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "._:-".contains(c);
+    if value.is_empty() || value.len() > 128 || !value.chars().all(allowed) {
+        return Err(Status::invalid_argument(format!(
+            "{field}: {value:.140?} must be 1 to 128 of A-Z a-z 0-9 . _ : -"
+        )));
+    }
+    Ok(())
+}
+
 /// A score from 0 to [`MAX_SCORE`].
 pub fn score(field: &str, value: i64) -> Result<(), Status> {
     if !(0..=MAX_SCORE).contains(&value) {

@@ -87,7 +87,27 @@ conformance!(
     a_batch_is_the_same_as_its_submissions_one_by_one,
     a_best_score_keeps_the_earliest_moment_it_was_reached,
     a_best_only_batch_is_the_same_as_its_submissions_one_by_one,
+    a_submission_retried_with_its_id_counts_once,
 );
+
+/// A caller that did not get its answer retries with the same id: on a SUM
+/// board it counts once and gets the first answer back; another id, or
+/// another user with the same id, is a new submission.
+async fn a_submission_retried_with_its_id_counts_once(subject: Subject) {
+    let store = &subject.store;
+    let writes = [write(Period::Daily, Policy::Best, at(10)), write(Period::AllTime, Policy::Sum, at(10))];
+    let first = store.submit_once(&writes, "alice", 50, RankOn::ALL, "match-1").await.unwrap();
+    store.submit(&writes, "bob", 70).await.unwrap();
+    let retried = store.submit_once(&writes, "alice", 50, RankOn::ALL, "match-1").await.unwrap();
+    assert_eq!(retried, first, "the first answer, rank included");
+    let (ranked, _) = store.rank(&board(Period::AllTime), "alice").await.unwrap();
+    assert_eq!(ranked.map(|r| r.score), Some(50), "counted once");
+    store.submit_once(&writes, "alice", 50, RankOn::ALL, "match-2").await.unwrap();
+    store.submit_once(&writes, "bob", 5, RankOn::ALL, "match-1").await.unwrap();
+    let (alice, _) = store.rank(&board(Period::AllTime), "alice").await.unwrap();
+    let (bob, _) = store.rank(&board(Period::AllTime), "bob").await.unwrap();
+    assert_eq!((alice.map(|r| r.score), bob.map(|r| r.score)), (Some(100), Some(75)));
+}
 
 async fn ranks_are_computed_only_where_asked(subject: Subject) {
     let store = &subject.store;

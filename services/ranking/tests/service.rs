@@ -87,7 +87,7 @@ async fn scores_ranks_windows_and_profiles_over_grpc() {
 async fn submit_score_ranks_only_the_periods_asked_for() {
     let (_process, _, client) = start("memory").await;
     let submit = |user: &str, score: i64, rank_periods: Option<Periods>| {
-        let request = SubmitScoreRequest { user_id: user.into(), score, rank_periods };
+        let request = SubmitScoreRequest { user_id: user.into(), score, rank_periods, ..Default::default() };
         let mut client = client.clone();
         async move { client.submit_score(request).await.unwrap().into_inner().standings }
     };
@@ -141,6 +141,19 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
                     user_id: "a".into(),
                     score: 1,
                     rank_periods: Some(Periods { periods: vec![Period::Daily as i32, 9] }),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "submission_id",
+            client
+                .submit_score(SubmitScoreRequest {
+                    user_id: "a".into(),
+                    score: 1,
+                    submission_id: "match 1".into(),
+                    ..Default::default()
                 })
                 .await
                 .unwrap_err(),

@@ -11,7 +11,7 @@ use std::{
 
 use contracts::ranking::v1::Profile;
 
-use super::{BoardWrite, RankOn, Ranked, Standing, combine};
+use super::{BoardWrite, Once, RankOn, Ranked, Standing, combine};
 use crate::{board::BoardId, score::decode};
 
 /// The ordering Redis uses for ZREVRANGE: composite descending, then member
@@ -29,6 +29,8 @@ struct Board {
 struct State {
     boards: HashMap<String, Board>,
     profiles: HashMap<String, Profile>,
+    /// Submission ids seen, with their first answer and when they go.
+    seen: HashMap<String, (Vec<Standing>, i64)>,
 }
 
 /// Boards and profiles in this process.
@@ -81,6 +83,34 @@ impl MemoryStore {
 
     pub(crate) fn submit(&self, writes: &[BoardWrite], user_id: &str, score: i64, rank_on: RankOn) -> Vec<Standing> {
         let mut state = self.state.lock().expect("store lock");
+        Self::apply(&mut state, writes, user_id, score, rank_on)
+    }
+
+    /// [`Self::submit`] once per `once.key`, atomically with the check.
+    pub(crate) fn submit_once(
+        &self,
+        writes: &[BoardWrite],
+        user_id: &str,
+        score: i64,
+        rank_on: RankOn,
+        once: &Once,
+    ) -> Vec<Standing> {
+        let mut state = self.state.lock().expect("store lock");
+        // As in Redis: BEST boards alone are idempotent, and not recorded.
+        if writes.iter().all(|write| write.policy == crate::board::Policy::Best) {
+            return Self::apply(&mut state, writes, user_id, score, rank_on);
+        }
+        let now = now_secs();
+        state.seen.retain(|_, (_, expires_at)| *expires_at > now);
+        if let Some((first, _)) = state.seen.get(&once.key) {
+            return first.clone();
+        }
+        let standings = Self::apply(&mut state, writes, user_id, score, rank_on);
+        state.seen.insert(once.key.clone(), (standings.clone(), once.expires_at));
+        standings
+    }
+
+    fn apply(state: &mut State, writes: &[BoardWrite], user_id: &str, score: i64, rank_on: RankOn) -> Vec<Standing> {
         let mut standings = Vec::with_capacity(writes.len());
         for (index, write) in writes.iter().enumerate() {
             let key = write.board.key();

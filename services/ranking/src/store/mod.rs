@@ -84,6 +84,26 @@ impl RankOn {
     }
 }
 
+/// How long a submission id is remembered when one of its boards never
+/// expires.
+pub const ONCE_FALLBACK: Duration = Duration::from_secs(35 * 86_400);
+
+/// A submission's id as the store keeps it: its key and when it is
+/// forgotten (Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Once {
+    pub key: String,
+    pub expires_at: i64,
+}
+
+/// When a submission id made at `now` for `writes` is forgotten: with the
+/// last of its boards, or [`ONCE_FALLBACK`] after `now` if one never goes.
+pub fn once_expiry(writes: &[BoardWrite], now: SystemTime) -> i64 {
+    let fallback =
+        now.duration_since(std::time::UNIX_EPOCH).map_or(0, |since| (since + ONCE_FALLBACK).as_secs() as i64);
+    writes.iter().map(|write| write.expires_at.unwrap_or(fallback)).max().unwrap_or(fallback)
+}
+
 /// Where a submission left the user on one board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Standing {
@@ -167,6 +187,30 @@ impl Store {
         match self {
             Store::Memory(store) => Ok(store.submit(writes, user_id, score, rank_on)),
             Store::Redis(store) => store.submit(writes, user_id, score, rank_on).await,
+        }
+    }
+
+    /// [`Self::submit_ranking`] once per `submission_id`: a submission of
+    /// `user_id` with an id seen before is answered with its first result
+    /// and not applied again, for as long as its boards live (35 days where
+    /// one never expires), so a caller may retry a submission whose answer
+    /// it did not get. Only a submission with a SUM board is recorded: one
+    /// to BEST boards alone is idempotent by itself.
+    pub async fn submit_once(
+        &self,
+        writes: &[BoardWrite],
+        user_id: &str,
+        score: i64,
+        rank_on: RankOn,
+        submission_id: &str,
+    ) -> Result<Vec<Standing>, StoreError> {
+        let once = Once {
+            key: format!("{{ranking}}:submission:{user_id}:{submission_id}"),
+            expires_at: once_expiry(writes, SystemTime::now()),
+        };
+        match self {
+            Store::Memory(store) => Ok(store.submit_once(writes, user_id, score, rank_on, &once)),
+            Store::Redis(store) => store.submit_once(writes, user_id, score, rank_on, once).await,
         }
     }
 

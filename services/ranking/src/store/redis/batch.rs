@@ -75,8 +75,15 @@ async fn send_batches(connector: Arc<Connector>, mut queue: mpsc::Receiver<Waiti
     }
 }
 
-/// Sends one batch and hands every submission its answer.
-async fn send(connector: &Connector, batch: Vec<Waiting>) {
+/// Sends one batch and hands every submission its answer. A submission
+/// whose caller gave up while it waited (its deadline passed, or it went
+/// away: nobody listens for the answer) is not written: it would count
+/// while its caller was told it failed.
+async fn send(connector: &Connector, mut batch: Vec<Waiting>) {
+    batch.retain(|waiting| !waiting.answer.is_closed());
+    if batch.is_empty() {
+        return;
+    }
     let submissions: Vec<&Submission> = batch.iter().map(|waiting| &waiting.submission).collect();
     let pipeline = submission::pipeline(&submissions, true);
     let answers: Result<Vec<redis::Value>, StoreError> = connector

@@ -29,7 +29,7 @@ use self::{
     connector::{Backend, Connector, needs_redis_7},
     submission::Submission,
 };
-use super::{BoardWrite, RankOn, Ranked, Standing, StoreError};
+use super::{BoardWrite, Once, RankOn, Ranked, Standing, StoreError};
 use crate::{board::BoardId, score::decode};
 
 /// The hash of profiles.
@@ -121,8 +121,26 @@ impl RedisStore {
         score: i64,
         rank_on: RankOn,
     ) -> Result<Vec<Standing>, StoreError> {
-        let submission = Submission { writes: writes.to_vec(), user_id: user_id.to_owned(), score, rank_on };
+        let submission =
+            Submission { writes: writes.to_vec(), user_id: user_id.to_owned(), score, rank_on, once: None };
         // The wait for a batch counts against the store's time too.
+        tokio::time::timeout(self.connector.timeout, self.submissions.submit(submission))
+            .await
+            .unwrap_or_else(|_| Err(self.connector.timed_out()))
+    }
+
+    /// [`Self::submit`] once per `once.key`: the submit script checks and
+    /// records the id with the boards, atomically.
+    pub(crate) async fn submit_once(
+        &self,
+        writes: &[BoardWrite],
+        user_id: &str,
+        score: i64,
+        rank_on: RankOn,
+        once: Once,
+    ) -> Result<Vec<Standing>, StoreError> {
+        let submission =
+            Submission { writes: writes.to_vec(), user_id: user_id.to_owned(), score, rank_on, once: Some(once) };
         tokio::time::timeout(self.connector.timeout, self.submissions.submit(submission))
             .await
             .unwrap_or_else(|_| Err(self.connector.timed_out()))
@@ -141,6 +159,7 @@ impl RedisStore {
                 user_id: (*user_id).to_owned(),
                 score: *score,
                 rank_on: RankOn::NONE,
+                once: None,
             })
             .collect();
         let pipeline = submission::pipeline(&submissions.iter().collect::<Vec<_>>(), false);

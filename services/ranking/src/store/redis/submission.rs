@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use redis::{Pipeline, Script, Value};
 
 use super::{
-    super::{BoardWrite, RankOn, Standing, StoreError},
+    super::{BoardWrite, Once, RankOn, Standing, StoreError},
     best,
 };
 use crate::{
@@ -28,6 +28,8 @@ pub(super) struct Submission {
     pub(super) score: i64,
     /// The boards whose rank the answer carries.
     pub(super) rank_on: RankOn,
+    /// Its id, when it is to be applied once only.
+    pub(super) once: Option<Once>,
 }
 
 /// The commands of `submissions` in one pipeline, each submission atomic on
@@ -35,7 +37,7 @@ pub(super) struct Submission {
 /// order, which [`Submission::standings`] reads; without, nothing.
 pub(super) fn pipeline(submissions: &[&Submission], answer: bool) -> Pipeline {
     let mut pipeline = redis::pipe();
-    if submissions.iter().any(|submission| !best::applies_to(&submission.writes)) {
+    if submissions.iter().any(|submission| submission.scripted()) {
         // Loading first makes the EVALSHAs after it safe on a Redis that
         // restarted or failed over and lost its scripts.
         pipeline.load_script(&SUBMIT_SCRIPT).ignore();
@@ -58,14 +60,23 @@ pub(super) fn pipeline(submissions: &[&Submission], answer: bool) -> Pipeline {
         let board_keys: Vec<&str> = indexes.into_iter().map(|index| keys[index].1.as_str()).collect();
         submission.add_to(&mut pipeline, &board_keys, answer);
     }
-    let native = submissions.iter().filter(|submission| best::applies_to(&submission.writes));
+    let native = submissions.iter().filter(|submission| !submission.scripted());
     best::add_expiries(&mut pipeline, native.flat_map(|submission| &submission.writes));
     pipeline
 }
 
 impl Submission {
+    /// Whether it goes through the submit script: a SUM board is among its
+    /// boards. Its id, if any, is checked and recorded there, atomically
+    /// with the boards; a submission to BEST boards only is idempotent by
+    /// itself (the same score twice is the same best) and keeps the native
+    /// commands.
+    fn scripted(&self) -> bool {
+        !best::applies_to(&self.writes)
+    }
+
     fn add_to(&self, pipeline: &mut Pipeline, keys: &[&str], answer: bool) {
-        if best::applies_to(&self.writes) {
+        if !self.scripted() {
             best::add_submission(pipeline, (&self.writes, keys), &self.user_id, self.score, self.rank_on, answer);
             return;
         }
@@ -81,6 +92,9 @@ impl Submission {
                 .arg(write.expires_at.unwrap_or(0))
                 .arg(u8::from(self.rank_on.includes(index)));
         }
+        if let Some(once) = &self.once {
+            invocation.key(&once.key).arg(once.expires_at);
+        }
         pipeline.invoke_script(&invocation);
         if !answer {
             pipeline.ignore();
@@ -89,7 +103,7 @@ impl Submission {
 
     /// The standings in this submission's answer from [`pipeline`].
     pub(super) fn standings(&self, answer: Value) -> Result<Vec<Standing>, StoreError> {
-        if best::applies_to(&self.writes) {
+        if !self.scripted() {
             return best::standings(answer, &self.writes, self.rank_on);
         }
         // The script answers score and rank (0 when not asked for) per board.

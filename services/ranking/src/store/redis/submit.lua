@@ -3,8 +3,11 @@
 -- ARGV[1] user id, ARGV[2] score, ARGV[3] max score, ARGV[4] tick span,
 -- then per board: policy ("best" or "sum"), tick, expire-at (unix seconds,
 -- 0 for never), and 1 when the caller wants the user's rank on it, else 0.
+-- Then, for a submission applied once only: one more key (the submission's
+-- id) and one more argument (when the id is forgotten, unix seconds).
 -- Returns, per board: the user's score after the update, and their 1-based
--- rank (0 when not wanted).
+-- rank (0 when not wanted); for an id seen before, its first answer, and
+-- nothing is written.
 --
 -- Submissions whose boards are all BEST do not come here (best.rs writes
 -- them with native commands); a mix of BEST and SUM boards does.
@@ -18,8 +21,17 @@ local user = ARGV[1]
 local score = tonumber(ARGV[2])
 local max_score = tonumber(ARGV[3])
 local span = tonumber(ARGV[4])
+local boards = math.floor((#ARGV - 4) / 4)
+local once = KEYS[boards + 1]
+if once then
+  local seen = redis.call('GET', once)
+  if seen then
+    return cjson.decode(seen)
+  end
+end
 local out = {}
-for i, key in ipairs(KEYS) do
+for i = 1, boards do
+  local key = KEYS[i]
   local base = 4 + (i - 1) * 4
   local policy = ARGV[base + 1]
   local new_score = score
@@ -55,5 +67,8 @@ for i, key in ipairs(KEYS) do
   else
     out[#out + 1] = 0
   end
+end
+if once then
+  redis.call('SET', once, cjson.encode(out), 'EXAT', ARGV[#ARGV])
 end
 return out

@@ -52,10 +52,18 @@ impl RankingService {
 
 /// Store failures as gRPC codes: an unreachable Redis is UNAVAILABLE (worth
 /// a retry), anything else INTERNAL.
+/// The status a caller gets for a store failure: its kind, never its
+/// detail, which names the store's internal host, port and commands (the
+/// detail goes to this service's log).
 fn to_status(error: StoreError) -> Status {
+    tracing::warn!(%error, "a call failed in the ranking store");
     match error {
-        StoreError::Unavailable(_) => Status::unavailable(error.to_string()),
-        StoreError::Internal(_) | StoreError::Config(_) => Status::internal(error.to_string()),
+        StoreError::Unavailable(_) => Status::unavailable(
+            "the ranking store is unavailable for now: retry later (a SubmitScore with a submission_id counts once)",
+        ),
+        StoreError::Internal(_) | StoreError::Config(_) => {
+            Status::internal("the ranking store failed this call (the ranking service's log says why)")
+        }
     }
 }
 

@@ -85,7 +85,7 @@ async fn send(connector: &Connector, mut batch: Vec<Waiting>) {
         return;
     }
     let submissions: Vec<&Submission> = batch.iter().map(|waiting| &waiting.submission).collect();
-    let pipeline = submission::pipeline(&submissions, true);
+    let pipeline = &submission::pipeline(&submissions, true);
     let answers: Result<Vec<redis::Value>, StoreError> = connector
         .run(|mut connection| async move { pipeline.query_async(&mut connection).await })
         .await

@@ -21,7 +21,7 @@ use std::{path::Path, sync::Arc, time::Duration};
 
 use contracts::ranking::v1::Profile;
 use prost::Message;
-use redis::{RedisError, aio::ConnectionManager, aio::ConnectionManagerConfig, cluster::ClusterClient};
+use redis::{RedisError, aio::ConnectionManagerConfig, cluster::ClusterClient};
 use tokio::sync::OnceCell;
 
 use self::{
@@ -93,7 +93,7 @@ impl RedisStore {
                 .set_response_timeout(Some(timeout))
                 .set_number_of_retries(1)
                 .set_max_delay(Duration::from_millis(500));
-            Backend::Single(ConnectionManager::new_lazy_with_config(client, config).map_err(bad_url)?)
+            Backend::Single(Box::new(connector::Single::new(client, config).map_err(bad_url)?))
         } else {
             return Err(StoreError::Config(format!(
                 "unknown --store {description}: use memory, redis://HOST:PORT, rediss://HOST:PORT or redis+cluster://HOST:PORT,..."
@@ -162,7 +162,7 @@ impl RedisStore {
                 once: None,
             })
             .collect();
-        let pipeline = submission::pipeline(&submissions.iter().collect::<Vec<_>>(), false);
+        let pipeline = &submission::pipeline(&submissions.iter().collect::<Vec<_>>(), false);
         self.run(|mut connection| async move { pipeline.query_async::<()>(&mut connection).await })
             .await
             .map_err(needs_redis_7)
@@ -171,25 +171,25 @@ impl RedisStore {
     /// Runs `operation` on a connection within the store's timeout.
     async fn run<T, F, Fut>(&self, operation: F) -> Result<T, StoreError>
     where
-        F: FnOnce(connector::Connection) -> Fut,
+        F: Fn(connector::Connection) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         self.connector.run(operation).await
     }
 
     pub(crate) async fn top(&self, board: &BoardId, limit: u64) -> Result<(Vec<Ranked>, u64), StoreError> {
-        let key = board.key();
+        let key = &board.key();
         let stop = limit as isize - 1;
         let (entries, total): (Vec<(String, f64)>, u64) = self
             .run(|mut connection| async move {
                 redis::pipe()
                     .cmd("ZREVRANGE")
-                    .arg(&key)
+                    .arg(key)
                     .arg(0)
                     .arg(stop)
                     .arg("WITHSCORES")
                     .cmd("ZCARD")
-                    .arg(&key)
+                    .arg(key)
                     .query_async(&mut connection)
                     .await
             })
@@ -198,18 +198,18 @@ impl RedisStore {
     }
 
     pub(crate) async fn rank(&self, board: &BoardId, user_id: &str) -> Result<(Option<Ranked>, u64), StoreError> {
-        let key = board.key();
+        let key = &board.key();
         let (rank, composite, total): (Option<u64>, Option<f64>, u64) = self
             .run(|mut connection| async move {
                 redis::pipe()
                     .cmd("ZREVRANK")
-                    .arg(&key)
+                    .arg(key)
                     .arg(user_id)
                     .cmd("ZSCORE")
-                    .arg(&key)
+                    .arg(key)
                     .arg(user_id)
                     .cmd("ZCARD")
-                    .arg(&key)
+                    .arg(key)
                     .query_async(&mut connection)
                     .await
             })
@@ -231,13 +231,13 @@ impl RedisStore {
     ) -> Result<(Option<Vec<Ranked>>, u64), StoreError> {
         let (ranked, total) = self.rank(board, user_id).await?;
         let Some(ranked) = ranked else { return Ok((None, total)) };
-        let key = board.key();
+        let key = &board.key();
         let first = (ranked.rank - 1).saturating_sub(radius);
         let last = ranked.rank - 1 + radius;
         let entries: Vec<(String, f64)> = self
             .run(|mut connection| async move {
                 redis::cmd("ZREVRANGE")
-                    .arg(&key)
+                    .arg(key)
                     .arg(first)
                     .arg(last)
                     .arg("WITHSCORES")
@@ -249,7 +249,7 @@ impl RedisStore {
     }
 
     pub(crate) async fn set_profile(&self, user_id: &str, profile: &Profile) -> Result<(), StoreError> {
-        let encoded = profile.encode_to_vec();
+        let encoded = &profile.encode_to_vec();
         self.run(|mut connection| async move {
             redis::cmd("HSET").arg(PROFILES_KEY).arg(user_id).arg(encoded).query_async::<()>(&mut connection).await
         })
@@ -269,9 +269,9 @@ impl RedisStore {
     }
 
     pub(crate) async fn expires_in(&self, board: &BoardId) -> Result<Option<i64>, StoreError> {
-        let key = board.key();
+        let key = &board.key();
         let ttl: i64 = self
-            .run(|mut connection| async move { redis::cmd("TTL").arg(&key).query_async(&mut connection).await })
+            .run(|mut connection| async move { redis::cmd("TTL").arg(key).query_async(&mut connection).await })
             .await?;
         Ok((ttl >= 0).then_some(ttl))
     }

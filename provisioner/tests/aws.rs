@@ -1396,7 +1396,7 @@ async fn a_stale_lock_is_broken_by_force_unlock_with_its_id_and_an_expired_one_i
     account.plant_lock("dead0002", -1);
     let destroy = account.provision(&["destroy", "--yes"], &stack);
     assert_eq!(destroy.code, 0, "{}\n{}", destroy.stdout, destroy.stderr);
-    assert!(destroy.stdout.contains("Took over the expired lock of app shop"), "{}", destroy.stdout);
+    assert!(destroy.stdout.contains("Took over the lock of app shop (expired)"), "{}", destroy.stdout);
     assert_eq!(account.lock_holder(), None);
 }
 

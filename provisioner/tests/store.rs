@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::{path::PathBuf, time::Duration};
+use std::{os::unix::fs::PermissionsExt as _, path::PathBuf, time::Duration};
 
 use common::{LocalStack, TempDir, addresses};
 use contracts::{
@@ -53,6 +53,24 @@ async fn every_ranking_replica_shares_one_store_that_outlives_crashes_and_restar
     let mut stack = LocalStack::start_with(&extra, &["--data-dir", &data], &[], 2).await;
     let line = store_line(&stack.status());
     assert!(line.contains(&format!("127.0.3.2:{port}")) && line.contains(" healthy "), "{line}");
+    // Only its user reaches its data and its password; without the password
+    // it answers nothing but NOAUTH; the password is printed nowhere.
+    let store_dir = PathBuf::from(&data).join("test-stack").join("board");
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&store_dir), 0o700, "{}", store_dir.display());
+    assert_eq!(mode(&store_dir.join("provision.conf")), 0o600);
+    let config = std::fs::read_to_string(store_dir.join("provision.conf")).unwrap();
+    let password = config.trim().strip_prefix("requirepass ").expect("a password").to_owned();
+    let refused = {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut anonymous = tokio::net::TcpStream::connect(format!("127.0.3.2:{port}")).await.unwrap();
+        anonymous.write_all(b"PING\r\n").await.unwrap();
+        let mut answer = [0u8; 128];
+        let read = anonymous.read(&mut answer).await.unwrap();
+        String::from_utf8_lossy(&answer[..read]).into_owned()
+    };
+    assert!(refused.starts_with("-NOAUTH"), "{refused}");
+    assert!(!stack.process.output().contains(&password) && !stack.status().contains(&password));
 
     // Two scores, each through a different game-server replica.
     let game = addresses(&stack.status(), "game-server");

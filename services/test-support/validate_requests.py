@@ -160,7 +160,10 @@ def rest_operation(service, method, path, query):
     (`/{Bucket}?tagging` before `/{Bucket}`), with its URI labels and the
     query keys the URI itself names."""
     best = None
-    for name in service.operation_names:
+    # The Rust and JS SDKs name the operation (`?x-id=PutObject`) where
+    # botocore's URIs alone cannot tell it (PutObject, CopyObject).
+    named = query.get("x-id")
+    for name in [named] if named in service.operation_names else service.operation_names:
         operation = service.operation_model(name)
         if operation.http.get("method") != method:
             continue

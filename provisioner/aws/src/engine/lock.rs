@@ -13,8 +13,10 @@
 //! are its documented way to coordinate writers. The object names its
 //! holder (who, from where, which command, since when) and when it expires;
 //! releasing deletes it only while it is still ours (`If-Match` its ETag).
-//! An expired lock (its holder died without releasing it) is taken over;
-//! one that has not expired yet can be broken with `--force-unlock ID`.
+//! A lock whose holder died without releasing it is taken over when it has
+//! expired, or at once when its holder ran on this host and its process is
+//! gone (an apply killed half way is finished by the next one); any other
+//! can be broken with `--force-unlock ID`.
 
 use std::{future::Future, time::Duration};
 
@@ -39,9 +41,26 @@ pub struct Holder {
     /// When it was taken and when it expires, in Unix seconds.
     pub since: u64,
     pub expires: u64,
+    /// The host and process that hold it, to tell a holder that died on
+    /// this host.
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub pid: u32,
 }
 
 impl Holder {
+    /// Whether the holder ran on this host and its process is gone.
+    fn died_here(&self) -> bool {
+        let Ok(pid) = libc::pid_t::try_from(self.pid) else { return false };
+        // kill(pid, 0) checks only: ESRCH says no such process.
+        // SAFETY: signal 0 sends nothing.
+        let gone = pid > 0
+            && unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        !self.host.is_empty() && self.host == host_name() && gone
+    }
+
     /// The holder as one line for people.
     pub fn describe(&self) -> String {
         format!(
@@ -90,6 +109,8 @@ impl Lock {
             command: command.to_owned(),
             since: now,
             expires: now + LOCK_TTL.as_secs(),
+            host: host_name(),
+            pid: std::process::id(),
         };
         let body = serde_json::to_string(&holder)?;
         let s3 = &clients.s3;
@@ -119,7 +140,8 @@ impl Lock {
             }
             let Some((etag, text)) = s3.get_text(&bucket, &key).await? else { continue };
             let current = parse(&text, &bucket, &key)?;
-            if current.expires > now {
+            let died_here = current.died_here();
+            if current.expires > now && !died_here {
                 bail!(
                     "app {app} is locked by {}. Nothing was changed. Run again once it is done; if it was killed, \
                      break its lock with --force-unlock {} (s3://{bucket}/{key})",
@@ -128,7 +150,8 @@ impl Lock {
                 );
             }
             if s3.delete_if_match(&bucket, &key, &etag).await? {
-                println!("Took over the expired lock of app {app}: {}.", current.describe());
+                let why = if died_here { "left by a process of this host that is gone" } else { "expired" };
+                println!("Took over the lock of app {app} ({why}): {}.", current.describe());
             }
         }
         bail!("app {app}'s lock changed hands while this {command} tried to take it: run it again")
@@ -198,10 +221,16 @@ fn parse(text: &str, bucket: &str, key: &str) -> anyhow::Result<Holder> {
 async fn who(clients: &Clients) -> String {
     let arn = clients.sts.get_caller_identity().send().await.ok().and_then(|id| id.arn().map(str::to_owned));
     let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "?".to_owned());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|host| host.trim().to_owned())
-        .unwrap_or_else(|_| "?".to_owned());
-    format!("{} ({user}@{host})", arn.unwrap_or_else(|| "an unknown identity".to_owned()))
+    format!("{} ({user}@{})", arn.unwrap_or_else(|| "an unknown identity".to_owned()), host_name())
+}
+
+/// This host's name (`gethostname`).
+fn host_name() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is writable for its whole length.
+    let ok = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) } == 0;
+    let end = buffer.iter().position(|byte| *byte == 0).unwrap_or(buffer.len());
+    if ok { String::from_utf8_lossy(&buffer[..end]).into_owned() } else { "?".to_owned() }
 }
 
 fn now() -> u64 {
@@ -227,6 +256,8 @@ mod tests {
             command: "apply".into(),
             since: 0,
             expires: 10_800,
+            host: "box".into(),
+            pid: 1,
         };
         assert_eq!(
             holder.describe(),
@@ -234,5 +265,25 @@ mod tests {
              1970-01-01T03:00:00Z)"
         );
         assert_eq!(location("123456789012", "eu-west-1", "shop").0, "provision-123456789012-eu-west-1");
+    }
+
+    #[test]
+    fn a_holder_is_dead_only_on_this_host_with_its_process_gone() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let holder = |host: String, pid: u32| Holder {
+            id: String::new(),
+            who: String::new(),
+            command: "apply".into(),
+            since: 0,
+            expires: 1,
+            host,
+            pid,
+        };
+        assert!(holder(host_name(), gone).died_here());
+        assert!(!holder(host_name(), std::process::id()).died_here(), "this process lives");
+        assert!(!holder("elsewhere".into(), gone).died_here(), "another host's process is not ours to judge");
+        assert!(!holder(String::new(), 0).died_here(), "a lock that names no process");
     }
 }

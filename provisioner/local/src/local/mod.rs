@@ -376,6 +376,7 @@ fn store_setups(stack: &Stack, args: &RunArgs) -> anyhow::Result<Vec<StoreSetup>
             addr: SocketAddr::new(std::net::Ipv4Addr::new(127, 0, subnet, 2).into(), spec.port),
             program: program.clone(),
             data_dir,
+            password: store::Password::generate().context("a password for the store: /dev/urandom")?,
         });
     }
     Ok(setups)

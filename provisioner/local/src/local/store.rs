@@ -1,11 +1,18 @@
 //! A store of the stack, run locally: `redis-server` on the store's own
-//! loopback address with append-only persistence in a data directory, so
-//! that the boards outlive the run. It answers PING or is restarted, with
-//! backoff while it keeps failing; it is the first member to start and the
-//! last to stop. It answers the control endpoint like a service.
+//! loopback address with append-only persistence in a data directory (only
+//! its user may enter it), so that the boards outlive the run. It requires
+//! a password made for each run, handed to its clients in their store URL
+//! as on AWS and never printed, with protected mode on. Its health check
+//! logs in and asks the server for its process id: a server that is not
+//! the one this run started (another stack's on the same address) fails
+//! it. Unhealthy, it is restarted, with backoff while it keeps failing; it
+//! is the first member to start and the last to stop. It answers the
+//! control endpoint like a service.
 
 use std::{
+    io::Read as _,
     net::SocketAddr,
+    os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -32,6 +39,30 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long redis-server may take to write its append-only file and exit.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A store's password: shown as `***` by `{:?}`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// 32 hex characters from the system's random source.
+    pub fn generate() -> std::io::Result<Self> {
+        let mut bytes = [0u8; 16];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+        Ok(Self(bytes.iter().map(|byte| format!("{byte:02x}")).collect()))
+    }
+
+    /// The password itself, for the URL and the server's configuration.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
 /// Everything fixed about how one store runs.
 #[derive(Debug, Clone)]
 pub struct StoreSetup {
@@ -43,18 +74,30 @@ pub struct StoreSetup {
     pub program: PathBuf,
     /// Where its append-only file lives between runs.
     pub data_dir: PathBuf,
+    /// What its clients log in with.
+    pub password: Password,
 }
 
 impl StoreSetup {
-    /// The URL its clients get.
+    /// The URL its clients get, password included (in their environment,
+    /// which only their user can read, as ECS hands the secret on AWS).
     pub fn url(&self) -> String {
-        format!("redis://{}", self.addr)
+        format!("redis://:{}@{}", self.password.expose(), self.addr)
     }
 
-    /// `redis-server`'s command line: this address only, append-only
-    /// persistence (every write, fsync each second) and no snapshots.
+    /// The configuration file with the password: in the data directory,
+    /// readable by its user only, so the password is not on a command line
+    /// that `ps` shows.
+    pub fn config_file(&self) -> PathBuf {
+        self.data_dir.join("provision.conf")
+    }
+
+    /// `redis-server`'s command line: the configuration file, this address
+    /// only, append-only persistence (every write, fsync each second) and
+    /// no snapshots, protected mode on.
     pub fn args(&self) -> Vec<String> {
         let words = [
+            &self.config_file().display().to_string(),
             "--bind",
             &self.addr.ip().to_string(),
             "--port",
@@ -68,7 +111,7 @@ impl StoreSetup {
             "--save",
             "",
             "--protected-mode",
-            "no",
+            "yes",
             "--daemonize",
             "no",
             "--logfile",
@@ -149,8 +192,8 @@ impl StoreMember {
     fn start(&mut self) {
         self.seq += 1;
         let setup = &self.setup;
-        if let Err(error) = std::fs::create_dir_all(&setup.data_dir) {
-            eprintln!("provision | {}: cannot create {}: {error}", setup.name, setup.data_dir.display());
+        if let Err(error) = prepare(setup) {
+            eprintln!("provision | {}: cannot prepare {}: {error}", setup.name, setup.data_dir.display());
             self.note_failure();
             return;
         }
@@ -190,12 +233,16 @@ impl StoreMember {
     }
 
     async fn check(&mut self) {
-        let outcome = ping(self.setup.addr).await;
+        let Some(pid) = self.process.as_ref().map(|process| process.pid) else { return };
+        let outcome = ping(self.setup.addr, &self.setup.password, pid).await;
         let Some(process) = self.process.as_mut() else { return };
         match outcome {
             Ok(()) => {
                 if process.state != ReplicaState::Healthy {
-                    println!("provision | {}/redis healthy: answers PING on {}", self.setup.name, self.setup.addr);
+                    println!(
+                        "provision | {}/redis healthy: pid {pid} answers on {} with this run's password",
+                        self.setup.name, self.setup.addr
+                    );
                 }
                 process.state = ReplicaState::Healthy;
                 process.failures = 0;
@@ -252,15 +299,53 @@ impl StoreMember {
     }
 }
 
-/// One PING: `Ok` when the store answers `+PONG`.
-async fn ping(addr: SocketAddr) -> Result<(), String> {
+/// The data directory (only its user may enter it) and the configuration
+/// file with the password (only its user may read it).
+fn prepare(setup: &StoreSetup) -> std::io::Result<()> {
+    std::fs::create_dir_all(&setup.data_dir)?;
+    std::fs::set_permissions(&setup.data_dir, std::fs::Permissions::from_mode(0o700))?;
+    let path = setup.config_file();
+    let _ = std::fs::remove_file(&path);
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+    std::io::Write::write_all(&mut file, format!("requirepass {}\n", setup.password.expose()).as_bytes())
+}
+
+/// Logs in and asks for the server's process id: `Ok` when it is `pid`,
+/// the process this run started.
+async fn ping(addr: SocketAddr, password: &Password, pid: u32) -> Result<(), String> {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await.map_err(|error| error.to_string())?;
-        stream.write_all(b"PING\r\n").await.map_err(|error| error.to_string())?;
-        let mut answer = [0u8; 64];
-        let read = stream.read(&mut answer).await.map_err(|error| error.to_string())?;
-        let answer = String::from_utf8_lossy(&answer[..read]);
-        if answer.starts_with("+PONG") { Ok(()) } else { Err(format!("answered {:?}", answer.trim())) }
+        let auth = format!("AUTH {}\r\nINFO server\r\n", password.expose());
+        stream.write_all(auth.as_bytes()).await.map_err(|error| error.to_string())?;
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let read = stream.read(&mut chunk).await.map_err(|error| error.to_string())?;
+            if read == 0 {
+                return Err("the connection closed".to_owned());
+            }
+            answer.extend_from_slice(&chunk[..read]);
+            let text = String::from_utf8_lossy(&answer);
+            if !text.starts_with("+OK\r\n") {
+                if text.contains("\r\n") {
+                    // Not this run's server: another password, or none.
+                    let line = text.lines().next().unwrap_or_default().to_owned();
+                    return Err(format!("refused this run's password ({line})"));
+                }
+                continue;
+            }
+            if let Some(line) = text.lines().find(|line| line.starts_with("process_id:")) {
+                let found = line.trim_start_matches("process_id:").trim();
+                return if found == pid.to_string() {
+                    Ok(())
+                } else {
+                    Err(format!("is process {found}, not the {pid} this run started"))
+                };
+            }
+            if text.matches("\r\n").count() > 2 && text.ends_with("\r\n\r\n") {
+                return Err("answered INFO without a process_id".to_owned());
+            }
+        }
     };
     tokio::time::timeout(CHECK_TIMEOUT, exchange).await.unwrap_or_else(|_| Err("no answer within 1s".to_owned()))
 }

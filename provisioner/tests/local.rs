@@ -213,3 +213,42 @@ async fn a_bad_stack_file_fails_before_anything_starts() {
     assert!(process.output().contains(&expected), "{}", process.output());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A second `provision local` of an app that runs already refuses at once,
+/// naming the first (its pid and control address), and the first goes on
+/// serving untouched.
+#[tokio::test]
+async fn a_second_local_run_of_the_same_app_refuses_naming_the_first() {
+    let stack = LocalStack::start("").await;
+    let runtime = stack.stack.parent().unwrap().join("run");
+    let (dns, control) = (free_addr().to_string(), free_addr().to_string());
+    let mut second = Process::start(
+        PROVISION,
+        &[
+            "local",
+            "--stack",
+            stack.stack.to_str().unwrap(),
+            "--no-build",
+            "--dns-addr",
+            &dns,
+            "--control-addr",
+            &control,
+        ],
+        &[("XDG_RUNTIME_DIR", runtime.to_str().unwrap())],
+    );
+    let exit = second.wait_exit(Duration::from_secs(10)).await.expect("the second run exits");
+    assert_eq!(exit.code(), Some(1));
+    let expected = format!(
+        "app test-stack already runs here (provision local pid {}, control {})",
+        stack.process.pid(),
+        stack.control
+    );
+    assert!(second.output().contains(&expected), "{}", second.output());
+    let lock = runtime.join("provision").join("test-stack.lock");
+    let mode = |path: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions()) & 0o777
+    };
+    assert_eq!((mode(lock.parent().unwrap()), mode(&lock)), (0o700, 0o600));
+    let status = stack.status();
+    assert_eq!((healthy_count(&status, "game-server"), healthy_count(&status, "ranking")), (3, 2), "{status}");
+}

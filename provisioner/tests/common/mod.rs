@@ -145,7 +145,12 @@ impl LocalStack {
             &control_text,
         ];
         words.extend(args);
-        let process = Process::start(PROVISION, &words, envs);
+        // Each test's stacks in a runtime directory of their own: the same
+        // app runs once per runtime directory.
+        let runtime = dir.join("run");
+        let mut envs = envs.to_vec();
+        envs.push(("XDG_RUNTIME_DIR", runtime.to_str().unwrap()));
+        let process = Process::start(PROVISION, &words, &envs);
         let stack = Self { process, dns, control, game_port, stack, _dir: TempDir(dir) };
         stack.wait_for(ready).await;
         stack

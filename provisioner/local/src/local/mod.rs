@@ -6,6 +6,7 @@
 mod autoscaler;
 pub mod control;
 mod health;
+mod instance;
 mod replica;
 mod store;
 mod supervisor;
@@ -209,6 +210,8 @@ fn environment(
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let stack = spec::load(&args.stack)?;
+    // Before building: a second run of the app refuses at once.
+    let _instance = instance::claim(&stack.app, args.control_addr)?;
     let root = args.stack.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let bin_dir = match (&args.bin_dir, args.no_build) {
         (Some(dir), _) => dir.clone(),

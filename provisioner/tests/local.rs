@@ -252,3 +252,49 @@ async fn a_second_local_run_of_the_same_app_refuses_naming_the_first() {
     let status = stack.status();
     assert_eq!((healthy_count(&status, "game-server"), healthy_count(&status, "ranking")), (3, 2), "{status}");
 }
+
+/// A replica whose health check starts failing while its process lives
+/// (here: its check command finds a flag for its address) is taken out of
+/// DNS after `retries` failed checks, as dig sees, and replaced; the other
+/// replica is not touched.
+#[tokio::test]
+async fn a_replica_that_turns_unhealthy_while_running_leaves_dns_and_is_replaced() {
+    let flags = std::env::temp_dir().join(format!("provision-sick-{}-{}", std::process::id(), free_addr().port()));
+    std::fs::create_dir_all(&flags).unwrap();
+    let check = format!("command = [\"sh\", \"-c\", \"test ! -e {}/sick-$GRPC_ADDR\"]\n", flags.display());
+    let stack = LocalStack::start_from(
+        |game, ranking| {
+            common::stack_file(game, ranking, "").replacen(
+                "dns_ttl_secs = 1\n[service.health_check]\n",
+                &format!("dns_ttl_secs = 1\n[service.health_check]\n{check}"),
+                2,
+            )
+        },
+        &[],
+        &[],
+        2,
+    )
+    .await;
+    let before = stack.dig("ranking");
+    assert_eq!(before.len(), 2, "{before:?}");
+    let sick = addresses(&stack.status(), "ranking")[0].clone();
+    let healthy_one = addresses(&stack.status(), "ranking")[1].clone();
+    std::fs::write(flags.join(format!("sick-{sick}")), "").unwrap();
+
+    let ip = sick.rsplit_once(':').unwrap().0.to_owned();
+    let started = std::time::Instant::now();
+    while stack.dig("ranking").contains(&ip) {
+        assert!(started.elapsed() < Duration::from_secs(20), "{sick} still in DNS: {}", stack.process.output());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let output = stack.process.output();
+    assert!(output.contains("health check failed (2/2)") && output.contains("unhealthy: removed from DNS"), "{output}");
+    assert!(stack.dig("ranking").contains(&healthy_one.rsplit_once(':').unwrap().0.to_owned()));
+    std::fs::remove_dir_all(&flags).unwrap();
+    stack.wait_for(|status| healthy_count(status, "ranking") == 2).await;
+    let started = std::time::Instant::now();
+    while stack.dig("ranking").len() != 2 {
+        assert!(started.elapsed() < Duration::from_secs(20), "no replacement in DNS");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

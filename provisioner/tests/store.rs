@@ -150,3 +150,48 @@ async fn without_redis_server_the_stack_starts_with_one_ranking_replica_and_says
     assert_eq!(reported.daily_rank, 1);
     assert!(!PathBuf::from(&data).join("test-stack").exists(), "no data directory without a store");
 }
+
+/// A store whose address another process holds is not started and not
+/// taken for this stack's: one line names the address and that process.
+#[tokio::test]
+async fn a_store_whose_address_is_taken_names_the_process_holding_it() {
+    let port = free_addr().port();
+    let taken = std::net::TcpListener::bind(("127.0.3.2", port)).unwrap();
+    let (_data, data) = data_dir();
+    let dir = PathBuf::from(&data);
+    std::fs::create_dir_all(&dir).unwrap();
+    let stack = dir.join("stack.toml");
+    std::fs::write(&stack, common::stack_file(free_addr().port(), free_addr().port(), &with_store(port))).unwrap();
+    let bin_dir = test_support::workspace_binary("ranking", "ranking").parent().unwrap().to_path_buf();
+    test_support::workspace_binary("game-server", "game-server");
+    let (dns, control) = (free_addr().to_string(), free_addr().to_string());
+    let runtime = dir.join("run");
+    let mut process = test_support::Process::start(
+        common::PROVISION,
+        &[
+            "local",
+            "--stack",
+            stack.to_str().unwrap(),
+            "--no-build",
+            "--bin-dir",
+            bin_dir.to_str().unwrap(),
+            "--data-dir",
+            &data,
+            "--dns-addr",
+            &dns,
+            "--control-addr",
+            &control,
+        ],
+        &[("XDG_RUNTIME_DIR", runtime.to_str().unwrap())],
+    );
+    let expected = format!("127.0.3.2:{port} is already in use by pid {} (", std::process::id());
+    let started = std::time::Instant::now();
+    while !process.output().contains(&expected) {
+        assert!(started.elapsed() < Duration::from_secs(20), "{}", process.output());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!process.output().contains("board/redis healthy"), "{}", process.output());
+    process.interrupt();
+    let _ = process.wait_exit(Duration::from_secs(40)).await;
+    drop(taken);
+}

@@ -7,6 +7,7 @@ mod autoscaler;
 pub mod control;
 mod health;
 mod instance;
+mod port_holder;
 mod replica;
 mod store;
 mod supervisor;

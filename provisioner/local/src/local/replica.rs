@@ -82,6 +82,7 @@ impl Replica {
         args: &[String],
         env: &[(String, String)],
     ) -> std::io::Result<Self> {
+        super::port_holder::check_free(addr)?;
         let mut command = Command::new(program);
         command
             .args(args)

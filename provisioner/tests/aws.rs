@@ -330,15 +330,7 @@ async fn destroy_leaves_same_named_resources_that_are_not_this_apps_and_says_why
         "create_security_group",
         json!({"GroupName": "shop-tasks", "Description": "theirs", "VpcId": account.vpc, "TagSpecifications": tags}),
     );
-    let trust = json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}
-    ]});
-    account.moto.boto3(
-        "iam",
-        "create_role",
-        json!({"RoleName": "shop-execution", "AssumeRolePolicyDocument": trust.to_string(),
-               "Tags": [{"Key": "app", "Value": "shop"}]}),
-    );
+    account.make_role("shop-execution", json!({"Service": "ecs-tasks.amazonaws.com"}), &[("app", "shop")]);
 
     let destroy = account.provision(&["destroy", "--yes", "--delete-logs"], &stack);
     assert_eq!(destroy.code, 0, "{}\n{}", destroy.stdout, destroy.stderr);
@@ -1291,6 +1283,21 @@ const LOCK_BUCKET: &str = "provision-123456789012-us-east-1";
 const LOCK_KEY: &str = "apps/shop/lock.json";
 
 impl Account {
+    /// Makes a role as someone else would: `principal` may assume it, and
+    /// it carries `tags`.
+    fn make_role(&self, name: &str, principal: serde_json::Value, tags: &[(&str, &str)]) {
+        let trust = json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}
+        ]});
+        let tags: Vec<serde_json::Value> =
+            tags.iter().map(|(key, value)| json!({"Key": key, "Value": value})).collect();
+        self.moto.boto3(
+            "iam",
+            "create_role",
+            json!({"RoleName": name, "AssumeRolePolicyDocument": trust.to_string(), "Tags": tags}),
+        );
+    }
+
     /// The lock object's holder record, if the app is locked.
     fn lock_holder(&self) -> Option<serde_json::Value> {
         let listed = self.moto.boto3("s3", "list_objects_v2", json!({"Bucket": LOCK_BUCKET, "Prefix": LOCK_KEY}));
@@ -1420,4 +1427,45 @@ async fn ctrl_c_during_an_apply_releases_its_lock() {
     assert_eq!(account.lock_holder(), None);
     assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
     assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &stack).code, 0);
+}
+
+/// A role that is not there when plan reads the account but is when apply
+/// creates it (made meanwhile by someone else, for another app) is not
+/// taken over: apply stops with one line naming it, and the role keeps its
+/// tags and its trust. The proxy answers plan's GetRole as IAM would have
+/// before the role was made.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_made_by_someone_else_while_apply_runs_is_not_taken_over() {
+    let account = Account::new().await;
+    let stack = account.write_stack(&[]);
+    let root = json!({"AWS": "arn:aws:iam::123456789012:root"});
+    account.make_role("shop-execution", root, &[("app", "other"), ("managed-by", "provision")]);
+    let not_yet = "<ErrorResponse><Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>The role with name \
+                   shop-execution cannot be found.</Message></Error><RequestId>canned</RequestId></ErrorResponse>";
+    let proxy = FaultProxy::answering(
+        &account.moto.url(),
+        "Action=GetRole&(.*&)?RoleName=shop-execution(&|$)",
+        404,
+        "text/xml",
+        not_yet,
+        1,
+    );
+    let mut apply = account.command(&["apply", "--yes", "--no-wait"], &stack);
+    apply.env("AWS_ENDPOINT_URL", proxy.url());
+    let apply = run(apply);
+    assert_eq!(apply.code, 1, "{}\n{}", apply.stdout, apply.stderr);
+    assert!(
+        apply.stderr.contains(
+            "IAM role shop-execution appeared while this apply ran and is not this app's (it lacks the tags \
+             app=shop and managed-by=provision): provision will not take it over"
+        ),
+        "{}",
+        apply.stderr
+    );
+    assert_eq!(proxy.faults().len(), 1, "plan's GetRole was answered as before the role existed");
+    let role = account.moto.boto3("iam", "get_role", json!({"RoleName": "shop-execution"}));
+    let tags: Vec<(String, String)> =
+        list(&role["Role"]["Tags"]).iter().map(|tag| (text(&tag["Key"]), text(&tag["Value"]))).collect();
+    assert!(tags.contains(&("app".to_owned(), "other".to_owned())), "{tags:?}");
+    assert!(role["Role"]["AssumeRolePolicyDocument"].to_string().contains("arn:aws:iam::123456789012:root"));
 }

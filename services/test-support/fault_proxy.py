@@ -21,12 +21,18 @@ Delay (DELAY_MS > 0): every request waits that long before it is passed
 on, so that a command is still running when a test acts on it (a second
 apply started against its lock, Ctrl-C sent to it).
 
+Canned answers (CANNED, a JSON list): each {"body": REGEX, "status": N,
+"type": CONTENT_TYPE, "answer": TEXT, "times": K} answers the first K
+requests whose body matches with that answer instead of passing them on,
+to show a client what AWS would say at that moment (a resource not there
+yet when plan reads it, there when apply creates it).
+
 Deterministic, so a test cannot fail one run in twenty: the first attempt
 of every Nth distinct request (method, path and body) fails, and its retry,
 being the same request again, goes through. Each fault is appended to a
 log file, one line each, so a test can tell that faults happened.
 
-usage: fault_proxy.py LISTEN_PORT UPSTREAM_URL EVERY_NTH FAULT_LOG PAGE [DENY [DELAY_MS]]
+usage: fault_proxy.py LISTEN_PORT UPSTREAM_URL EVERY_NTH FAULT_LOG PAGE [DENY [DELAY_MS [CANNED]]]
 """
 
 import http.client
@@ -46,6 +52,7 @@ FAULT_LOG = sys.argv[4]
 PAGE = int(sys.argv[5])
 DENY = sys.argv[6].split(" ", 1) if len(sys.argv) > 6 and sys.argv[6] else None
 DELAY = int(sys.argv[7]) / 1000 if len(sys.argv) > 7 else 0
+CANNED = json.loads(sys.argv[8]) if len(sys.argv) > 8 and sys.argv[8] else []
 
 # Signing names (in the Authorization header's credential scope) as botocore
 # names the services.
@@ -170,6 +177,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 log.write(f"deny {self.command} {self.path}\n")
             denied = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
             self.answer(403, "application/xml", b"" if self.command == "HEAD" else denied)
+            return
+        with lock:
+            canned = next(
+                (rule for rule in CANNED if rule["times"] > 0 and re.search(rule["body"], body.decode("utf-8", "replace"))),
+                None,
+            )
+            if canned is not None:
+                canned["times"] -= 1
+        if canned is not None:
+            with open(FAULT_LOG, "a") as log:
+                log.write(f"canned {self.command} {self.path} {canned['status']}\n")
+            self.answer(canned["status"], canned["type"], canned["answer"].encode())
             return
         fault = fault_for((self.command, self.path, body))
         if fault is not None:

@@ -47,11 +47,25 @@ impl FaultProxy {
         Self::spawn_with(upstream, 0, 0, "", delay)
     }
 
+    /// Starts a proxy to `upstream` that answers the first `times` requests
+    /// whose body matches `body` (a Python regular expression) with
+    /// `status`, `content_type` and `answer`, and passes on the rest.
+    pub fn answering(upstream: &str, body: &str, status: u16, content_type: &str, answer: &str, times: u32) -> Self {
+        let rule = serde_json::json!([
+            {"body": body, "status": status, "type": content_type, "answer": answer, "times": times}
+        ]);
+        Self::spawn_full(upstream, 0, 0, "", std::time::Duration::ZERO, &rule.to_string())
+    }
+
     fn spawn(upstream: &str, every: u32, page: u32) -> Self {
         Self::spawn_with(upstream, every, page, "", std::time::Duration::ZERO)
     }
 
     fn spawn_with(upstream: &str, every: u32, page: u32, deny: &str, delay: std::time::Duration) -> Self {
+        Self::spawn_full(upstream, every, page, deny, delay, "")
+    }
+
+    fn spawn_full(upstream: &str, every: u32, page: u32, deny: &str, delay: std::time::Duration, canned: &str) -> Self {
         let addr = free_addr();
         let log = std::env::temp_dir().join(format!("fault-proxy-{}-{}", std::process::id(), addr.port()));
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fault_proxy.py");
@@ -62,6 +76,7 @@ impl FaultProxy {
             .arg(page.to_string())
             .arg(deny)
             .arg(delay.as_millis().to_string())
+            .arg(canned)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

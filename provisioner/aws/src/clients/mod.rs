@@ -116,12 +116,18 @@ impl Clients {
     /// The account the credentials belong to; the first call, so it is also
     /// where missing or rejected credentials are reported.
     pub async fn account(&self) -> anyhow::Result<String> {
+        Ok(self.identity().await?.0)
+    }
+
+    /// The caller's account and ARN, from one `GetCallerIdentity`.
+    pub async fn identity(&self) -> anyhow::Result<(String, String)> {
         let identity = self
             .sts
             .get_caller_identity()
             .send()
             .await
             .map_err(|error| error::explain(error, "sts:GetCallerIdentity", "the caller's identity"))?;
-        identity.account().map(str::to_owned).context("STS GetCallerIdentity returned no account")
+        let account = identity.account().map(str::to_owned).context("STS GetCallerIdentity returned no account")?;
+        Ok((account, identity.arn().unwrap_or("an unknown identity").to_owned()))
     }
 }

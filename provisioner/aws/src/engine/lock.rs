@@ -90,12 +90,12 @@ pub fn location(account: &str, region: &str, app: &str) -> (String, String) {
 }
 
 impl Lock {
-    /// Takes the app's lock for `command`, breaking first the lock with id
-    /// `force_unlock` if given. Fails with the holder's name when someone
-    /// else holds it.
+    /// Takes the app's lock for `command` as `caller` (its ARN) of
+    /// `account`, breaking first the lock with id `force_unlock` if given.
+    /// Fails with the holder's name when someone else holds it.
     pub async fn take(
         clients: &Clients,
-        account: &str,
+        (account, caller): (&str, &str),
         app: &str,
         command: &str,
         force_unlock: Option<&str>,
@@ -105,7 +105,7 @@ impl Lock {
         let now = now();
         let holder = Holder {
             id: format!("{:016x}", fastrand::u64(..)),
-            who: who(clients).await,
+            who: who(caller),
             command: command.to_owned(),
             since: now,
             expires: now + LOCK_TTL.as_secs(),
@@ -218,10 +218,9 @@ fn parse(text: &str, bucket: &str, key: &str) -> anyhow::Result<Holder> {
 }
 
 /// The caller's ARN and the user and host it runs as.
-async fn who(clients: &Clients) -> String {
-    let arn = clients.sts.get_caller_identity().send().await.ok().and_then(|id| id.arn().map(str::to_owned));
+fn who(caller: &str) -> String {
     let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "?".to_owned());
-    format!("{} ({user}@{})", arn.unwrap_or_else(|| "an unknown identity".to_owned()), host_name())
+    format!("{caller} ({user}@{})", host_name())
 }
 
 /// This host's name (`gethostname`).

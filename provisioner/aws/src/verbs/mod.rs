@@ -152,8 +152,8 @@ mod session {
         command: &str,
         args: &super::LockArgs,
     ) -> anyhow::Result<engine::lock::Lock> {
-        let account = clients.account().await?;
-        engine::lock::Lock::take(clients, &account, &stack.app, command, args.force_unlock.as_deref()).await
+        let (account, caller) = clients.identity().await?;
+        engine::lock::Lock::take(clients, (&account, &caller), &stack.app, command, args.force_unlock.as_deref()).await
     }
 
     /// Reads the account for `stack`, pins its images by digest and plans.

@@ -221,21 +221,7 @@ async fn a_bad_stack_file_fails_before_anything_starts() {
 async fn a_second_local_run_of_the_same_app_refuses_naming_the_first() {
     let stack = LocalStack::start("").await;
     let runtime = stack.stack.parent().unwrap().join("run");
-    let (dns, control) = (free_addr().to_string(), free_addr().to_string());
-    let mut second = Process::start(
-        PROVISION,
-        &[
-            "local",
-            "--stack",
-            stack.stack.to_str().unwrap(),
-            "--no-build",
-            "--dns-addr",
-            &dns,
-            "--control-addr",
-            &control,
-        ],
-        &[("XDG_RUNTIME_DIR", runtime.to_str().unwrap())],
-    );
+    let (mut second, _, _) = common::launch_local(&stack.stack, &[], &[]);
     let exit = second.wait_exit(Duration::from_secs(10)).await.expect("the second run exits");
     assert_eq!(exit.code(), Some(1));
     let expected = format!(

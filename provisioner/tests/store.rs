@@ -162,28 +162,7 @@ async fn a_store_whose_address_is_taken_names_the_process_holding_it() {
     std::fs::create_dir_all(&dir).unwrap();
     let stack = dir.join("stack.toml");
     std::fs::write(&stack, common::stack_file(free_addr().port(), free_addr().port(), &with_store(port))).unwrap();
-    let bin_dir = test_support::workspace_binary("ranking", "ranking").parent().unwrap().to_path_buf();
-    test_support::workspace_binary("game-server", "game-server");
-    let (dns, control) = (free_addr().to_string(), free_addr().to_string());
-    let runtime = dir.join("run");
-    let mut process = test_support::Process::start(
-        common::PROVISION,
-        &[
-            "local",
-            "--stack",
-            stack.to_str().unwrap(),
-            "--no-build",
-            "--bin-dir",
-            bin_dir.to_str().unwrap(),
-            "--data-dir",
-            &data,
-            "--dns-addr",
-            &dns,
-            "--control-addr",
-            &control,
-        ],
-        &[("XDG_RUNTIME_DIR", runtime.to_str().unwrap())],
-    );
+    let (mut process, _, _) = common::launch_local(&stack, &["--data-dir", &data], &[]);
     let expected = format!("127.0.3.2:{port} is already in use by pid {} (", std::process::id());
     let started = std::time::Instant::now();
     while !process.output().contains(&expected) {

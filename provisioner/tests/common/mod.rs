@@ -87,6 +87,40 @@ start_period_secs = 5
     )
 }
 
+/// Starts `provision local` for the stack file `stack` with the services
+/// this test run built, on a free DNS and control address, and `args` and
+/// `envs`; its runtime directory (where the app's lock is) is `run` beside
+/// the stack file, so each test's stacks are apart and two runs of one
+/// stack file meet. Returns the process and its DNS and control addresses.
+pub fn launch_local(
+    stack: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> (Process, SocketAddr, SocketAddr) {
+    // Built by this test run, beside the provision binary.
+    let bin_dir = workspace_binary("game-server", "game-server").parent().unwrap().to_path_buf();
+    workspace_binary("ranking", "ranking");
+    let (dns, control) = (free_addr(), free_addr());
+    let (dns_text, control_text) = (dns.to_string(), control.to_string());
+    let mut words = vec![
+        "local",
+        "--stack",
+        stack.to_str().unwrap(),
+        "--no-build",
+        "--bin-dir",
+        bin_dir.to_str().unwrap(),
+        "--dns-addr",
+        &dns_text,
+        "--control-addr",
+        &control_text,
+    ];
+    words.extend(args);
+    let runtime = stack.parent().unwrap().join("run");
+    let mut envs = envs.to_vec();
+    envs.push(("XDG_RUNTIME_DIR", runtime.to_str().unwrap()));
+    (Process::start(PROVISION, &words, &envs), dns, control)
+}
+
 impl LocalStack {
     pub async fn start(extra: &str) -> Self {
         Self::start_with(extra, &[], &[], 2).await
@@ -121,36 +155,13 @@ impl LocalStack {
         envs: &[(&str, &str)],
         ready: impl Fn(&str) -> bool,
     ) -> Self {
-        // Built by this test run, beside the provision binary.
-        let bin_dir = workspace_binary("game-server", "game-server").parent().unwrap().to_path_buf();
-        workspace_binary("ranking", "ranking");
         let dir = std::env::temp_dir().join(format!("provision-local-{}-{}", std::process::id(), free_addr().port()));
         std::fs::create_dir_all(&dir).unwrap();
         let (game_port, ranking_port) = (free_addr().port(), free_addr().port());
         let text = stack(game_port, ranking_port);
         let stack = dir.join("stack.toml");
         std::fs::write(&stack, text).unwrap();
-        let (dns, control) = (free_addr(), free_addr());
-        let (dns_text, control_text) = (dns.to_string(), control.to_string());
-        let mut words = vec![
-            "local",
-            "--stack",
-            stack.to_str().unwrap(),
-            "--no-build",
-            "--bin-dir",
-            bin_dir.to_str().unwrap(),
-            "--dns-addr",
-            &dns_text,
-            "--control-addr",
-            &control_text,
-        ];
-        words.extend(args);
-        // Each test's stacks in a runtime directory of their own: the same
-        // app runs once per runtime directory.
-        let runtime = dir.join("run");
-        let mut envs = envs.to_vec();
-        envs.push(("XDG_RUNTIME_DIR", runtime.to_str().unwrap()));
-        let process = Process::start(PROVISION, &words, &envs);
+        let (process, dns, control) = launch_local(&stack, args, envs);
         let stack = Self { process, dns, control, game_port, stack, _dir: TempDir(dir) };
         stack.wait_for(ready).await;
         stack

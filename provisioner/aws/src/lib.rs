@@ -9,8 +9,9 @@
 //!   lookup), composing the engine over the table of kinds.
 //! - `engine/`: what every verb shares: the resource trait (`engine::resource::Kind`), the
 //!   graph of kinds and its layers, the plan (pure), live and desired
-//!   state, the account read, names, limits, apply, image pinning, one
-//!   polling helper, the rollout wait and its watch.
+//!   state, the account read, names and tags, limits, apply, the app's
+//!   lock (one change at a time), image pinning, one polling helper, the
+//!   rollout wait and its watch.
 //! - `kinds/`: one module per resource kind (spec, read-back, diff,
 //!   create/update/delete, status, limits; the roles and their permissions
 //!   boundaries among them) and the table of kinds (`kinds::KINDS`). Kinds
@@ -18,7 +19,8 @@
 //! - `clients/`: the client registry (`Clients`), the shared error type,
 //!   one module per AWS service wrapping its SDK client in the shapes the
 //!   kinds compare, and EC2's client of our own (its SDK crate alone is most
-//!   of a build) over a SigV4-signed Query transport.
+//!   of a build) over a SigV4-signed Query transport with the SDK's
+//!   retry behaviour (`retry`), and the `--verbose` retry lines (`verbose`).
 //! - `images/`: what goes into a service's image and the builders that
 //!   make and push it (our own OCI builder, pushing with ECR's calls or
 //!   to any registry, and Docker's).

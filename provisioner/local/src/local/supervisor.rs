@@ -4,7 +4,7 @@
 
 use std::{
     collections::VecDeque,
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::{IpAddr, SocketAddr},
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     autoscaler::Autoscaler,
+    block::Block,
     health::{self, HealthCommand},
     replica::{Replica, ReplicaState},
     usage::{self, Utilization},
@@ -110,6 +111,8 @@ pub struct ServiceSetup {
     pub env: Vec<(String, String)>,
     /// The third octet of this service's loopback addresses.
     pub subnet: u8,
+    /// The stack's addresses: the replicas are `127.<block>.<subnet>.N`.
+    pub block: Block,
     /// How much faster than configured autoscaling's windows and
     /// cooldowns run (1: as configured).
     pub autoscale_speedup: u32,
@@ -289,7 +292,7 @@ impl Supervisor {
         self.next_seq += 1;
         // A new replica gets a new address, as a new task gets a new IP.
         let host = 2 + ((seq - 1) % 250) as u8;
-        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, self.setup.subnet, host)), self.setup.service.port);
+        let addr = SocketAddr::new(IpAddr::V4(self.setup.block.host(self.setup.subnet, host)), self.setup.service.port);
         match Replica::start(self.name(), seq, addr, &self.setup.program, &self.setup.env) {
             Ok(replica) => {
                 println!("provision | {}/{} starting on {addr} (pid {})", self.name(), replica.name, replica.pid);

@@ -350,11 +350,16 @@ mod tests {
              up to 54 s (dns_ttl_secs 20 + max_connection_age_secs 30 with 10% jitter + 1) and exits within 64 s (+ \
              max_connection_age_grace_secs 10), so it must be at least 65 (or leave it out: that is the default)"
         );
+        // A short age drains until grpc-core may have resolved again.
         let shorter_age = "[[service]]\nname = \"svc\"\ndns_ttl_secs = 20\nmax_connection_age_secs = 5\n\
-                           max_connection_age_grace_secs = 2\n[service.aws]\nstop_timeout_secs = 30\n";
+                           max_connection_age_grace_secs = 2\n[service.aws]\nstop_timeout_secs = 54\n";
         assert_eq!(
             parse(shorter_age, "stack.toml").unwrap().services[0].stopping().stop_timeout,
-            Duration::from_secs(30)
+            Duration::from_secs(54)
+        );
+        assert!(
+            error_of(&shorter_age.replace("= 54", "= 30"))
+                .contains("max_connection_age_secs 5 with 10% jitter, at least 30 s: grpc-core resolves at most that")
         );
         let too_long = "[[service]]\nname = \"svc\"\ndns_ttl_secs = 100\n";
         assert!(

@@ -120,11 +120,19 @@ impl Stopping {
     pub fn explain(&self) -> String {
         format!(
             "a stopping replica answers for up to {} s (dns_ttl_secs {} + max_connection_age_secs {} with {}% \
-             jitter + {}) and exits within {} s (+ max_connection_age_grace_secs {})",
+             jitter{} + {}) and exits within {} s (+ max_connection_age_grace_secs {})",
             self.drain.as_secs(),
             self.dns_ttl.as_secs(),
             self.age.max.map_or(0, |max| max.as_secs()),
             age::JITTER_PERCENT,
+            if self.age.max.is_some() && self.age.longest() < age::GRPC_CORE_RESOLUTION_INTERVAL {
+                format!(
+                    ", at least {} s: grpc-core resolves at most that often",
+                    age::GRPC_CORE_RESOLUTION_INTERVAL.as_secs()
+                )
+            } else {
+                String::new()
+            },
             age::DRAIN_MARGIN_SECS,
             self.deadline.as_secs(),
             self.age.grace.as_secs(),

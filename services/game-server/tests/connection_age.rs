@@ -93,3 +93,79 @@ async fn with_no_client_connected_a_stopping_server_waits_out_the_ttl_only() {
         "answers for the TTL (clients may still have the address), then leaves: {elapsed:?}"
     );
 }
+
+/// One HTTP/2 frame as read off the wire.
+struct Frame {
+    kind: u8,
+    flags: u8,
+    payload: Vec<u8>,
+}
+
+fn frame_bytes(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let length = payload.len();
+    let mut bytes = vec![(length >> 16) as u8, (length >> 8) as u8, length as u8, kind, flags];
+    bytes.extend_from_slice(&stream.to_be_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+/// The next frame, or `None` at the end of the connection.
+async fn read_frame(stream: &mut tokio::net::TcpStream) -> Option<Frame> {
+    use tokio::io::AsyncReadExt as _;
+    let mut header = [0u8; 9];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut header)).await.expect("a frame");
+    read.ok()?;
+    let length = usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+    let mut payload = vec![0u8; length];
+    stream.read_exact(&mut payload).await.ok()?;
+    Some(Frame { kind: header[3], flags: header[4], payload })
+}
+
+/// A client that wrote a new call just after acking the server's shutdown
+/// PING, as grpc-core does when its write of that call was queued behind
+/// the ack: the call's HEADERS and the WINDOW_UPDATE grpc-core sends on
+/// every new stream arrive after the server's final GOAWAY. h2 ignores the
+/// HEADERS but took the WINDOW_UPDATE for one on an idle stream and failed
+/// the connection with GOAWAY(PROTOCOL_ERROR) (see the runtime's
+/// `ignored_streams`): the client must see only NO_ERROR.
+#[tokio::test]
+async fn a_call_sent_after_the_final_goaway_does_not_fail_the_connection() {
+    use tokio::io::AsyncWriteExt as _;
+    const GOAWAY: u8 = 0x7;
+    const PING: u8 = 0x6;
+    let server = GameServer::start(&AGE_1S).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(frame_bytes(0x4, 0, 0, &[]));
+    stream.write_all(&hello).await.unwrap();
+
+    // At its age the server says GOAWAY and PINGs to learn what is in flight.
+    let mut goaways = Vec::new();
+    let shutdown_ping = loop {
+        let frame = read_frame(&mut stream).await.expect("the server ages the connection out");
+        match frame.kind {
+            GOAWAY => goaways.push(frame.payload[4..8].to_vec()),
+            PING if frame.flags & 0x1 == 0 && !goaways.is_empty() => break frame.payload,
+            _ => {}
+        }
+    };
+    let mut reply = frame_bytes(0x4, 0x1, 0, &[]);
+    reply.extend(frame_bytes(PING, 0x1, 0, &shutdown_ping));
+    // A call's HEADERS (POST http / :authority localhost, application/grpc)
+    // and its WINDOW_UPDATE, right behind the ack.
+    let mut block = vec![0x83, 0x86, 0x84, 0x41, 9];
+    block.extend_from_slice(b"localhost");
+    block.extend_from_slice(&[0x5f, 16]);
+    block.extend_from_slice(b"application/grpc");
+    reply.extend(frame_bytes(0x1, 0x4, 1, &block));
+    reply.extend(frame_bytes(0x8, 0, 1, &5u32.to_be_bytes()));
+    stream.write_all(&reply).await.unwrap();
+
+    while let Some(frame) = read_frame(&mut stream).await {
+        if frame.kind == GOAWAY {
+            goaways.push(frame.payload[4..8].to_vec());
+        }
+    }
+    assert!(goaways.len() >= 2, "the first GOAWAY and the final one: {goaways:?}");
+    assert!(goaways.iter().all(|code| code == &[0, 0, 0, 0]), "every GOAWAY NO_ERROR: {goaways:?}");
+}

@@ -6,7 +6,8 @@
 //! left DNS for as long as it answers. Ageing connections out (GOAWAY after a
 //! jittered age, as grpc-go's `MaxConnectionAge` does) makes every client
 //! re-resolve regularly; a drain that outlasts the DNS TTL plus the longest
-//! age means a leaving task is still answering when its clients move on.
+//! age (and grpc-core's 30 s between resolutions) means a leaving task is
+//! still answering when its clients move on.
 
 use std::time::Duration;
 
@@ -18,6 +19,13 @@ pub const JITTER_PERCENT: u64 = 10;
 /// Seconds of drain beyond the TTL and the age: time for the client's last
 /// reconnect to land somewhere else.
 pub const DRAIN_MARGIN_SECS: u64 = 1;
+
+/// The least time grpc-core lets pass between two DNS resolutions of one
+/// channel (`grpc.dns_min_time_between_resolutions_ms`, 30 s by default).
+/// A connection aged out sooner makes its client reconnect to the addresses
+/// it already has: a task that left DNS keeps getting connections until
+/// the client's next resolution may come.
+pub const GRPC_CORE_RESOLUTION_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How long a connection may live and how long its calls then have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,11 +59,14 @@ impl ConnectionAge {
 }
 
 /// The longest a stopping server keeps answering: the DNS TTL (clients that
-/// cached the record may still connect), then one whole connection age (every
-/// connection made before has been aged out, so its client has resolved
-/// again), then [`DRAIN_MARGIN_SECS`]. Whole seconds, rounded up.
+/// cached the record may still connect), then one whole connection age but
+/// at least [`GRPC_CORE_RESOLUTION_INTERVAL`] (every connection made before
+/// has been aged out and its client has been free to resolve again), then
+/// [`DRAIN_MARGIN_SECS`]. Whole seconds, rounded up. Without ageing, the
+/// TTL and the margin: clients move when the drain's GOAWAY comes.
 pub fn drain_bound(dns_ttl: Duration, age: &ConnectionAge) -> Duration {
-    Duration::from_secs((dns_ttl + age.longest()).as_secs_f64().ceil() as u64 + DRAIN_MARGIN_SECS)
+    let moving = if age.max.is_some() { age.longest().max(GRPC_CORE_RESOLUTION_INTERVAL) } else { Duration::ZERO };
+    Duration::from_secs((dns_ttl + moving).as_secs_f64().ceil() as u64 + DRAIN_MARGIN_SECS)
 }
 
 /// The time from the stop signal to exit: the drain, then the grace for the
@@ -93,6 +104,12 @@ mod tests {
         assert_eq!(drain, Duration::from_secs(44));
         assert_eq!(shutdown_deadline(drain, &age), Duration::from_secs(54));
         // An age that does not divide by ten rounds up, never down.
-        assert_eq!(drain_bound(Duration::from_secs(1), &ConnectionAge::from_secs(5, 1)), Duration::from_secs(8));
+        assert_eq!(drain_bound(Duration::from_secs(1), &ConnectionAge::from_secs(35, 1)), Duration::from_secs(41));
+    }
+
+    #[test]
+    fn a_short_age_still_drains_until_grpc_core_may_resolve_again() {
+        assert_eq!(drain_bound(Duration::from_secs(1), &ConnectionAge::from_secs(1, 1)), Duration::from_secs(32));
+        assert_eq!(drain_bound(Duration::from_secs(10), &ConnectionAge::from_secs(5, 1)), Duration::from_secs(41));
     }
 }

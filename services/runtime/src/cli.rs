@@ -206,13 +206,13 @@ mod tests {
             "--dns-ttl-secs",
             "5",
             "--max-connection-age-secs",
-            "20",
+            "40",
             "--max-connection-age-grace-secs",
             "3",
         ]) {
             Command::Serve(serve) => {
-                assert_eq!(serve.runtime.drain_period(), Duration::from_secs(5 + 22 + 1));
-                assert_eq!(serve.runtime.shutdown_deadline(), Duration::from_secs(28 + 3));
+                assert_eq!(serve.runtime.drain_period(), Duration::from_secs(5 + 44 + 1));
+                assert_eq!(serve.runtime.shutdown_deadline(), Duration::from_secs(50 + 3));
             }
             other => panic!("expected serve, got {other:?}"),
         }

@@ -25,7 +25,7 @@ use tokio::{
 use tokio_stream::StreamExt;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-use crate::{age::ConnectionAge, stream_end::EndStreamsOnClose};
+use crate::{age::ConnectionAge, ignored_streams::IgnoredStreams, stream_end::EndStreamsOnClose};
 
 /// TCP keepalive for connections whose peer vanished without a word.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
@@ -34,6 +34,9 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// The longest a finished connection is kept half-closed, reading what the
 /// client still sends, before its socket is closed (see [`linger`]).
 const LINGER: Duration = Duration::from_secs(3);
+/// How much is read from the socket at a time, to pass through
+/// [`IgnoredStreams`]: hyper's own read size.
+const READ_CHUNK: usize = 8192;
 
 /// The number of open client connections, so that the drain can end as
 /// soon as the last one has gone.
@@ -196,10 +199,16 @@ where
 
 /// A TCP connection that fails every read and write once its deadline
 /// (age + grace) has passed, which makes hyper drop it: the bound on how
-/// long a client can hold an aged-out connection open.
+/// long a client can hold an aged-out connection open. What the client
+/// sends reaches hyper through [`IgnoredStreams`].
 pub(crate) struct AgedIo {
     /// Taken only when dropped, to linger.
     stream: Option<TcpStream>,
+    /// The client's bytes, as h2 is to read them.
+    filter: IgnoredStreams,
+    /// Filtered bytes not yet handed to hyper, from `unread` on.
+    ready: Vec<u8>,
+    unread: usize,
     deadline: Option<Pin<Box<Sleep>>>,
     /// Dropped with the connection: tells its server that it is over.
     _dropped: oneshot::Sender<()>,
@@ -213,6 +222,9 @@ impl AgedIo {
         let (dropped_tx, dropped) = oneshot::channel();
         let io = Self {
             stream: Some(stream),
+            filter: IgnoredStreams::new(),
+            ready: Vec::new(),
+            unread: 0,
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
             _dropped: dropped_tx,
             guard: Some(guard),
@@ -238,7 +250,34 @@ impl AsyncRead for AgedIo {
         if self.past_deadline(cx) {
             return Poll::Ready(Err(outlived()));
         }
-        self.stream().poll_read(cx, buf)
+        let this = &mut *self;
+        loop {
+            if this.unread < this.ready.len() {
+                let take = buf.remaining().min(this.ready.len() - this.unread);
+                buf.put_slice(&this.ready[this.unread..this.unread + take]);
+                this.unread += take;
+                if this.unread == this.ready.len() {
+                    this.ready.clear();
+                    this.unread = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut read = ReadBuf::uninit(&mut chunk);
+            std::task::ready!(
+                Pin::new(this.stream.as_mut().expect("taken only when dropped")).poll_read(cx, &mut read)
+            )?;
+            if read.filled().is_empty() {
+                // The end: a frame cut short goes to h2 as it is, to judge.
+                this.ready = this.filter.take_held();
+                if this.ready.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
+            }
+            // All of it may be held or dropped: then read on.
+            this.filter.feed(read.filled(), &mut this.ready);
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod causes;
 pub mod cli;
 mod connection;
 pub mod drain;
+mod ignored_streams;
 pub mod logging;
 pub mod probe;
 pub mod request_log;

@@ -125,12 +125,19 @@ async fn a_killed_replica_leaves_dns_and_is_replaced_while_calls_go_on() {
     // The replacement has a new address, and takes calls.
     let new_addr =
         addresses(&status, "game-server").into_iter().find(|addr| !before.contains(addr)).expect("a new address");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let picks = || channel.endpoints().iter().find(|e| e.addr.to_string() == new_addr).map_or(0, |e| e.picks);
+    let replaced = std::time::Instant::now();
+    while picks() == 0 {
+        assert!(
+            replaced.elapsed() < Duration::from_secs(20),
+            "the replacement {new_addr} takes calls: {:?}",
+            channel.endpoints()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     stop.store(true, Ordering::SeqCst);
     let failures = collect(tasks).await;
     assert!(failures.len() <= callers, "at most the calls in flight on the killed replica fail: {failures:?}");
-    let picks = channel.endpoints().iter().find(|e| e.addr.to_string() == new_addr).map_or(0, |e| e.picks);
-    assert!(picks > 0, "the replacement {new_addr} takes calls: {:?}", channel.endpoints());
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus,
 
 #[tokio::test]
 async fn sigterm_reports_not_serving_keeps_serving_through_the_drain_and_exits() {
-    let mut server = GameServer::start(&["--drain-secs", "2", "--shutdown-timeout-secs", "10"]).await;
+    let mut server = GameServer::start(&["--drain-secs", "5", "--shutdown-timeout-secs", "20"]).await;
     let addr = server.addr.to_string();
 
     let mut health = HealthClient::new(server.channel().await);
@@ -69,7 +69,7 @@ async fn sigterm_reports_not_serving_keeps_serving_through_the_drain_and_exits()
     let at_not_serving = succeeded.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(succeeded.load(Ordering::SeqCst) > at_not_serving, "the server keeps serving while draining");
-    assert!(signalled.elapsed() < Duration::from_secs(2), "still inside the drain period");
+    assert!(signalled.elapsed() < Duration::from_secs(5), "still inside the drain period");
 
     stop.store(true, Ordering::SeqCst);
     for caller in callers {
@@ -77,13 +77,13 @@ async fn sigterm_reports_not_serving_keeps_serving_through_the_drain_and_exits()
         assert!(failures.is_empty(), "no call failed: {failures:?}");
     }
 
-    let status = server.process.wait_exit(Duration::from_secs(12)).await.expect("exits before the deadline");
+    let status = server.process.wait_exit(Duration::from_secs(25)).await.expect("exits before the deadline");
     assert!(status.success(), "clean exit: {status:?}");
     let elapsed = signalled.elapsed();
-    assert!(elapsed >= Duration::from_secs(2), "served the whole drain period, exited after {elapsed:?}");
+    assert!(elapsed >= Duration::from_secs(5), "served the whole drain period, exited after {elapsed:?}");
     // The only stream left was the health watch, which the drain ends, so
     // the exit does not wait for the hard deadline.
-    assert!(elapsed < Duration::from_secs(10), "exited at the drain's end, not the deadline: {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(18), "exited at the drain's end, not the deadline: {elapsed:?}");
     let output = server.process.output();
     assert!(output.contains("all calls finished"), "{output}");
 }
@@ -96,11 +96,11 @@ async fn a_client_holding_a_stream_open_cannot_delay_exit_past_the_deadline() {
 
     let signalled = Instant::now();
     server.process.terminate();
-    let status = server.process.wait_exit(Duration::from_secs(8)).await.expect("exits by the deadline");
+    let status = server.process.wait_exit(Duration::from_secs(15)).await.expect("exits by the deadline");
     let elapsed = signalled.elapsed();
     assert!(status.success(), "{status:?}");
     assert!(elapsed >= Duration::from_secs(3), "waited for the open stream until the deadline: {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(6), "but not much longer: {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(10), "but not much longer: {elapsed:?}");
     let output = server.process.output();
     assert!(output.contains("deadline reached"), "{output}");
     drop(requests);

@@ -143,6 +143,6 @@ async fn health_subcommand_answers_a_silent_server_within_its_timeout() {
     let (code, output) = health_command(&["--addr", &addr, "--timeout", "300"]);
     assert_eq!(code, 1, "{output}");
     assert!(output.contains("no answer within 300 ms"), "{output}");
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
     drop(silent);
 }

@@ -212,7 +212,7 @@ async fn while_redis_is_down_calls_fail_fast_health_stays_serving_and_it_recover
     // The store's address stays inside: callers learn the kind of failure.
     let port = redis.addr().port().to_string();
     assert!(!status.message().contains(&port) && !status.message().contains("127.0.0.1"), "{status:?}");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
     // A Redis outage must not make ECS replace every task.
     assert_eq!(health_status(addr, "").await.unwrap(), ServingStatus::Serving);
     assert_eq!(health_status(addr, "ranking.v1.Ranking").await.unwrap(), ServingStatus::Serving);

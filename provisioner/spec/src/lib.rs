@@ -15,6 +15,7 @@ use toml::Spanned;
 
 pub mod autoscaling;
 pub mod aws;
+mod explain;
 pub mod health;
 pub mod ingress;
 pub mod pipeline;
@@ -28,11 +29,11 @@ use store::{RawStore, Store};
 
 /// A problem with the stack file, located.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {message}")]
+#[error("{file}:{}{message}", if *line > 0 { format!("{line}: ") } else { " ".to_owned() })]
 pub struct SpecError {
     /// The file.
     pub file: String,
-    /// 1-based line.
+    /// 1-based line; 0 when the whole file is at fault.
     pub line: usize,
     /// What is wrong, naming the field and the value.
     pub message: String,
@@ -72,8 +73,15 @@ struct RawStack {
 pub fn load(path: &Path) -> Result<Stack, SpecError> {
     let text = std::fs::read_to_string(path).map_err(|error| SpecError {
         file: path.display().to_string(),
-        line: 1,
-        message: format!("cannot read the stack file: {error}"),
+        line: 0,
+        message: format!(
+            "cannot read the stack file: {error}{}",
+            if error.kind() == std::io::ErrorKind::NotFound {
+                " (run where stack.toml is, or name the file with --stack or PROVISION_STACK)"
+            } else {
+                ""
+            }
+        ),
     })?;
     parse(&text, &path.display().to_string())
 }
@@ -93,7 +101,8 @@ pub fn parse(text: &str, file: &str) -> Result<Stack, SpecError> {
         line: span.map_or(1, |span| text[..span.start.min(text.len())].matches('\n').count() + 1),
         message,
     };
-    let raw: RawStack = toml::from_str(text).map_err(|e| error(e.span(), e.message().trim().to_owned()))?;
+    let raw: RawStack = toml::from_str(text)
+        .map_err(|e| error(e.span(), explain::explain(text, e.span().as_ref(), e.message().trim())))?;
 
     let app = match raw.app.clone() {
         Some(app) if is_dns_label(app.get_ref()) => app.into_inner(),
@@ -446,9 +455,21 @@ mod tests {
     #[test]
     fn unknown_keys_and_wrong_types_name_the_line() {
         assert!(
-            error_of("[[service]]\nname = \"svc\"\ncolour = 1\n").starts_with("stack.toml:3: unknown field `colour`")
+            error_of("[[service]]\nname = \"svc\"\ncolour = 1\n")
+                .starts_with("stack.toml:3: unknown key `colour` in [[service]]: the keys there are name, binary")
         );
-        assert!(error_of("[[service]]\nname = \"svc\"\nport = \"http\"\n").starts_with("stack.toml:3:"));
+        assert!(
+            error_of("[[service]]\nname = \"svc\"\ndns_ttl = 1\n")
+                .starts_with("stack.toml:3: unknown key `dns_ttl` in [[service]]: did you mean `dns_ttl_secs`?")
+        );
+        assert_eq!(
+            error_of("[[service]]\nname = \"svc\"\ncount = \"3\"\n"),
+            "stack.toml:3: count takes a whole number, not the string \"3\": write count = 3, without quotes"
+        );
+        assert!(error_of("[[service]]\nname = \"svc\"\nport = \"http\"\n").starts_with("stack.toml:3: port takes"));
+        let missing = load(Path::new("/nonexistent/stack.toml")).unwrap_err().to_string();
+        assert!(missing.starts_with("/nonexistent/stack.toml: cannot read the stack file: "), "{missing}");
+        assert!(missing.ends_with("name the file with --stack or PROVISION_STACK)"), "{missing}");
     }
 
     #[test]
@@ -513,7 +534,10 @@ mod tests {
             error_of(&service("", "min = 1\nmax = 2\nmemory_percent = 80\nscale_in_cooldown_secs = -5"))
                 .starts_with("stack.toml:7: service \"svc\": autoscaling.scale_in_cooldown_secs -5 is outside")
         );
-        assert!(error_of(&service("", "min = 1\nmax = 2\ncpu = 50")).contains("unknown field `cpu`"));
+        assert!(
+            error_of(&service("", "min = 1\nmax = 2\ncpu = 50"))
+                .contains("unknown key `cpu` in [service.autoscaling]: did you mean `cpu_percent`?")
+        );
         let depended = "[[service]]\nname = \"game\"\ndepends_on = [\"rank\"]\n[[service]]\nname = \"rank\"\n\
                         [service.autoscaling]\nmin = 0\nmax = 2\ncpu_percent = 50\n";
         assert_eq!(
@@ -554,7 +578,10 @@ mod tests {
         assert!(error_of(&service(&format!("{certificate}\nscheme = \"public\""))).contains("is not one of"));
         assert!(error_of(&service(&format!("{certificate}\nsubnets = [\"subnet-0a\"]"))).contains("at least two"));
         assert!(error_of(&service(&format!("{certificate}\nidle_timeout_secs = 0"))).contains("outside 1..=4000"));
-        assert!(error_of(&service(&format!("{certificate}\nport = 443"))).contains("unknown field `port`"));
+        assert!(
+            error_of(&service(&format!("{certificate}\nport = 443")))
+                .contains("unknown key `port` in [service.ingress]")
+        );
     }
 
     #[test]

@@ -174,7 +174,7 @@ async fn plan_on_an_empty_account_then_apply_creates_everything_and_a_second_pla
     let again = account.provision(&["plan", "--detailed-exitcode"], &stack);
     assert_eq!(again.code, 0, "a second plan has nothing to do: {}", again.stdout);
     assert!(
-        again.stdout.contains("0 to create, 0 to update, 0 to replace, 17 unchanged. Nothing to do."),
+        again.stdout.contains("No changes: AWS matches the stack file (17 resources unchanged)."),
         "{}",
         again.stdout
     );

@@ -27,7 +27,9 @@ pub fn enable() {
     VERBOSE.store(true, Ordering::Relaxed);
 }
 
-fn enabled() -> bool {
+/// Whether `--verbose` was given: the plan then lists unchanged resources
+/// too.
+pub fn enabled() -> bool {
     VERBOSE.load(Ordering::Relaxed)
 }
 

@@ -104,16 +104,22 @@ impl Plan {
         counts
     }
 
-    /// The plan as people read it: a line per resource, changed fields
-    /// below it, then the notes and a summary.
+    /// The plan as people read it: a line per resource to change (every
+    /// resource with `--verbose`), changed fields below it, then the notes
+    /// and a summary; "No changes." when there are none, as terraform says.
     pub fn render(&self) -> String {
+        self.render_with(crate::clients::verbose::enabled())
+    }
+
+    /// [`render`](Self::render), with the unchanged resources or without.
+    pub fn render_with(&self, unchanged_too: bool) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
             "Plan for app {} in account {}, region {} ({}):\n",
             self.app, self.account, self.region, self.vpc
         );
-        for step in &self.steps {
+        for step in self.steps.iter().filter(|step| unchanged_too || step.action != Action::Unchanged) {
             let (mark, word) = match &step.action {
                 Action::Create => ("+", "create"),
                 Action::Update { .. } => ("~", "update"),
@@ -141,12 +147,15 @@ impl Plan {
             }
         }
         let [create, update, replace, delete, unchanged] = self.counts();
-        let deleted = if delete > 0 { format!(", {delete} to delete") } else { String::new() };
-        let _ = writeln!(
-            out,
-            "\n{create} to create, {update} to update, {replace} to replace{deleted}, {unchanged} unchanged.{}",
-            if self.has_changes() { "" } else { " Nothing to do." }
-        );
+        if self.has_changes() {
+            let _ = writeln!(
+                out,
+                "\n{create} to create, {update} to update, {replace} to replace, {delete} to delete, {unchanged} \
+                 unchanged."
+            );
+        } else {
+            let _ = writeln!(out, "No changes: AWS matches the stack file ({unchanged} resources unchanged).");
+        }
         out
     }
 }
@@ -253,5 +262,45 @@ mod tests {
             Action::Update { changes: vec![FieldChange { field: "cpu".into(), old: "256".into(), new: "512".into() }] }
         );
         assert_eq!(changes(&wanted, &wanted), Action::Unchanged);
+    }
+
+    fn plan_of(actions: Vec<Action>) -> Plan {
+        let steps = actions
+            .into_iter()
+            .enumerate()
+            .map(|(index, action)| Step {
+                kind: "log_group",
+                label: "log group",
+                name: format!("group-{index}"),
+                action,
+            })
+            .collect();
+        Plan {
+            app: "shop".into(),
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+            vpc: "vpc-1".into(),
+            steps,
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_plan_without_changes_says_so_in_one_line_and_lists_unchanged_ones_only_when_asked() {
+        let plan = plan_of(vec![Action::Unchanged, Action::Unchanged]);
+        let text = plan.render_with(false);
+        assert!(text.ends_with("No changes: AWS matches the stack file (2 resources unchanged).\n"), "{text}");
+        assert!(!text.contains("group-0"), "{text}");
+        assert!(plan.render_with(true).contains("=   unchanged  log group            group-0"));
+    }
+
+    #[test]
+    fn the_summary_counts_every_action_deletes_included() {
+        let plan = plan_of(vec![Action::Create, Action::Delete, Action::Unchanged]);
+        let text = plan.render_with(false);
+        assert!(text.contains("+   create     log group            group-0"), "{text}");
+        assert!(text.contains("-   delete     log group            group-1"), "{text}");
+        assert!(!text.contains("group-2"), "unchanged hidden: {text}");
+        assert!(text.ends_with("1 to create, 0 to update, 0 to replace, 1 to delete, 1 unchanged.\n"), "{text}");
     }
 }

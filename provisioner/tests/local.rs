@@ -465,3 +465,112 @@ async fn two_apps_run_side_by_side_each_on_its_own_addresses_and_store() {
         assert!(!process.output().contains("Address already in use"), "{}", process.output());
     }
 }
+
+#[tokio::test]
+async fn call_names_the_one_replica_that_served_it() {
+    // Each replica logs every call it serves (`grpc` at debug).
+    let stack = LocalStack::start_from(
+        |game, ranking| {
+            common::stack_file_draining(game, ranking, "", "DRAIN_SECS = \"2\"\nRUST_LOG = \"info,grpc=debug\"")
+        },
+        &[],
+        &[],
+        2,
+    )
+    .await;
+    let status = stack.status();
+    let replicas: Vec<(String, String)> = status
+        .lines()
+        .filter(|line| line.starts_with("game-server "))
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            (words[1].to_owned(), words[2].to_owned())
+        })
+        .collect();
+    assert_eq!(replicas.len(), 3, "{status}");
+    let served_calls = |replica: &str| {
+        let prefix = format!("game-server/{replica} |");
+        stack
+            .process
+            .output()
+            .lines()
+            .filter(|line| line.contains(&prefix) && line.contains("method=/rpc.Rpc/GetChampion"))
+            .count()
+    };
+    let mut named = std::collections::BTreeSet::new();
+    for _ in 0..10 {
+        let before: Vec<usize> = replicas.iter().map(|(replica, _)| served_calls(replica)).collect();
+        let output = std::process::Command::new(PROVISION)
+            .args(["call", "game-server", "rpc.Rpc/GetChampion", r#"{"champion_id": 1}"#])
+            .args(["--stack", stack.stack.to_str().unwrap(), "--dns-addr", &stack.dns.to_string()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        let served_by =
+            stderr.trim().strip_prefix("served by ").and_then(|rest| rest.split(' ').next()).expect(&stderr);
+        assert!(!stderr.contains(" then "), "one replica: {stderr}");
+        // The replica's own log says which one it was.
+        let started = std::time::Instant::now();
+        let after = loop {
+            let after: Vec<usize> = replicas.iter().map(|(replica, _)| served_calls(replica)).collect();
+            if after.iter().sum::<usize>() > before.iter().sum::<usize>() || started.elapsed() > Duration::from_secs(10)
+            {
+                break after;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let served: Vec<&str> = replicas
+            .iter()
+            .zip(before.iter().zip(&after))
+            .filter(|(_, (before, after))| after > before)
+            .map(|((_, addr), _)| addr.as_str())
+            .collect();
+        assert_eq!(served, [served_by], "the call's own replica, by its log: {stderr}");
+        named.insert(served_by.to_owned());
+    }
+    assert!(named.len() > 1, "ten calls, each through a new channel, were not all on one replica: {named:?}");
+}
+
+#[tokio::test]
+async fn a_normal_start_an_idle_minute_and_a_stop_say_nothing_alarming() {
+    let data = std::env::temp_dir().join(format!("provision-quiet-{}-{}", std::process::id(), free_addr().port()));
+    let _data = common::TempDir::new(data.clone());
+    let store = format!(
+        "[service.stores]\nRANKING_STORE = \"board\"\n\n[[store]]\nname = \"board\"\nport = {}\n",
+        free_addr().port()
+    );
+    let mut stack = LocalStack::start_with(&store, &["--data-dir", data.to_str().unwrap()], &[], 2).await;
+    let started = std::time::Instant::now();
+    while !stack.process.output().contains("provision | stack ready: 5/5 replicas healthy in ") {
+        assert!(started.elapsed() < Duration::from_secs(20), "{}", stack.process.output());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Redis's banner is one line.
+    let output = stack.process.output();
+    let redis: Vec<&str> = output.lines().filter(|line| line.contains("board/redis | ")).collect();
+    assert_eq!(redis.len(), 1, "{redis:?}");
+    assert!(redis[0].contains("start-up lines folded"), "{redis:?}");
+
+    // Start-up ends when every game-server replica has both ranking
+    // replicas ready (its channel resolves on its own schedule).
+    while stack.process.output().matches("discovery::endpoint: endpoint ready").count() < 6 {
+        assert!(started.elapsed() < Duration::from_secs(30), "{}", stack.process.output());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A minute with nothing happening, connection ages (30 s) included.
+    let quiet_from = stack.process.output().lines().count();
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let output = stack.process.output();
+    let said: Vec<&str> = output.lines().skip(quiet_from).collect();
+    assert!(said.is_empty(), "an idle stack said: {said:#?}");
+
+    stack.process.interrupt();
+    let status = stack.process.wait_exit(Duration::from_secs(30)).await.expect("stops");
+    assert!(status.success(), "{status:?}");
+    let output = stack.process.output();
+    let alarming: Vec<&str> =
+        output.lines().filter(|line| line.contains(" WARN ") || line.contains(" ERROR ")).collect();
+    assert!(alarming.is_empty(), "a normal start and stop: {alarming:#?}");
+    assert_eq!(output.matches("stack ready:").count(), 1);
+}

@@ -5,6 +5,7 @@
 //! outside the VPC makes it.
 
 use std::{
+    collections::HashMap,
     net::SocketAddr,
     path::{Path, PathBuf},
     time::Duration,
@@ -110,20 +111,39 @@ pub async fn main(args: CallArgs, stack: &Path, ingress: Option<TlsEndpoint>) ->
     }
     let target = resolve_target(&args.target, stack, args.dns_addr).await?;
     let channel = discovery::Builder::new(&target)?.deadline(timeout).connect().await?;
-    let result = invoke(channel.clone(), &args, &target, timeout).await?;
-    let served_by: Vec<String> = channel
-        .endpoints()
-        .iter()
-        .filter(|endpoint| endpoint.picks > 0)
-        .map(|endpoint| endpoint.addr.to_string())
+    // Picks before the call itself: reflection's lookups are picks too.
+    let mut before = HashMap::new();
+    let result = invoke(channel.clone(), &args, &target, timeout, || {
+        before = picks(&channel);
+    })
+    .await?;
+    let attempts: Vec<String> = picks(&channel)
+        .into_iter()
+        .filter(|(addr, picks)| picks > before.get(addr).unwrap_or(&0))
+        .map(|(addr, _)| addr)
         .collect();
     let endpoints = channel.endpoints().len();
     let answer = result.map_err(|status| {
-        anyhow!("{:?}: {} (sent to {}; {target})", status.code(), status.message(), served_by.join(" then "))
+        anyhow!("{:?}: {} (tried {}; {target})", status.code(), status.message(), attempts.join(", "))
     })?;
     println!("{}", serde_json::to_string_pretty(&answer)?);
-    eprintln!("served by {} ({target}, {endpoints} endpoints)", served_by.join(" then "));
+    // More than one: the channel re-sent a call that never reached the
+    // first endpoint it picked (a connection closing under it).
+    match attempts.as_slice() {
+        [served] => eprintln!("served by {served} ({target}, {endpoints} endpoints)"),
+        [] => eprintln!("served through {target} ({endpoints} endpoints)"),
+        several => eprintln!(
+            "served by one of {}: the channel re-sent the call after a connection closed under it ({target}, \
+             {endpoints} endpoints)",
+            several.join(", ")
+        ),
+    }
     Ok(())
+}
+
+/// How many calls the channel has sent to each endpoint so far.
+fn picks(channel: &discovery::DiscoveryChannel) -> HashMap<String, u64> {
+    channel.endpoints().iter().map(|endpoint| (endpoint.addr.to_string(), endpoint.picks)).collect()
 }
 
 /// The call over TLS to one address: an `https://` target, or a service's
@@ -150,7 +170,7 @@ async fn call_over_tls(args: &CallArgs, endpoint: TlsEndpoint, timeout: Duration
         .await
         .map_err(|error| anyhow!("{url} (TLS, server name {server_name}): {}", causes(&error)))?;
     let target = format!("{url}, TLS for {server_name}");
-    let answer = invoke(channel, args, &target, timeout)
+    let answer = invoke(channel, args, &target, timeout, || ())
         .await?
         .map_err(|status| anyhow!("{:?}: {} ({target})", status.code(), status.message()))?;
     println!("{}", serde_json::to_string_pretty(&answer)?);
@@ -159,12 +179,14 @@ async fn call_over_tls(args: &CallArgs, endpoint: TlsEndpoint, timeout: Duration
 }
 
 /// Asks the server behind `channel` for the method's messages by
-/// reflection, then makes the call; the answer, or the call's status.
+/// reflection, then (after `before_call`) makes the call; the answer, or
+/// the call's status.
 async fn invoke<C: reflect::Channel>(
     channel: C,
     args: &CallArgs,
     target: &str,
     timeout: Duration,
+    before_call: impl FnOnce(),
 ) -> anyhow::Result<Result<DynamicMessage, Status>> {
     // The server describes its own messages: any service can be called.
     // A little past the channel's own deadline, whose error says more.
@@ -179,6 +201,7 @@ async fn invoke<C: reflect::Channel>(
     let path: PathAndQuery = format!("/{}/{}", method.parent_service().full_name(), method.name()).parse()?;
     let mut call = tonic::Request::new(request);
     call.set_timeout(timeout);
+    before_call();
     Ok(grpc.unary(call, path, DynamicCodec { output: method.output() }).await.map(tonic::Response::into_inner))
 }
 

@@ -74,6 +74,9 @@ pub struct Endpoint {
     /// cannot end a new one.
     generation: AtomicU64,
     connection_lost: Notify,
+    /// Whether it was ever ready: the first time is news, a reconnect after
+    /// a connection aged out is not.
+    was_ready: std::sync::atomic::AtomicBool,
 }
 
 /// A connection to a ready endpoint, as a call uses it.
@@ -96,6 +99,7 @@ impl Endpoint {
                 .expect("a socket address is a valid header value"),
             generation: AtomicU64::new(0),
             connection_lost: Notify::new(),
+            was_ready: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -133,6 +137,9 @@ impl Endpoint {
         if changed {
             match &state {
                 EndpointState::Connecting => tracing::debug!(addr = %self.addr, "endpoint connecting"),
+                EndpointState::Ready if self.was_ready.swap(true, Ordering::Relaxed) => {
+                    tracing::debug!(addr = %self.addr, "endpoint ready again on a new connection")
+                }
                 EndpointState::Ready => tracing::info!(addr = %self.addr, "endpoint ready"),
                 EndpointState::NotServing => tracing::info!(addr = %self.addr, "endpoint not serving: no new calls"),
                 EndpointState::Failed(reason) => tracing::info!(addr = %self.addr, %reason, "endpoint failed"),

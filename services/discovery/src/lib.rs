@@ -163,6 +163,14 @@ impl Builder {
         self
     }
 
+    /// How long a name that DNS does not have yet (a dependency still
+    /// starting: Cloud Map registers a task once it is healthy) is waited
+    /// for at debug level before one warning says so. Default 30 s.
+    pub fn quiet_start(mut self, quiet: Duration) -> Self {
+        self.options.quiet_start = quiet;
+        self
+    }
+
     /// Retries beyond the transparent one, for idempotent methods.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.options.retry = Some(policy);

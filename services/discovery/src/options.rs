@@ -31,6 +31,7 @@ pub struct Options {
     pub(crate) reconnect_backoff: BackoffConfig,
     pub(crate) dns_error_backoff: BackoffConfig,
     pub(crate) min_reresolve_interval: Duration,
+    pub(crate) quiet_start: Duration,
     pub(crate) retry: Option<RetryPolicy>,
     pub(crate) max_replay_bytes: usize,
 }
@@ -61,6 +62,7 @@ impl Default for Options {
                 jitter: 0.2,
             },
             min_reresolve_interval: Duration::from_millis(250),
+            quiet_start: Duration::from_secs(30),
             retry: None,
             max_replay_bytes: 64 * 1024,
         }

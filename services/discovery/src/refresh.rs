@@ -13,6 +13,10 @@ use crate::{
     resolve::{DnsLookup, LookupError},
 };
 
+/// How long lookups of a name that had addresses must fail before it is
+/// said: a stack stopping takes its names away for less.
+const LASTING_FAILURE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs until aborted. `first` hears the outcome of the first lookup.
 pub(crate) async fn run(
     lookup: DnsLookup,
@@ -22,6 +26,13 @@ pub(crate) async fn run(
 ) {
     let mut backoff = options.dns_error_backoff.start();
     let mut last_addrs = Vec::new();
+    // A name not in DNS yet (a dependency still starting) is waited for
+    // quietly for a while, then said once; so is a name that goes away
+    // with addresses in hand (a whole stack stopping): only a failure that
+    // lasts is news.
+    let quiet_until = Instant::now() + options.quiet_start;
+    let mut failing_since: Option<Instant> = None;
+    let mut said = false;
     loop {
         // Our own schedule is the cache: every lookup asks the server.
         lookup.clear_cache();
@@ -29,6 +40,9 @@ pub(crate) async fn run(
         let wait = match lookup.lookup().await {
             Ok(resolution) => {
                 backoff.reset();
+                if failing_since.take().is_some() && std::mem::take(&mut said) {
+                    tracing::info!(target = %balancer.target, "lookup answers again");
+                }
                 balancer.set_problem(None);
                 if resolution.addrs != last_addrs {
                     tracing::info!(target = %balancer.target, addrs = ?resolution.addrs, "resolved");
@@ -43,7 +57,15 @@ pub(crate) async fn run(
             }
             Err(error) => {
                 let delay = backoff.next_delay();
-                if last_addrs.is_empty() {
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                let lasting = if last_addrs.is_empty() {
+                    Instant::now() >= quiet_until
+                } else {
+                    since.elapsed() >= LASTING_FAILURE
+                };
+                if !lasting || std::mem::replace(&mut said, true) {
+                    tracing::debug!(target = %balancer.target, %error, retry_in = ?delay, kept = ?last_addrs, "lookup failed");
+                } else if last_addrs.is_empty() {
                     tracing::warn!(target = %balancer.target, %error, retry_in = ?delay, "lookup failed");
                 } else {
                     tracing::warn!(target = %balancer.target, %error, retry_in = ?delay, kept = ?last_addrs, "lookup failed; keeping the last good addresses");

@@ -9,6 +9,7 @@ pub mod control;
 mod health;
 mod instance;
 mod port_holder;
+mod redis_log;
 mod replica;
 mod store;
 mod supervisor;
@@ -355,6 +356,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         });
     }
 
+    let started = std::time::Instant::now();
+    let wanted: Vec<(String, u32)> =
+        setups.iter().map(|setup| (setup.service.name.clone(), setup.service.count)).collect();
     let registry = Registry::new();
     let dns = DnsServer::start(dns_addr, registry.clone()).await?;
     let mut terminate = signal(SignalKind::terminate())?;
@@ -382,7 +386,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     let control_endpoint = control::server::serve(&socket, args.control_addr, service).await?;
     println!(
-        "provision | stack {:?} running: DNS on {} (try: dig @{} -p {} {}), control on {}{}; Ctrl-C stops it",
+        "provision | stack {:?} starting: DNS on {} (try: dig @{} -p {} {}), control on {}{}; Ctrl-C stops it",
         stack.app,
         dns.addr(),
         dns.addr().ip(),
@@ -391,6 +395,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         socket.display(),
         args.control_addr.map(|addr| format!(" and {addr} (TCP, open to every local user)")).unwrap_or_default()
     );
+
+    let ready = tokio::spawn(announce_ready(supervisors.clone(), wanted, started));
 
     for (index, service) in stack.services.iter().enumerate() {
         let Some(ingress) = &service.ingress else { continue };
@@ -410,6 +416,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     println!("provision | {signal}: deregistering every replica and stopping them");
     drop(control_endpoint);
+    ready.abort();
     // Every service at once: each deregisters its replicas, tells them to
     // stop and then to skip the drain (no client outlives the stack), so
     // the whole stack stops as soon as calls in flight are done.
@@ -475,6 +482,39 @@ fn store_setups(stack: &Stack, args: &RunArgs, block: block::Block) -> anyhow::R
         });
     }
     Ok(setups)
+}
+
+/// Says once, in one line, when every service has its wanted count of
+/// healthy replicas in DNS (an autoscaled service: the count it wants now).
+async fn announce_ready(
+    supervisors: Vec<(String, tokio::sync::mpsc::Sender<Request>)>,
+    wanted: Vec<(String, u32)>,
+    started: std::time::Instant,
+) {
+    loop {
+        let (mut healthy, mut total) = (0, 0);
+        for (name, supervisor) in &supervisors {
+            let (tx, rx) = oneshot::channel();
+            if supervisor.send(Request::Status(tx)).await.is_err() {
+                return;
+            }
+            let Ok(status) = rx.await else { return };
+            let count = wanted.iter().find(|(service, _)| service == name).map_or(0, |(_, count)| *count);
+            let want = status.scaling.as_ref().map_or(count, |scaling| scaling.desired) as usize;
+            let ready =
+                status.replicas.iter().filter(|replica| replica.state == "healthy" && replica.in_dns == Some(true));
+            healthy += ready.count().min(want);
+            total += want;
+        }
+        if healthy == total {
+            println!(
+                "provision | stack ready: {healthy}/{total} replicas healthy in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 fn order_by_dependencies(mut setups: Vec<ServiceSetup>) -> Vec<ServiceSetup> {

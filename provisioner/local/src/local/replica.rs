@@ -8,7 +8,10 @@ use tokio::{
     process::{Child, Command},
 };
 
-use super::usage::{Reading, Utilization};
+use super::{
+    redis_log::RedisLog,
+    usage::{Reading, Utilization},
+};
 
 /// Where a replica is in its life, as ECS would say it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,11 +114,12 @@ impl Replica {
         let pid = child.id().unwrap_or_default();
         let name = member.to_owned();
         let prefix = format!("{service}/{name}");
+        let fold = member == "redis";
         if let Some(stdout) = child.stdout.take() {
-            tokio::spawn(forward(prefix.clone(), stdout));
+            tokio::spawn(forward(prefix.clone(), stdout, fold));
         }
         if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(forward(prefix, stderr));
+            tokio::spawn(forward(prefix, stderr, fold));
         }
         Ok(Self {
             seq,
@@ -143,9 +147,18 @@ impl Replica {
     }
 }
 
-async fn forward(prefix: String, stream: impl AsyncRead + Unpin) {
+/// Prints each line of `stream` behind `prefix`; a store's through
+/// [`RedisLog`] (`fold`).
+async fn forward(prefix: String, stream: impl AsyncRead + Unpin, fold: bool) {
     let mut lines = BufReader::new(stream).lines();
+    let mut redis = fold.then(RedisLog::default);
     while let Ok(Some(line)) = lines.next_line().await {
-        println!("{prefix} | {line}");
+        let shown = match &mut redis {
+            Some(redis) => redis.line(&line),
+            None => Some(line),
+        };
+        if let Some(shown) = shown {
+            println!("{prefix} | {shown}");
+        }
     }
 }

@@ -67,10 +67,10 @@ async fn a_killed_replica_is_reported_before_and_after() {
         &[
             "game-server",
             "rpc.Rpc/GetChampion",
-            "--data",
+            "-d",
             r#"{"champion_id": 1}"#,
             "--duration",
-            "3",
+            "3s",
             "--concurrency",
             "4",
         ]

@@ -77,7 +77,11 @@ async fn the_stack_answers_in_dns_and_serves_report_match_through_discovery() {
     let addr = line.split("provision call ").nth(1).and_then(|rest| rest.split(' ').next()).expect(line);
     assert!(addr.starts_with("127.0.2.2:"), "{line}");
     let output =
-        std::process::Command::new(PROVISION).args(["call", addr, "ranking.v1.Ranking/GetTop", "{}"]).output().unwrap();
+        // (The request with -d and a deadline in humantime's spelling, as bench takes them.)
+        std::process::Command::new(PROVISION)
+            .args(["call", addr, "ranking.v1.Ranking/GetTop", "-d", r#"{"limit": 3}"#, "--timeout", "3s"])
+            .output()
+            .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 
     // Behind a TLS-terminating HTTP/2 proxy, as behind an ALB's HTTPS

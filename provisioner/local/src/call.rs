@@ -39,9 +39,12 @@ pub struct CallArgs {
     /// reflection.
     pub method: String,
     /// The request as JSON (proto3 JSON names, e.g. `{"championId": 1}` or
-    /// `{"champion_id": 1}`).
-    #[arg(default_value = "{}")]
-    pub json: String,
+    /// `{"champion_id": 1}`); default `{}`. Or give it with -d.
+    #[arg(conflicts_with = "data")]
+    pub json: Option<String>,
+    /// The request as JSON, as `bench -d` takes it.
+    #[arg(short, long)]
+    pub data: Option<String>,
     /// Call the service through its load balancer on AWS
     /// (`[service.ingress]`): its DNS name over TLS, the server verified
     /// against its certificate's name. Needs AWS credentials, as `plan`.
@@ -60,9 +63,25 @@ pub struct CallArgs {
     /// Default: the one the running stack of the stack file's app serves.
     #[arg(long, env = "PROVISION_DNS_ADDR")]
     pub dns_addr: Option<SocketAddr>,
-    /// Milliseconds the call may take, waiting for an endpoint included.
-    #[arg(long, default_value_t = 5000)]
-    pub timeout_ms: u64,
+    /// How long the call may take, waiting for an endpoint included
+    /// (`500ms`, `5s`, `1m`).
+    #[arg(long, value_parser = crate::duration::parse, default_value = "5s")]
+    pub timeout: Duration,
+    /// The old spelling of --timeout, in milliseconds.
+    #[arg(long, hide = true, conflicts_with = "timeout")]
+    pub timeout_ms: Option<u64>,
+}
+
+impl CallArgs {
+    /// The request's JSON, however it was given.
+    fn body(&self) -> &str {
+        self.data.as_deref().or(self.json.as_deref()).unwrap_or("{}")
+    }
+
+    /// The call's deadline, however it was given.
+    fn deadline(&self) -> Duration {
+        self.timeout_ms.map_or(self.timeout, Duration::from_millis)
+    }
 }
 
 /// The discovery target `target` means: a stack service's name becomes its
@@ -101,7 +120,7 @@ pub struct TlsEndpoint {
 /// up in `stack`, or over TLS to `ingress` (what `--ingress` found) or to an
 /// `https://` target.
 pub async fn main(args: CallArgs, stack: &Path, ingress: Option<TlsEndpoint>) -> anyhow::Result<()> {
-    let timeout = Duration::from_millis(args.timeout_ms);
+    let timeout = args.deadline();
     if let Some(endpoint) = ingress {
         return call_over_tls(&args, endpoint, timeout).await;
     }
@@ -194,7 +213,7 @@ async fn invoke<C: reflect::Channel>(
         tokio::time::timeout(timeout + Duration::from_millis(500), reflect::method(channel.clone(), &args.method))
             .await
             .map_err(|_| anyhow!("{target}: no endpoint answered reflection within {timeout:?}"))??;
-    let request = DynamicMessage::deserialize(method.input(), &mut serde_json::Deserializer::from_str(&args.json))
+    let request = DynamicMessage::deserialize(method.input(), &mut serde_json::Deserializer::from_str(args.body()))
         .with_context(|| format!("the request is not a valid {} in JSON", method.input().full_name()))?;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.map_err(|error| anyhow!("{target}: {}", error.into()))?;

@@ -23,6 +23,7 @@
 
 pub mod bench;
 pub mod call;
+mod duration;
 pub mod local;
 mod rate;
 mod reflect;

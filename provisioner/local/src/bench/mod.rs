@@ -53,14 +53,15 @@ pub struct BenchArgs {
     /// server's reflection.
     pub method: String,
     /// The request as JSON.
-    #[arg(long, default_value = "{}")]
+    #[arg(short, long, default_value = "{}")]
     pub data: String,
     /// Calls to make at most (default 10000, or no limit with --duration).
     #[arg(long)]
     pub requests: Option<u64>,
-    /// Seconds to run at most (default 60).
-    #[arg(long)]
-    pub duration: Option<f64>,
+    /// How long to run at most (`30s`, `2m`; a bare number is seconds;
+    /// default 60s).
+    #[arg(long, value_parser = crate::duration::parse)]
+    pub duration: Option<Duration>,
     /// Calls in flight at once (closed loop), or at most (with --rate).
     #[arg(long, default_value_t = 16)]
     pub concurrency: u64,
@@ -89,9 +90,13 @@ pub struct BenchArgs {
     /// retry of calls that never reached a server).
     #[arg(long)]
     pub retry: Option<u32>,
-    /// Deadline of each call, waiting for an endpoint included.
-    #[arg(long, default_value_t = 5000)]
-    pub timeout_ms: u64,
+    /// Deadline of each call, waiting for an endpoint included (`500ms`,
+    /// `5s`).
+    #[arg(long, value_parser = crate::duration::parse, default_value = "5s")]
+    pub timeout: Duration,
+    /// The old spelling of --timeout, in milliseconds.
+    #[arg(long, hide = true, conflicts_with = "timeout")]
+    pub timeout_ms: Option<u64>,
     /// The stack file, for a service named by itself.
     #[arg(long, env = "PROVISION_STACK", default_value = "stack.toml")]
     pub stack: PathBuf,
@@ -128,7 +133,7 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
         bail!("--concurrency and --connections must be at least 1");
     }
     let target = resolve_target(&args.target, &args.stack, args.dns_addr).await?;
-    let timeout = Duration::from_millis(args.timeout_ms);
+    let timeout = args.timeout_ms.map_or(args.timeout, Duration::from_millis);
     let mut channels = Vec::new();
     for _ in 0..args.connections {
         let mut builder = discovery::Builder::new(&target)?.deadline(timeout);
@@ -146,7 +151,7 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
         .with_context(|| format!("--data is not a valid {} in JSON", method.input().full_name()))?;
     // A schedule of phases that all have a length is the run's length.
     let scheduled = args.rate.as_ref().and_then(RateSchedule::length);
-    let duration = args.duration.map(|secs| Duration::from_secs_f64(secs.max(0.0)));
+    let duration = args.duration;
     let shape = RunShape {
         requests: args.requests.unwrap_or(if duration.or(scheduled).is_some() { u64::MAX } else { 10_000 }),
         duration: duration.or(scheduled).unwrap_or(Duration::from_secs(60)),

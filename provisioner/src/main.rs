@@ -10,9 +10,11 @@
 //! It runs no future itself: a binary compiles after every dependency, so
 //! what it holds is on the build's critical path (docs/building.md).
 
+mod examples;
+
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use provision_aws::{self as aws, AwsArgs, AwsCommand};
 use provision_local::{self as local, BenchArgs, CallArgs, LocalArgs, TlsEndpoint};
 
@@ -63,7 +65,9 @@ impl CallCommand {
 
 /// Parses the command line, runs it, and says what failed in one line.
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let matches = examples::with_examples(Cli::command()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let result = match cli.command {
         Command::Local(args) => local::run::local(args).map(|()| 0),
         Command::Call(command) => command.run().map(|()| 0),
         Command::Bench(args) => local::run::bench(args).map(|()| 0),

@@ -11,7 +11,7 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub aws: AwsArgs,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     /// Exit 2 when apply would change something (0: nothing to do).
     #[arg(long)]

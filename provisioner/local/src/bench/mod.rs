@@ -75,7 +75,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub rate: Option<RateSchedule>,
     /// `text` for people, `json` for scripts.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     /// Run the same load against this one address with a plain tonic
     /// channel afterwards, and print the ratio.

@@ -92,7 +92,8 @@ fn add(command: Command, path: &[&str], text: String) -> Command {
 
 /// An example's words as a shell hands them over: split on spaces,
 /// single quotes keeping what is inside, `#` starting a comment.
-pub fn words(line: &str) -> Vec<String> {
+#[cfg(test)]
+fn words(line: &str) -> Vec<String> {
     let mut words = Vec::new();
     let (mut word, mut quoted, mut started) = (String::new(), false, false);
     for c in line.chars() {

@@ -578,3 +578,23 @@ async fn a_normal_start_an_idle_minute_and_a_stop_say_nothing_alarming() {
     assert!(alarming.is_empty(), "a normal start and stop: {alarming:#?}");
     assert_eq!(output.matches("stack ready:").count(), 1);
 }
+
+#[tokio::test]
+async fn call_without_a_running_stack_says_so_at_once() {
+    let dir = std::env::temp_dir().join(format!("provision-no-stack-{}-{}", std::process::id(), free_addr().port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _dir = common::TempDir::new(dir.clone());
+    let stack = dir.join("stack.toml");
+    std::fs::write(&stack, common::stack_file(free_addr().port(), free_addr().port(), "")).unwrap();
+    let output = std::process::Command::new(PROVISION)
+        .args(["call", "game-server", "rpc.Rpc/ListChampions", "--stack", stack.to_str().unwrap()])
+        .env("XDG_RUNTIME_DIR", dir.join("run"))
+        .env_remove("PROVISION_DNS_ADDR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    // The same words as `provision local status`, not a DNS timeout.
+    assert!(stderr.contains("cannot reach `provision local` at ") && stderr.contains("is it running?"), "{stderr}");
+    assert!(stderr.contains("or give --dns-addr"), "{stderr}");
+}

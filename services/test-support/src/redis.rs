@@ -32,8 +32,14 @@ impl RedisServer {
     /// Starts a server with extra `redis-server` arguments, e.g.
     /// `["--requirepass", "secret"]`.
     pub fn start_with(args: &[&str]) -> Self {
-        let extra_args = args.iter().map(|arg| (*arg).to_owned()).collect();
-        let mut server = Self { addr: free_addr(), child: None, extra_args, state_dir: None };
+        let addr = free_addr();
+        // Its own directory: a replica's sync writes an RDB file even with
+        // saving off, which would land in the test's working directory.
+        let dir = std::env::temp_dir().join(format!("redis-{}-{}", std::process::id(), addr.port()));
+        std::fs::create_dir_all(&dir).expect("redis state directory");
+        let mut extra_args: Vec<String> = vec!["--dir".into(), dir.display().to_string()];
+        extra_args.extend(args.iter().map(|arg| (*arg).to_owned()));
+        let mut server = Self { addr, child: None, extra_args, state_dir: Some(dir) };
         server.restart();
         server
     }

@@ -130,6 +130,46 @@ async fn a_bucket_head_refused_is_another_accounts_only_when_this_account_does_n
     assert!(!proxy.faults().is_empty(), "the proxy refused the HEAD");
 }
 
+/// A delete AWS refuses (here the artifact bucket's) does not stop
+/// destroy: everything that does not need it goes, the failure is listed,
+/// destroy exits non-zero, and a rerun finishes the job.
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_goes_on_past_a_refused_delete_lists_it_and_a_rerun_finishes() {
+    let account = Account::new().await;
+    let stack = account.write_stack_with_every_table(&[]);
+    // Without its store: moto answers DeleteCacheSubnetGroup with an empty
+    // error, which would be a second failure here.
+    let text = std::fs::read_to_string(&stack).unwrap();
+    let without_store =
+        text.replace("\n[service.stores]\nRANKING_STORE = \"board\"\n\n[[store]]\nname = \"board\"\n", "\n");
+    assert_ne!(text, without_store, "the stack had a store");
+    std::fs::write(&stack, without_store).unwrap();
+    let bucket = "shop-pipeline-123456789012-us-east-1";
+    let apply = account.provision(&["apply", "--yes", "--no-wait"], &stack);
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+
+    let proxy = FaultProxy::denying(&account.moto.url(), "DELETE", &format!("/{bucket}/?"));
+    let mut command = account.command(&["destroy", "--yes"], &stack);
+    command.env("AWS_ENDPOINT_URL", proxy.url());
+    let destroy = run(command);
+    assert_eq!(destroy.code, 1, "{}\n{}", destroy.stdout, destroy.stderr);
+    assert!(destroy.stdout.contains("Left behind:\n  - artifact-bucket: could not be deleted: "), "{}", destroy.stdout);
+    assert!(destroy.stderr.contains("run destroy again to finish"), "{}", destroy.stderr);
+    // Everything else went, the kinds after the bucket in destroy's order too.
+    assert!(account.service("game-server").await.is_none());
+    assert!(account.namespaces_named("shop.internal").await.is_empty());
+    assert!(account.security_groups_named("shop-tasks").await.is_empty());
+    let buckets = account.moto.boto3("s3", "list_buckets", json!({}));
+    assert!(buckets.to_string().contains(bucket), "the refused bucket stays: {buckets}");
+
+    let rerun = account.provision(&["destroy", "--yes"], &stack);
+    assert_eq!(rerun.code, 0, "{}\n{}", rerun.stdout, rerun.stderr);
+    let buckets = account.moto.boto3("s3", "list_buckets", json!({}));
+    assert!(!buckets.to_string().contains(bucket), "{buckets}");
+    let gone = account.provision(&["destroy", "--yes"], &stack);
+    assert!(gone.stdout.contains("Nothing of app shop exists"), "{}", gone.stdout);
+}
+
 /// The check `.ci/run` runs over every request the AWS tests sent (see
 /// `services/test-support/validate_requests.py`) refuses what AWS would:
 /// a recording with a broken request of each protocol fails it, naming

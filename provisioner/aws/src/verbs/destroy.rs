@@ -70,9 +70,43 @@ async fn destroy(args: DestroyArgs, stack: stack_spec::Stack, clients: crate::cl
     }
     let names = Names::of(&stack);
     let cx = Cx { clients: &clients, names: &names, stack: &stack };
+    // A kind that cannot be deleted keeps what it needs (a security group
+    // its load balancer uses); everything else goes, as terraform does.
+    let mut left: Vec<(&'static str, String)> = Vec::new();
+    let mut blocked: Vec<&'static str> = Vec::new();
     for node in order {
-        node.kind.destroy(cx, &live, options).await?;
+        let key = node.kind.key();
+        if blocked.contains(&key) {
+            blocked.extend(node.needs);
+            continue;
+        }
+        if let Err(error) = node.kind.destroy(cx, &live, options).await {
+            println!("  ! {key}: {error:#}");
+            left.push((key, format!("{error:#}")));
+            blocked.extend(node.needs);
+        }
     }
-    println!("Destroyed.");
-    Ok(0)
+    if left.is_empty() {
+        println!("Destroyed.");
+        return Ok(0);
+    }
+    let kept: Vec<&str> = GRAPH
+        .teardown_order()
+        .iter()
+        .filter(|node| !node.kind.teardown_lines(&live, options).is_empty())
+        .map(|node| node.kind.key())
+        .filter(|key| blocked.contains(key) && !left.iter().any(|(failed, _)| failed == key))
+        .collect();
+    println!("\nLeft behind:");
+    for (key, error) in &left {
+        println!("  - {key}: could not be deleted: {error}");
+    }
+    for key in &kept {
+        println!("  - {key}: kept, as something left behind needs it");
+    }
+    anyhow::bail!(
+        "destroy deleted everything else but left {} kind(s) behind (listed above); fix the cause and run destroy \
+         again to finish",
+        left.len() + kept.len()
+    )
 }

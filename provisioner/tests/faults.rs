@@ -137,8 +137,8 @@ async fn a_bucket_head_refused_is_another_accounts_only_when_this_account_does_n
 async fn destroy_goes_on_past_a_refused_delete_lists_it_and_a_rerun_finishes() {
     let account = Account::new().await;
     let stack = account.write_stack_with_every_table(&[]);
-    // Without its store: moto answers DeleteCacheSubnetGroup with an empty
-    // error, which would be a second failure here.
+    // Without its store: moto 5.2.5 has no DeleteCacheSubnetGroup, which
+    // would be a second failure here.
     let text = std::fs::read_to_string(&stack).unwrap();
     let without_store =
         text.replace("\n[service.stores]\nRANKING_STORE = \"board\"\n\n[[store]]\nname = \"board\"\n", "\n");

@@ -19,7 +19,7 @@ use std::{
 };
 
 use anyhow::{Context, anyhow, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use prost::Message;
 use prost_reflect::{DynamicMessage, MethodDescriptor};
 use tokio::sync::{Semaphore, mpsc};
@@ -109,14 +109,7 @@ pub struct BenchArgs {
     pub control: ControlTargetArgs,
 }
 
-/// Report formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    /// Tables.
-    Text,
-    /// One JSON object.
-    Json,
-}
+pub use crate::local::Output;
 
 /// How a run is shaped.
 struct RunShape {

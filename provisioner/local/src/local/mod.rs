@@ -142,7 +142,7 @@ impl ControlTargetArgs {
             (None, Some(path)) => ControlTarget::Socket(path.clone()),
             (None, None) => {
                 let app = spec::load(stack)?.app;
-                ControlTarget::Socket(control::client::socket_path(&instance::runtime_dir(), &app))
+                ControlTarget::Socket(control::client::socket_path(&app))
             }
         })
     }
@@ -152,7 +152,7 @@ impl ControlTargetArgs {
 /// says: `call` and `bench` need no `--dns-addr`, whichever block the
 /// stack took.
 pub async fn running_dns(app: &str) -> anyhow::Result<SocketAddr> {
-    let target = ControlTarget::Socket(control::client::socket_path(&instance::runtime_dir(), app));
+    let target = ControlTarget::Socket(control::client::socket_path(app));
     let status = match Control::connect(&target).await {
         Ok(mut control) => control.status().await,
         Err(why) => Err(why),
@@ -300,7 +300,7 @@ fn environment(
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let stack = spec::load(&args.stack)?;
     // Before building: a second run of the app refuses at once.
-    let socket = control::client::socket_path(&instance::runtime_dir(), &stack.app);
+    let socket = control::client::socket_path(&stack.app);
     let instance = instance::claim(&stack.app, &socket)?;
     let block = instance.block;
     let dns_addr = args.dns_addr.unwrap_or_else(|| block.dns());

@@ -2,12 +2,7 @@
 //! and `provision bench --chaos` speak the control service on the stack's
 //! Unix socket (or on TCP, where the stack was told to serve it).
 
-use std::{
-    fmt,
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use contracts::control::v1::{ServiceRequest, StatusRequest, StatusResponse, control_client::ControlClient};
 use tonic::transport::{Channel, Endpoint};
@@ -110,7 +105,8 @@ fn source_of(error: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
-/// The socket of the stack `app` in `runtime_dir`.
-pub fn socket_path(runtime_dir: &Path, app: &str) -> PathBuf {
-    runtime_dir.join(format!("{app}.sock"))
+/// The socket of the stack `app` in this user's runtime directory, beside
+/// its instance lock.
+pub fn socket_path(app: &str) -> PathBuf {
+    super::super::instance::runtime_dir().join(format!("{app}.sock"))
 }

@@ -13,9 +13,11 @@
 //!   one per store), health checks, the DNS server's registry, the local
 //!   autoscaler, the control service (`control/`: gRPC on a Unix socket),
 //!   process usage, the one-run-per-app lock (`instance`), each stack's
-//!   address block (`block`) and who holds a taken address (`port_holder`).
+//!   address block (`block`), who holds a taken address (`port_holder`)
+//!   and the store's log folded (`redis_log`).
 //! - `call.rs`, `reflect.rs`: `provision call` through discovery (or TLS to
-//!   an ingress), with the method's types from the server's reflection.
+//!   an ingress), with the method's types from the server's reflection;
+//!   `duration.rs` the one spelling of durations on the command line.
 //! - `bench/`: `provision bench`: the load loop, faults (`chaos`), the raw
 //!   codec, what a run measured, and its report; `rate.rs` its schedules.
 //! - The stack file is the `stack-spec` crate (`provisioner/spec`), the AWS

@@ -1,8 +1,8 @@
 //! A real AWS API emulator: moto's server (PyPI `moto[server]`) on a free
 //! loopback port, one per test so tests never see each other's resources.
 //! It runs through `moto_server.py` beside this crate, which puts two
-//! services' timestamps in AWS's wire format (see that file) and changes
-//! nothing else.
+//! services' timestamps in AWS's wire format and records one request at a
+//! time (see that file), and changes nothing else.
 
 use std::{
     net::SocketAddr,
@@ -166,4 +166,53 @@ pub fn validate_requests(recordings: &[PathBuf]) -> (bool, String) {
         .unwrap_or_else(|error| panic!("cannot run {}: {error}", script.display()));
     let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     (output.status.success(), printed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read as _, Write as _};
+
+    use super::*;
+
+    /// One CloudWatch Logs request of more than 8 KiB (the size at which
+    /// moto's recorder writes an entry in two writes), sent over a plain
+    /// HTTP/1.1 connection; its answer read to the end.
+    fn send_large_request(server: &MotoServer, name: &str) {
+        let body = serde_json::json!({ "logGroupName": name, "tags": { "filler": "x".repeat(20_000) } }).to_string();
+        let request = format!(
+            "POST / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/x-amz-json-1.1\r\n\
+             X-Amz-Target: Logs_20140328.CreateLogGroup\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/logs/aws4_request, SignedHeaders=host, Signature=0\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            server.addr,
+            body.len()
+        );
+        let mut connection = std::net::TcpStream::connect(server.addr).expect("connect to moto");
+        connection.write_all(request.as_bytes()).expect("send to moto");
+        let mut answer = Vec::new();
+        connection.read_to_end(&mut answer).expect("moto's answer");
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "moto refused {name}: {}", String::from_utf8_lossy(&answer));
+    }
+
+    /// moto's own recorder interleaves concurrent entries of over 8 KiB
+    /// (10 to 18 of 240 lines unreadable with these eight threads); the launcher
+    /// records one at a time, so every line is one whole request.
+    #[test]
+    fn concurrent_large_requests_are_recorded_one_line_each() {
+        let server = MotoServer::start();
+        std::thread::scope(|scope| {
+            for thread in 0..8 {
+                let server = &server;
+                scope.spawn(move || {
+                    for request in 0..30 {
+                        send_large_request(server, &format!("group-{thread}-{request}"));
+                    }
+                });
+            }
+        });
+        let text = std::fs::read_to_string(&server.recording).expect("the recording");
+        let unreadable = text.lines().filter(|line| serde_json::from_str::<serde_json::Value>(line).is_err()).count();
+        assert_eq!(unreadable, 0, "{unreadable} of {} recorded lines are not one JSON request", text.lines().count());
+        assert_eq!(server.requests().len(), 240);
+    }
 }

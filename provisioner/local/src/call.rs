@@ -65,11 +65,15 @@ pub struct CallArgs {
     pub dns_addr: Option<SocketAddr>,
     /// How long the call may take, waiting for an endpoint included
     /// (`500ms`, `5s`, `1m`).
-    #[arg(long, value_parser = crate::duration::parse, default_value = "5s")]
+    #[arg(long, value_parser = provision_cli::duration::parse, default_value = "5s")]
     pub timeout: Duration,
     /// The old spelling of --timeout, in milliseconds.
     #[arg(long, hide = true, conflicts_with = "timeout")]
     pub timeout_ms: Option<u64>,
+    /// `text`: the answer as JSON, and on stderr who served it; `json`:
+    /// one document with both (docs/json-output.md).
+    #[arg(short, long, value_enum, default_value_t = local::Output::Text)]
+    pub output: local::Output,
 }
 
 impl CallArgs {
@@ -145,6 +149,21 @@ pub async fn main(args: CallArgs, stack: &Path, ingress: Option<TlsEndpoint>) ->
     let answer = result.map_err(|status| {
         anyhow!("{:?}: {} (tried {}; {target})", status.code(), status.message(), attempts.join(", "))
     })?;
+    if args.output.is_json() {
+        let served_by = match attempts.as_slice() {
+            [served] => Some(served.clone()),
+            _ => None,
+        };
+        let document = serde_json::json!({
+            "response": answer,
+            "served_by": served_by,
+            "attempts": attempts,
+            "target": target,
+            "endpoints": endpoints,
+        });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(());
+    }
     println!("{}", serde_json::to_string_pretty(&answer)?);
     // More than one: the channel re-sent a call that never reached the
     // first endpoint it picked (a connection closing under it).
@@ -192,6 +211,18 @@ async fn call_over_tls(args: &CallArgs, endpoint: TlsEndpoint, timeout: Duration
     let answer = invoke(channel, args, &target, timeout, || ())
         .await?
         .map_err(|status| anyhow!("{:?}: {} ({target})", status.code(), status.message()))?;
+    if args.output.is_json() {
+        // The load balancer picked the task: who served is not known here.
+        let document = serde_json::json!({
+            "response": answer,
+            "served_by": null,
+            "attempts": [],
+            "target": target,
+            "endpoints": 1,
+        });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(());
+    }
     println!("{}", serde_json::to_string_pretty(&answer)?);
     eprintln!("served through {target}");
     Ok(())

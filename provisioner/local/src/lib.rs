@@ -16,16 +16,16 @@
 //!   address block (`block`), who holds a taken address (`port_holder`)
 //!   and the store's log folded (`redis_log`).
 //! - `call.rs`, `reflect.rs`: `provision call` through discovery (or TLS to
-//!   an ingress), with the method's types from the server's reflection;
-//!   `duration.rs` the one spelling of durations on the command line.
+//!   an ingress), with the method's types from the server's reflection.
 //! - `bench/`: `provision bench`: the load loop, faults (`chaos`), the raw
 //!   codec, what a run measured, and its report; `rate.rs` its schedules.
 //! - The stack file is the `stack-spec` crate (`provisioner/spec`), the AWS
-//!   commands the `provision-aws` crate (`provisioner/aws`).
+//!   commands the `provision-aws` crate (`provisioner/aws`); what every
+//!   command line shares (`-o`, durations, colour) the `provision-cli`
+//!   crate (`provisioner/cli`).
 
 pub mod bench;
 pub mod call;
-mod duration;
 pub mod local;
 mod rate;
 mod reflect;

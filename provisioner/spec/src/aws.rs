@@ -350,6 +350,34 @@ fn is_aws_id(text: &str, prefix: &str) -> bool {
 }
 
 /// Whether Fargate offers `memory` MiB with `cpu` units.
+/// The Fargate sizes, as AWS lists them: each cpu with its memory range
+/// (MiB) and step.
+const FARGATE_SIZES: [(u32, u32, u32, u32); 7] = [
+    (256, 512, 2048, 0),
+    (512, 1024, 4096, 1024),
+    (1024, 2048, 8192, 1024),
+    (2048, 4096, 16384, 1024),
+    (4096, 8192, 30720, 1024),
+    (8192, 16384, 61440, 4096),
+    (16384, 32768, 122_880, 8192),
+];
+
+/// What memory `cpu` is offered with, in words; and the smallest cpu
+/// offered with `memory`, if any: the two ways to fix a size Fargate does
+/// not have.
+fn fargate_offer(cpu: u32, memory: u32) -> String {
+    let offered = match FARGATE_SIZES.iter().find(|(size, ..)| *size == cpu) {
+        Some((256, ..)) => "512, 1024 or 2048 MiB".to_owned(),
+        Some((_, min, max, step)) => format!("{min} to {max} MiB in steps of {step}"),
+        None => "nothing".to_owned(),
+    };
+    let other = FARGATE_SIZES.iter().map(|(size, ..)| *size).find(|size| fargate_size_ok(*size, memory));
+    match other {
+        Some(size) => format!("with aws.cpu {cpu} Fargate offers {offered}; {memory} MiB needs aws.cpu = {size}"),
+        None => format!("with aws.cpu {cpu} Fargate offers {offered}; no cpu is offered with {memory} MiB"),
+    }
+}
+
 fn fargate_size_ok(cpu: u32, memory: u32) -> bool {
     let gib = |n: u32| n * 1024;
     match cpu {
@@ -397,7 +425,11 @@ pub(super) fn parse_aws_service(
             if !fargate_size_ok(cpu, value) {
                 return Err(at(
                     memory.span(),
-                    format!("aws.memory {} MiB is not offered with aws.cpu {cpu}", memory.get_ref()),
+                    format!(
+                        "aws.memory {} MiB is not offered with aws.cpu {cpu}: {}",
+                        memory.get_ref(),
+                        fargate_offer(cpu, value)
+                    ),
                 ));
             }
             value

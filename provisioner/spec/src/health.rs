@@ -1,7 +1,7 @@
 //! A service's health check (`[service.health_check]`): the command the
 //! local runner and ECS run, and its timing, as ECS defines them.
 
-use std::{ops::Range, time::Duration};
+use std::{collections::BTreeMap, ops::Range, time::Duration};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -21,6 +21,9 @@ pub struct HealthCheck {
     pub retries: u32,
     /// Grace after start during which failures do not count.
     pub start_period: Duration,
+    /// The line of each field the stack file gives (`interval_secs`...):
+    /// where a check made later (AWS's limits) points.
+    pub lines: BTreeMap<&'static str, usize>,
 }
 
 #[derive(Deserialize)]
@@ -73,13 +76,24 @@ pub(super) fn parse(
             },
         },
         start_period: seconds(health.and_then(|h| h.start_period_secs.as_ref()), "start_period_secs", 10.0, 0.0)?,
+        lines: health.map_or_else(BTreeMap::new, |health| {
+            [
+                ("interval_secs", &health.interval_secs),
+                ("timeout_secs", &health.timeout_secs),
+                ("start_period_secs", &health.start_period_secs),
+            ]
+            .into_iter()
+            .filter_map(|(field, value)| Some((field, error(Some(value.as_ref()?.span()), String::new()).line)))
+            .collect()
+        }),
     };
     if health_check.command.is_empty() {
         return Err(error(Some(service_span.clone()), format!("service {name:?}: health_check.command is empty")));
     }
     if health_check.timeout > health_check.interval {
+        let timeout = health.and_then(|health| health.timeout_secs.as_ref()).map(Spanned::span);
         return Err(error(
-            Some(service_span.clone()),
+            Some(timeout.unwrap_or(service_span.clone())),
             format!("service {name:?}: health_check.timeout_secs must not exceed interval_secs"),
         ));
     }

@@ -346,10 +346,14 @@ mod tests {
             error_of(&service("cpu = 300"))
                 .starts_with("stack.toml:4: service \"svc\": aws.cpu 300 is not a Fargate size")
         );
-        assert!(
-            error_of(&service("cpu = 256\nmemory = 4096"))
-                .contains("aws.memory 4096 MiB is not offered with aws.cpu 256")
+        assert_eq!(
+            error_of(&service("cpu = 256\nmemory = 4096")),
+            "stack.toml:5: service \"svc\": aws.memory 4096 MiB is not offered with aws.cpu 256: with aws.cpu 256 \
+             Fargate offers 512, 1024 or 2048 MiB; 4096 MiB needs aws.cpu = 512"
         );
+        assert!(error_of(&service("cpu = 1024\nmemory = 2500")).ends_with(
+            "with aws.cpu 1024 Fargate offers 2048 to 8192 MiB in steps of 1024; no cpu is offered with 2500 MiB"
+        ));
         assert!(parse(&service("cpu = 1024\nmemory = 3072\narchitecture = \"arm64\""), "stack.toml").is_ok());
         assert!(error_of(&service("stop_timeout_secs = 300")).contains("outside 2..=120"));
         let short = "[[service]]\nname = \"svc\"\ndns_ttl_secs = 20\n[service.aws]\nstop_timeout_secs = 30\n";

@@ -54,6 +54,9 @@ pub struct Service {
     /// The stores it uses: the variable that receives a store's URL, and
     /// the store's name.
     pub stores: BTreeMap<String, String>,
+    /// The line of its `[[service]]` table in the stack file: where a
+    /// check made later (AWS's limits) points.
+    pub line: usize,
 }
 
 impl Service {
@@ -256,6 +259,7 @@ pub(crate) fn parse(
         connection_age,
         aws: service_aws,
         stores: raw.stores.iter().map(|(variable, store)| (variable.clone(), store.get_ref().clone())).collect(),
+        line: error(Some(spanned.span()), String::new()).line,
     })
 }
 

@@ -23,6 +23,9 @@ pub struct Store {
     pub port: u16,
     /// How it runs on ElastiCache.
     pub aws: AwsStore,
+    /// The line of its name in the stack file: where a check made later
+    /// (AWS's limits) points.
+    pub line: usize,
 }
 
 /// The engine ElastiCache runs.
@@ -168,5 +171,11 @@ pub(super) fn parse(raw: &RawStore, error: &Locate<'_>) -> Result<Store, SpecErr
             }
         },
     };
-    Ok(Store { name, port, aws: AwsStore { engine, engine_version, node_type, replicas, snapshot_retention_days } })
+    let line = error(Some(raw.name.span()), String::new()).line;
+    Ok(Store {
+        name,
+        port,
+        aws: AwsStore { engine, engine_version, node_type, replicas, snapshot_retention_days },
+        line,
+    })
 }

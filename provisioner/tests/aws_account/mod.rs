@@ -148,6 +148,10 @@ impl Account {
             }
         }
         command.env_remove("PROVISION_STACK");
+        // Colour as a pipe gets it, whatever this shell asks for.
+        for var in ["NO_COLOR", "CLICOLOR", "CLICOLOR_FORCE"] {
+            command.env_remove(var);
+        }
         command
             .env("AWS_ENDPOINT_URL", self.moto.url())
             .env("AWS_ACCESS_KEY_ID", "testing")
@@ -372,5 +376,5 @@ pub fn list(value: &serde_json::Value) -> Vec<serde_json::Value> {
 
 pub fn json(run: &Run) -> serde_json::Value {
     serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|error| panic!("plan --output json is not JSON ({error}): {}", run.stdout))
+        .unwrap_or_else(|error| panic!("stdout of -o json is not one JSON document ({error}): {}", run.stdout))
 }

@@ -17,6 +17,7 @@ use std::{
 
 mod fault_proxy;
 mod grpcio;
+mod json_schema;
 mod locked_down;
 mod moto;
 mod redis;
@@ -24,6 +25,7 @@ mod registry;
 
 pub use fault_proxy::FaultProxy;
 pub use grpcio::{GrpcioClient, GrpcioReport, GrpcioSummary};
+pub use json_schema::{assert_matches_schema, schema_path};
 pub use locked_down::start_locked_down;
 pub use moto::{MotoServer, validate_requests};
 pub use redis::RedisServer;

@@ -89,17 +89,65 @@ where
 {
     let context = causes(&error);
     let failure = match &error {
-        SdkError::ConstructionFailure(_) | SdkError::DispatchFailure(_) if context.contains("no credentials found") => {
+        SdkError::ConstructionFailure(_) | SdkError::DispatchFailure(_) if is_missing_credentials(&context) => {
             Failure::Credentials(context)
         }
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Failure::Transport(context),
         _ => Failure::Service {
-            status: 0,
+            status: status_of(error.raw_response()),
             code: error.code().map(str::to_owned),
             message: error.message().map_or(context, str::to_owned),
         },
     };
     describe(failure, action, resource)
+}
+
+/// The HTTP status of a raw response, when it is one (0 otherwise): what a
+/// message says when AWS's body could not be read.
+fn status_of<R: std::fmt::Debug + 'static>(raw: Option<&R>) -> u16 {
+    let Some(raw) = raw else { return 0 };
+    let any: &dyn std::any::Any = raw as &dyn std::any::Any;
+    any.downcast_ref::<aws_smithy_runtime_api::http::Response>().map_or(0, |response| response.status().as_u16())
+}
+
+/// Whether the SDK's error is its credentials chain finding nothing, which
+/// it reports as a failure to send (and which is no network problem).
+fn is_missing_credentials(context: &str) -> bool {
+    [
+        "no credentials found",
+        "no providers in chain provided credentials",
+        "the credential provider was not enabled",
+        "an error occurred while loading credentials",
+        "the credentials provider was not properly configured",
+        "credentials provider timed out",
+    ]
+    .iter()
+    .any(|phrase| context.contains(phrase))
+}
+
+/// Where the SDK's default chain looks for credentials, in its order, each
+/// with what this process has there: so that "no credentials" says which
+/// one was meant to have them.
+pub fn credential_sources() -> String {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|value| !value.is_empty());
+    let said = |name: &str| if set(name) { format!("{name} set") } else { format!("{name} not set") };
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".to_owned());
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
+    let file = |variable: &str, default: &str| {
+        let path = std::env::var_os(variable).map_or_else(|| home.join(".aws").join(default), std::path::PathBuf::from);
+        let exists = if path.exists() { "exists" } else { "missing" };
+        format!("{} ({exists})", path.display())
+    };
+    format!(
+        "1. the environment: {} and {}; 2. profile `{profile}` in {} and {}; 3. web identity: {}; 4. ECS \
+         container credentials: {}; 5. the EC2 instance metadata service (none answered)",
+        said("AWS_ACCESS_KEY_ID"),
+        said("AWS_SECRET_ACCESS_KEY"),
+        file("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+        file("AWS_CONFIG_FILE", "config"),
+        said("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        said("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"),
+    )
 }
 
 /// Why a call failed, before it is put into words: what [`describe`] needs
@@ -134,7 +182,9 @@ pub fn describe(failure: Failure, action: &str, resource: &str) -> AwsError {
                 code: None,
                 message: format!(
                     "{action} on {resource}: no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and \
-                     AWS_SECRET_ACCESS_KEY, or run where a role is available (CodeBuild, ECS, EC2) ({context})"
+                     AWS_SECRET_ACCESS_KEY, or run where a role is available (CodeBuild, ECS, EC2). Looked in: {} \
+                     ({context})",
+                    credential_sources()
                 ),
             };
         }
@@ -147,7 +197,12 @@ pub fn describe(failure: Failure, action: &str, resource: &str) -> AwsError {
                 ),
             };
         }
-        Failure::Service { code, message, .. } => (code, message),
+        Failure::Service { status, code, message } => {
+            // No code: AWS's body was not an error document it could read
+            // (an empty 500, a proxy's page); its status says the most.
+            let message = if code.is_none() && status != 0 { format!("HTTP {status}: {message}") } else { message };
+            (code, message)
+        }
     };
     let message = match code.as_deref() {
         Some(
@@ -207,6 +262,31 @@ mod tests {
         let error =
             classify(service_error("ThrottlingException", "Rate exceeded"), "ecs:DescribeClusters", "cluster shop");
         assert!(error.message.contains("still throttled after retries with backoff"), "{}", error.message);
+    }
+
+    #[test]
+    fn an_unreadable_error_body_is_shown_with_its_http_status() {
+        let error = DescribeClustersError::unhandled("error parsing XML: no root element");
+        let answer =
+            SdkError::service_error(error, Response::new(StatusCode::try_from(500).unwrap(), SdkBody::empty()));
+        let error = classify(answer, "elasticache:DeleteCacheSubnetGroup", "cache subnet group shop");
+        assert!(error.message.contains("HTTP 500: "), "{}", error.message);
+    }
+
+    #[test]
+    fn missing_credentials_say_where_they_were_looked_for() {
+        let error = describe(
+            Failure::Credentials("no providers in chain provided credentials".into()),
+            "sts:GetCallerIdentity",
+            "the caller's identity",
+        );
+        for place in
+            ["AWS_ACCESS_KEY_ID", "profile `", ".aws/credentials", "web identity", "ECS container", "EC2 instance"]
+        {
+            assert!(error.message.contains(place), "{place}: {}", error.message);
+        }
+        assert!(is_missing_credentials("dispatch failure: the credential provider was not enabled"));
+        assert!(!is_missing_credentials("dispatch failure: connection refused"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::engine::{
     plan::{Action, FieldChange, Plan, Steps, TAGS_FIELD},
     resource::{ApplyCx, Cx, DestroyOptions, Found, Kind, Output, render},
     state::{Desired, Live},
+    status::StatusReport,
 };
 use stack_spec::Stack;
 
@@ -105,7 +106,7 @@ impl Graph {
     }
 
     /// Checks the stack against every kind's limits.
-    pub fn check(self, stack: &Stack) -> Vec<String> {
+    pub fn check(self, stack: &Stack) -> Vec<crate::engine::limits::Problem> {
         self.0.iter().flat_map(|node| node.kind.check(stack)).collect()
     }
 
@@ -136,7 +137,7 @@ pub trait AnyKind: Sync {
     /// The kind's key ([`Kind::KEY`]).
     fn key(&self) -> &'static str;
     /// Settings of the stack the kind cannot take ([`Kind::check`]).
-    fn check(&self, stack: &Stack) -> Vec<String>;
+    fn check(&self, stack: &Stack) -> Vec<crate::engine::limits::Problem>;
     /// Records what the stack asks of the kind.
     fn desire(&self, stack: &Stack, live: &Live, desired: &mut Desired);
     /// Reads the kind; the result records itself in the live state.
@@ -154,7 +155,12 @@ pub trait AnyKind: Sync {
     /// Deletes the kind's resources `plan` says to delete.
     fn retire<'a>(&'a self, cx: Cx<'a>, live: &'a Live, plan: &'a Plan) -> BoxFuture<'a, anyhow::Result<()>>;
     /// The kind's part of `provision status`.
-    fn status<'a>(&'a self, cx: Cx<'a>, live: &'a Live, out: &'a mut String) -> BoxFuture<'a, anyhow::Result<bool>>;
+    fn status<'a>(
+        &'a self,
+        cx: Cx<'a>,
+        live: &'a Live,
+        report: &'a mut StatusReport,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
 }
 
 /// Why a resource with one of the stack's names is not this app's, from
@@ -215,7 +221,7 @@ impl<K: Kind> AnyKind for Of<K> {
         K::KEY
     }
 
-    fn check(&self, stack: &Stack) -> Vec<String> {
+    fn check(&self, stack: &Stack) -> Vec<crate::engine::limits::Problem> {
         K::check(stack)
     }
 
@@ -310,7 +316,12 @@ impl<K: Kind> AnyKind for Of<K> {
         })
     }
 
-    fn status<'a>(&'a self, cx: Cx<'a>, live: &'a Live, out: &'a mut String) -> BoxFuture<'a, anyhow::Result<bool>> {
-        Box::pin(K::status(cx, live, out))
+    fn status<'a>(
+        &'a self,
+        cx: Cx<'a>,
+        live: &'a Live,
+        report: &'a mut StatusReport,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(K::status(cx, live, report))
     }
 }

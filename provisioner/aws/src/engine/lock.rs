@@ -127,10 +127,10 @@ impl Lock {
                         );
                     }
                     if s3.delete_if_match(&bucket, &key, &etag).await? {
-                        println!("Broke the lock of app {app}: {}.", current.describe());
+                        provision_cli::say!("Broke the lock of app {app}: {}.", current.describe());
                     }
                 }
-                None => println!("--force-unlock {id}: app {app} was not locked."),
+                None => provision_cli::say!("--force-unlock {id}: app {app} was not locked."),
             }
         }
         // Twice at most: once more after taking over an expired lock.
@@ -151,7 +151,7 @@ impl Lock {
             }
             if s3.delete_if_match(&bucket, &key, &etag).await? {
                 let why = if died_here { "left by a process of this host that is gone" } else { "expired" };
-                println!("Took over the lock of app {app} ({why}): {}.", current.describe());
+                provision_cli::say!("Took over the lock of app {app} ({why}): {}.", current.describe());
             }
         }
         bail!("app {app}'s lock changed hands while this {command} tried to take it: run it again")

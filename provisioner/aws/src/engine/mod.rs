@@ -1,12 +1,13 @@
 //! The engine every verb shares: the resource trait and the graph of kinds
 //! it orders, the plan (desired against live, pure), state, names and
-//! limits, apply layer by layer, images pinned by digest, one polling helper
-//! and the rollout watch. It is handed the table of kinds
+//! limits, apply layer by layer, images pinned by digest, one polling helper,
+//! the rollout watch and what status found. It is handed the table of kinds
 //! ([`graph::Graph`]) and names no kind itself.
 
 pub mod account;
 pub mod apply;
 pub mod graph;
+pub mod journal;
 pub mod limits;
 pub mod lock;
 pub mod names;
@@ -17,6 +18,7 @@ pub mod progress;
 pub mod resource;
 pub mod rollout;
 pub mod state;
+pub mod status;
 pub mod watch;
 
 use stack_spec::Stack;

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use anyhow::bail;
+use provision_cli::colour;
 use serde::Serialize;
 
 use crate::engine::{
@@ -111,7 +112,9 @@ impl Plan {
         self.render_with(crate::clients::verbose::enabled())
     }
 
-    /// [`render`](Self::render), with the unchanged resources or without.
+    /// [`render`](Self::render), with the unchanged resources or without;
+    /// the actions in colour (which [`provision_cli::colour::print`] keeps
+    /// on a terminal only).
     pub fn render_with(&self, unchanged_too: bool) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -120,14 +123,15 @@ impl Plan {
             self.app, self.account, self.region, self.vpc
         );
         for step in self.steps.iter().filter(|step| unchanged_too || step.action != Action::Unchanged) {
-            let (mark, word) = match &step.action {
-                Action::Create => ("+", "create"),
-                Action::Update { .. } => ("~", "update"),
-                Action::Replace { .. } => ("-/+", "replace"),
-                Action::Delete => ("-", "delete"),
-                Action::Unchanged => ("=", "unchanged"),
+            let (mark, word, style) = match &step.action {
+                Action::Create => ("+", "create", colour::ADDED),
+                Action::Update { .. } => ("~", "update", colour::CHANGED),
+                Action::Replace { .. } => ("-/+", "replace", colour::REMOVED),
+                Action::Delete => ("-", "delete", colour::REMOVED),
+                Action::Unchanged => ("=", "unchanged", colour::PLAIN),
             };
-            let _ = writeln!(out, "  {mark:<3} {word:<9}  {:<19}  {}", step.label, step.name);
+            let what = colour::paint(style, &format!("{mark:<3} {word:<9}"));
+            let _ = writeln!(out, "  {what}  {:<19}  {}", step.label, step.name);
             match &step.action {
                 Action::Update { changes } => {
                     for change in changes {
@@ -288,16 +292,16 @@ mod tests {
     #[test]
     fn a_plan_without_changes_says_so_in_one_line_and_lists_unchanged_ones_only_when_asked() {
         let plan = plan_of(vec![Action::Unchanged, Action::Unchanged]);
-        let text = plan.render_with(false);
+        let text = colour::strip(&plan.render_with(false));
         assert!(text.ends_with("No changes: AWS matches the stack file (2 resources unchanged).\n"), "{text}");
         assert!(!text.contains("group-0"), "{text}");
-        assert!(plan.render_with(true).contains("=   unchanged  log group            group-0"));
+        assert!(colour::strip(&plan.render_with(true)).contains("=   unchanged  log group            group-0"));
     }
 
     #[test]
     fn the_summary_counts_every_action_deletes_included() {
         let plan = plan_of(vec![Action::Create, Action::Delete, Action::Unchanged]);
-        let text = plan.render_with(false);
+        let text = colour::strip(&plan.render_with(false));
         assert!(text.contains("+   create     log group            group-0"), "{text}");
         assert!(text.contains("-   delete     log group            group-1"), "{text}");
         assert!(!text.contains("group-2"), "unchanged hidden: {text}");

@@ -12,6 +12,7 @@ use crate::{
         names::{Names, Tags},
         plan::{Action, Steps},
         state::{Desired, Live, Made},
+        status::StatusReport,
     },
 };
 use stack_spec::Stack;
@@ -105,9 +106,9 @@ pub trait Kind: Send + Sync + 'static {
     /// an ingress table now.
     const RETIRED_WITH_THE_STACK: bool = false;
 
-    /// Settings of the stack this kind cannot take on AWS, a line each;
+    /// Settings of the stack this kind cannot take on AWS, each at its line;
     /// checked before any call.
-    fn check(_stack: &Stack) -> Vec<String> {
+    fn check(_stack: &Stack) -> Vec<crate::engine::limits::Problem> {
         Vec::new()
     }
 
@@ -195,15 +196,19 @@ pub trait Kind: Send + Sync + 'static {
         options: DestroyOptions,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
 
-    /// Appends this kind's part of `provision status` to `out`; false when
-    /// it found something inconsistent.
-    fn status(_cx: Cx<'_>, _live: &Live, _out: &mut String) -> impl Future<Output = anyhow::Result<bool>> + Send {
-        async { Ok(true) }
+    /// Fills this kind's part of `provision status` in `report` (a
+    /// disagreement between two views as a service's warning).
+    fn status(
+        _cx: Cx<'_>,
+        _live: &Live,
+        _report: &mut StatusReport,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async { Ok(()) }
     }
 
     /// How apply reports a change it made: "  created log group NAME".
     fn done(what: &str, name: &str) {
-        println!("  {what} {} {name}", Self::LABEL);
+        crate::engine::journal::done(what, Self::LABEL, name);
     }
 }
 

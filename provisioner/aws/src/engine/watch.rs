@@ -1,7 +1,7 @@
 //! Feeds the deployment wait from DescribeServices, and explains a failed
 //! rollout with the stopped tasks' reasons.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use anyhow::bail;
 use aws_sdk_ecs::types::DesiredStatus;
@@ -13,6 +13,7 @@ use crate::{
         error::{AwsError, classify},
     },
     engine::{
+        journal,
         progress::{LogView, TerminalView, View},
         rollout::{self, DeploymentState, Outcome, PollError, Rollout, ServiceState, Verdict, WaitOptions},
     },
@@ -29,15 +30,17 @@ pub async fn wait_for(
     if rollouts.is_empty() {
         return Ok(());
     }
-    println!("\nWaiting for {} deployment(s) (--no-wait to skip, --wait-timeout to bound):", rollouts.len());
+    provision_cli::say!("\nWaiting for {} deployment(s) (--no-wait to skip, --wait-timeout to bound):", rollouts.len());
     let poll = |names: Vec<String>| describe(clients, cluster, rollouts, names);
-    let mut view: Box<dyn View> =
-        if std::io::stdout().is_terminal() { Box::new(TerminalView::default()) } else { Box::new(LogView::default()) };
-    let show = |progress| {
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(view.show(progress).as_bytes());
-        let _ = stdout.flush();
+    // Where progress goes: stderr while stdout carries JSON.
+    let on_terminal = if provision_cli::output::stdout_claimed() {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
     };
+    let mut view: Box<dyn View> =
+        if on_terminal { Box::new(TerminalView::default()) } else { Box::new(LogView::default()) };
+    let show = |progress| provision_cli::output::show_raw(&view.show(progress));
     let outcomes = rollout::wait(rollouts, options, poll, show).await;
     report(clients, cluster, &outcomes).await
 }
@@ -47,15 +50,22 @@ async fn report(clients: &Clients, cluster: &str, outcomes: &[Outcome]) -> anyho
     let mut failed = Vec::new();
     for outcome in outcomes {
         match &outcome.verdict {
-            Verdict::Done => println!("  {}: deployment completed", outcome.service),
+            Verdict::Done => {
+                provision_cli::say!("  {}: deployment completed", outcome.service);
+                journal::deployment(&outcome.service, "completed", None);
+            }
             Verdict::Failed(reason) => {
-                println!("  {}: FAILED: {reason}", outcome.service);
+                provision_cli::say!("  {}: FAILED: {reason}", outcome.service);
+                journal::deployment(&outcome.service, "failed", Some(reason.clone()));
                 for line in stopped_reasons(clients, cluster, &outcome.service).await.unwrap_or_default() {
-                    println!("    stopped task {line}");
+                    provision_cli::say!("    stopped task {line}");
                 }
                 failed.push(outcome.service.clone());
             }
-            Verdict::InProgress => failed.push(outcome.service.clone()),
+            Verdict::InProgress => {
+                journal::deployment(&outcome.service, "timed_out", None);
+                failed.push(outcome.service.clone());
+            }
         }
     }
     if !failed.is_empty() {

@@ -96,13 +96,14 @@ pub fn platform(architecture: &str) -> &'static str {
     if architecture == "ARM64" { "linux/arm64" } else { "linux/amd64" }
 }
 
-/// Runs docker with `args`, its output going to ours; `input` is written
-/// to its stdin.
+/// Runs docker with `args`, its output going to ours (its stdout to our
+/// stderr while ours carries JSON); `input` is written to its stdin.
 pub fn run(docker: &Path, args: &[String], input: Option<&str>) -> anyhow::Result<()> {
     use std::io::Write;
     let mut child = Command::new(docker)
         .args(args)
         .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(if provision_cli::output::stdout_claimed() { Stdio::from(std::io::stderr()) } else { Stdio::inherit() })
         .spawn()
         .with_context(|| format!("cannot run docker {}", args.first().map_or("", String::as_str)))?;
     if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
@@ -145,7 +146,7 @@ pub async fn build_and_push(
         let platform = platform(build.architecture);
         match binaries {
             Some(dir) => {
-                println!("packaging {} as {image} ({platform})", dir.join(&service.binary).display());
+                provision_cli::say!("packaging {} as {image} ({platform})", dir.join(&service.binary).display());
                 let context = stage_binary(dir, service)?;
                 let built =
                     run(&docker, &prebuilt_build_args(&root.join("Dockerfile"), &context, platform, &image), None);
@@ -153,7 +154,7 @@ pub async fn build_and_push(
                 built?;
             }
             None => {
-                println!("building {image} ({platform})");
+                provision_cli::say!("building {image} ({platform})");
                 run(&docker, &build_args(root, &service.binary, platform, &image), None)?;
             }
         }

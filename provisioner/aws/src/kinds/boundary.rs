@@ -194,7 +194,7 @@ impl Kind for Boundary {
                 .send()
                 .await
                 .map_err(|e| explain(e, "iam:DeletePolicy", &resource))?;
-            println!("  deleted iam boundary {}", found.spec.name);
+            crate::engine::journal::done("deleted", "iam boundary", &found.spec.name);
         }
         Ok(())
     }

@@ -232,7 +232,7 @@ impl Kind for CloudMapService {
                 }
             })
             .await?;
-            println!("  deleted cloud map service {name}");
+            crate::engine::journal::done("deleted", "cloud map service", name);
         }
         Ok(())
     }

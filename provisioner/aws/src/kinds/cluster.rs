@@ -1,10 +1,7 @@
 //! The ECS cluster every service runs in: Container Insights on, Fargate and
 //! Fargate Spot as its capacity providers.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    fmt::Write as _,
-};
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ecs::types::ClusterField;
 
@@ -15,6 +12,7 @@ use crate::{
         plan::Action,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
         state::Live,
+        status::StatusReport,
     },
 };
 use stack_spec::Stack;
@@ -155,16 +153,14 @@ impl Kind for Cluster {
                 .send()
                 .await
                 .map_err(|e| explain(e, "ecs:DeleteCluster", &format!("cluster {cluster}")))?;
-            println!("  deleted ecs cluster {cluster}");
+            crate::engine::journal::done("deleted", "ecs cluster", cluster);
         }
         Ok(())
     }
 
     /// Whether there is a cluster to show services of.
-    async fn status(cx: Cx<'_>, live: &Live, out: &mut String) -> anyhow::Result<bool> {
-        if live.get::<Cluster>(&cx.stack.aws.cluster).is_none() {
-            let _ = writeln!(out, "  the cluster does not exist: `provision apply` creates it");
-        }
-        Ok(true)
+    async fn status(cx: Cx<'_>, live: &Live, report: &mut StatusReport) -> anyhow::Result<()> {
+        report.cluster_exists = live.get::<Cluster>(&cx.stack.aws.cluster).is_some();
+        Ok(())
     }
 }

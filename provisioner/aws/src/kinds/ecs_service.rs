@@ -6,7 +6,6 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    fmt::Write as _,
     time::Duration,
 };
 
@@ -29,6 +28,7 @@ use crate::{
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
         rollout::Rollout,
         state::Live,
+        status::{DeploymentStatus, InstanceStatus, ServiceStatus, StatusReport, TaskStatus},
     },
 };
 use stack_spec::Stack;
@@ -375,7 +375,7 @@ impl Kind for EcsService {
                 .send()
                 .await
                 .map_err(|e| explain(e, "ecs:UpdateService", &format!("ECS service {name}")))?;
-            println!("  scaled ecs service {name} to 0");
+            provision_cli::say!("  scaled ecs service {name} to 0");
         }
         for found in &owned {
             let name = &found.spec.name;
@@ -397,7 +397,7 @@ impl Kind for EcsService {
                 .send()
                 .await
                 .map_err(|e| explain(e, "ecs:DeleteService", &format!("ECS service {name}")))?;
-            println!("  deleted ecs service {name}");
+            crate::engine::journal::done("deleted", "ecs service", name);
         }
         Ok(())
     }
@@ -406,98 +406,27 @@ impl Kind for EcsService {
     /// that answer its DNS name (and, behind a load balancer, their health
     /// as its targets), with a warning wherever the two disagree (a running
     /// task missing from DNS, or DNS naming a task that is gone).
-    async fn status(cx: Cx<'_>, live: &Live, out: &mut String) -> anyhow::Result<bool> {
+    async fn status(cx: Cx<'_>, live: &Live, report: &mut StatusReport) -> anyhow::Result<()> {
         let (stack, clients) = (cx.stack, cx.clients);
         let cluster = &stack.aws.cluster;
         if live.get::<Cluster>(cluster).is_none() {
-            return Ok(true);
+            return Ok(());
         }
-        let mut consistent = true;
         for service in &stack.services {
-            let _ = writeln!(out, "\nservice {}  ({}.{})", service.name, service.name, stack.namespace);
-            let Some(found) = live.get::<EcsService>(&service.name) else {
-                let _ = writeln!(out, "  not created: `provision apply` creates it");
-                continue;
+            let mut status = ServiceStatus {
+                name: service.name.clone(),
+                dns_name: format!("{}.{}", service.name, stack.namespace),
+                ..ServiceStatus::default()
             };
-            let Some(ecs_service) = found.spec.described.as_deref() else { continue };
-            let _ = writeln!(
-                out,
-                "  desired {} running {} pending {}  task definition {}",
-                ecs_service.desired_count(),
-                ecs_service.running_count(),
-                ecs_service.pending_count(),
-                render::revision_of(&found.id)
-            );
-            for deployment in ecs_service.deployments() {
-                let _ = writeln!(
-                    out,
-                    "  deployment {:<8} {:<12} {}  desired {} running {} pending {} failed {}{}",
-                    deployment.status().unwrap_or_default(),
-                    deployment.rollout_state().map(|state| state.as_str()).unwrap_or_default(),
-                    render::revision_of(deployment.task_definition().unwrap_or_default()),
-                    deployment.desired_count(),
-                    deployment.running_count(),
-                    deployment.pending_count(),
-                    deployment.failed_tasks(),
-                    deployment.rollout_state_reason().map(|reason| format!("  ({reason})")).unwrap_or_default()
-                );
+            if let Some(found) = live.get::<EcsService>(&service.name)
+                && let Some(ecs_service) = found.spec.described.as_deref()
+            {
+                status.created = true;
+                service_status(clients, cluster, live, found, ecs_service, &mut status).await?;
             }
-            let tasks = task_views(clients, cluster, &service.name).await?;
-            let instances = match live.get::<CloudMapService>(&service.name) {
-                Some(registry) => instances(clients, &registry.id).await?,
-                None => {
-                    let _ = writeln!(out, "  Cloud Map service {} does not exist", service.name);
-                    BTreeMap::new()
-                }
-            };
-            let targets = match found.spec.target_group.as_ref().and_then(|name| live.get::<TargetGroup>(name)) {
-                Some(group) => Some(
-                    clients.elb.target_health(&group.id, &format!("target group {}", group.spec.group.name)).await?,
-                ),
-                None => None,
-            };
-            if tasks.is_empty() && instances.is_empty() {
-                let _ = writeln!(out, "  no tasks, no Cloud Map instances");
-                continue;
-            }
-            let target_column = if targets.is_some() { " target" } else { "" };
-            let _ = writeln!(
-                out,
-                "  {:<34} {:<15} {:<10} {:<10} {:<10} {:<10}{target_column}",
-                "task", "ip", "status", "health", "revision", "cloud map"
-            );
-            for task in &tasks {
-                let registered = instances.get(&task.id).map_or("-", |(_, health)| health.as_str());
-                let target = targets.as_ref().map_or(String::new(), |targets| {
-                    let found = targets.iter().find(|target| target.id == task.ip);
-                    let state = found.map_or("-".to_owned(), |target| match &target.reason {
-                        Some(reason) => format!("{} ({reason})", target.state),
-                        None => target.state.clone(),
-                    });
-                    format!(" {state}")
-                });
-                let _ = writeln!(
-                    out,
-                    "  {:<34} {:<15} {:<10} {:<10} {:<10} {registered:<10}{target}",
-                    task.id, task.ip, task.last_status, task.health, task.revision
-                );
-                if task.last_status == "RUNNING" && !instances.contains_key(&task.id) {
-                    consistent = false;
-                    let _ = writeln!(
-                        out,
-                        "  warning: running task {} ({}) is not registered in Cloud Map",
-                        task.id, task.ip
-                    );
-                }
-            }
-            for (id, (ip, health)) in &instances {
-                if !tasks.iter().any(|task| &task.id == id) {
-                    consistent = false;
-                    let _ = writeln!(out, "  warning: Cloud Map instance {id} ({ip}, {health}) has no running task");
-                }
-            }
+            report.services.push(status);
         }
-        Ok(consistent)
+        Ok(())
     }
 }
 
@@ -614,6 +543,80 @@ impl Changed {
                 && (load_balancers || live.grace_period_secs != want.grace_period_secs),
         }
     }
+}
+
+/// Fills `status` with what ECS, Cloud Map and the load balancer say of one
+/// created service.
+async fn service_status(
+    clients: &Clients,
+    cluster: &str,
+    live: &Live,
+    found: &Found<ServiceSpec>,
+    ecs_service: &aws_sdk_ecs::types::Service,
+    status: &mut ServiceStatus,
+) -> anyhow::Result<()> {
+    status.desired = Some(ecs_service.desired_count());
+    status.running = Some(ecs_service.running_count());
+    status.pending = Some(ecs_service.pending_count());
+    status.task_definition = Some(render::revision_of(&found.id));
+    status.deployments = ecs_service
+        .deployments()
+        .iter()
+        .map(|deployment| DeploymentStatus {
+            status: deployment.status().unwrap_or_default().to_owned(),
+            rollout_state: deployment.rollout_state().map(|state| state.as_str()).unwrap_or_default().to_owned(),
+            task_definition: render::revision_of(deployment.task_definition().unwrap_or_default()),
+            desired: deployment.desired_count(),
+            running: deployment.running_count(),
+            pending: deployment.pending_count(),
+            failed: deployment.failed_tasks(),
+            reason: deployment.rollout_state_reason().map(str::to_owned),
+        })
+        .collect();
+    let tasks = task_views(clients, cluster, &status.name).await?;
+    let instances = match live.get::<CloudMapService>(&status.name) {
+        Some(registry) => {
+            status.cloud_map_service = true;
+            instances(clients, &registry.id).await?
+        }
+        None => BTreeMap::new(),
+    };
+    let targets = match found.spec.target_group.as_ref().and_then(|name| live.get::<TargetGroup>(name)) {
+        Some(group) => {
+            Some(clients.elb.target_health(&group.id, &format!("target group {}", group.spec.group.name)).await?)
+        }
+        None => None,
+    };
+    status.load_balanced = targets.is_some();
+    for task in tasks {
+        let target = targets.as_ref().map(|targets| {
+            let found = targets.iter().find(|target| target.id == task.ip);
+            found.map_or("-".to_owned(), |target| match &target.reason {
+                Some(reason) => format!("{} ({reason})", target.state),
+                None => target.state.clone(),
+            })
+        });
+        let cloud_map = instances.get(&task.id).map(|(_, health)| health.clone());
+        if task.last_status == "RUNNING" && cloud_map.is_none() {
+            status.warnings.push(format!("running task {} ({}) is not registered in Cloud Map", task.id, task.ip));
+        }
+        status.tasks.push(TaskStatus {
+            id: task.id,
+            ip: task.ip,
+            status: task.last_status,
+            health: task.health,
+            task_definition: task.revision,
+            cloud_map,
+            target,
+        });
+    }
+    for (id, (ip, health)) in instances {
+        if !status.tasks.iter().any(|task| task.id == id) {
+            status.warnings.push(format!("Cloud Map instance {id} ({ip}, {health}) has no running task"));
+            status.orphan_instances.push(InstanceStatus { id, ip, health });
+        }
+    }
+    Ok(())
 }
 
 /// A task as status shows it.

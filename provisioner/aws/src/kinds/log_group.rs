@@ -120,7 +120,7 @@ impl Kind for LogGroup {
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<LogGroupSpec>>, options: DestroyOptions) -> anyhow::Result<()> {
         if !options.delete_logs {
             if !owned.is_empty() {
-                println!("  kept {} log group(s) (--delete-logs deletes them)", owned.len());
+                provision_cli::say!("  kept {} log group(s) (--delete-logs deletes them)", owned.len());
             }
             return Ok(());
         }
@@ -133,7 +133,7 @@ impl Kind for LogGroup {
                 .send()
                 .await
                 .map_err(|e| explain(e, "logs:DeleteLogGroup", &format!("log group {name}")))?;
-            println!("  deleted log group {name}");
+            crate::engine::journal::done("deleted", "log group", name);
         }
         Ok(())
     }

@@ -241,10 +241,15 @@ mod tests {
         let error = limits::check(GRAPH, &stack, Path::new("stack.toml")).unwrap_err().to_string();
         assert_eq!(
             error,
-            "stack.toml: for AWS: service \"svc\": health_check.interval_secs 0.5 is not what ECS accepts (whole \
-             seconds, 5 to 300); service \"svc\": health_check.timeout_secs 0.2 is not what ECS accepts (whole \
-             seconds, 2 to 60)"
+            "the stack file asks for what AWS refuses:\nstack.toml:4: service \"svc\": health_check.interval_secs 0.5 \
+             is not what ECS accepts (whole seconds, 5 to 300): set it to 5\nstack.toml:5: service \"svc\": \
+             health_check.timeout_secs 0.2 is not what ECS accepts (whole seconds, 2 to 60): set it to 2"
         );
+        // Each problem at its own line, whichever field it is.
+        let text = "app = \"a\"\n[[service]]\nname = \"svc\"\n[service.health_check]\nstart_period_secs = 301\n";
+        let stack = stack_spec::parse(text, "stack.toml").unwrap();
+        let error = limits::check(GRAPH, &stack, Path::new("stack.toml")).unwrap_err().to_string();
+        assert!(error.contains("\nstack.toml:5: service \"svc\": health_check.start_period_secs 301"), "{error}");
         let committed = stack_spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stack.toml")).unwrap();
         assert!(limits::check(GRAPH, &committed, Path::new("stack.toml")).is_ok());
     }

@@ -157,7 +157,7 @@ impl Kind for Namespace {
             if let Some(operation) = answer.operation_id() {
                 wait_operation(cx.clients, operation, &format!("namespace {name}")).await?;
             }
-            println!("  deleted cloud map namespace {name}");
+            crate::engine::journal::done("deleted", "cloud map namespace", name);
         }
         Ok(())
     }

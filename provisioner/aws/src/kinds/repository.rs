@@ -211,7 +211,11 @@ impl Kind for Repository {
         for found in owned {
             let name = &found.spec.name;
             if found.spec.newest_image.is_some() {
-                println!("  kept ecr repository {name}: it holds images (delete them to remove it)");
+                crate::engine::journal::done(
+                    "kept",
+                    "ecr repository",
+                    &format!("{name}: it holds images (delete them to remove it)"),
+                );
                 continue;
             }
             cx.clients
@@ -221,7 +225,7 @@ impl Kind for Repository {
                 .send()
                 .await
                 .map_err(|e| explain(e, "ecr:DeleteRepository", &format!("ECR repository {name}")))?;
-            println!("  deleted ecr repository {name}");
+            crate::engine::journal::done("deleted", "ecr repository", name);
         }
         Ok(())
     }

@@ -273,7 +273,7 @@ impl Kind for Role {
                     .map_err(|e| explain(e, "iam:DetachRolePolicy", &resource))?;
             }
             iam.delete_role().role_name(name).send().await.map_err(|e| explain(e, "iam:DeleteRole", &resource))?;
-            println!("  deleted iam role {name}");
+            crate::engine::journal::done("deleted", "iam role", name);
         }
         Ok(())
     }

@@ -158,7 +158,7 @@ impl Kind for SecurityGroup {
         for group in owned {
             // The tasks' network interfaces linger a little after they stop.
             delete_when_free(cx, &group.id, Duration::from_secs(300)).await?;
-            println!("  deleted security group {} ({})", group.spec.name, group.id);
+            crate::engine::journal::done("deleted", "security group", &format!("{} ({})", group.spec.name, group.id));
         }
         Ok(())
     }

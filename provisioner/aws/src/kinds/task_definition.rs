@@ -18,6 +18,7 @@ use crate::{
         error::{classify, explain},
     },
     engine::{
+        limits::Problem,
         names::{CONTAINER, IMAGE_BINARY, Names},
         plan::Action,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
@@ -80,18 +81,24 @@ impl Kind for TaskDefinition {
 
     /// What ECS refuses that the local run takes: the stack file may
     /// health-check every 100 ms locally, but a task definition cannot.
-    fn check(stack: &Stack) -> Vec<String> {
+    fn check(stack: &Stack) -> Vec<Problem> {
         let mut problems = Vec::new();
         for service in &stack.services {
             let check = &service.health_check;
-            let mut within = |field: &str, value: std::time::Duration, min: u64, max: u64| {
+            let mut within = |field: &'static str, value: std::time::Duration, min: u64, max: u64| {
                 let whole = value.subsec_nanos() == 0;
                 if !whole || value.as_secs() < min || value.as_secs() > max {
-                    problems.push(format!(
-                        "service {:?}: health_check.{field} {} is not what ECS accepts (whole seconds, {min} to {max})",
-                        service.name,
-                        value.as_secs_f64()
-                    ));
+                    problems.push(Problem {
+                        // A default out of range is the table's to fix.
+                        line: check.lines.get(field).copied().unwrap_or(service.line),
+                        message: format!(
+                            "service {:?}: health_check.{field} {} is not what ECS accepts (whole seconds, {min} to \
+                             {max}): set it to {}",
+                            service.name,
+                            value.as_secs_f64(),
+                            value.as_secs_f64().round().clamp(min as f64, max as f64)
+                        ),
+                    });
                 }
             };
             within("interval_secs", check.interval, 5, 300);
@@ -334,7 +341,7 @@ impl Kind for TaskDefinition {
             .and_then(|definition| definition.task_definition_arn())
             .context("RegisterTaskDefinition returned no ARN")?
             .to_owned();
-        println!("  registered task definition {}", render::revision_of(&arn));
+        crate::engine::journal::done("registered", "task definition", &render::revision_of(&arn));
         Ok(Output::id(arn))
     }
 
@@ -359,7 +366,11 @@ impl Kind for TaskDefinition {
                     .await
                     .map_err(|e| explain(e, "ecs:DeregisterTaskDefinition", arn))?;
             }
-            println!("  deregistered task definition {family} ({} revisions)", revisions.len());
+            crate::engine::journal::done(
+                "deregistered",
+                "task definition",
+                &format!("{family} ({} revisions)", revisions.len()),
+            );
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 use clap::Args;
 
-use super::{AwsArgs, LockArgs};
+use super::{AwsArgs, LockArgs, Output};
 
 /// `provision apply`.
 #[derive(Debug, Args)]
@@ -23,17 +23,27 @@ pub struct ApplyArgs {
     /// Return once the changes are made, without waiting for deployments.
     #[arg(long)]
     pub no_wait: bool,
-    /// How long to wait for deployments before failing, in seconds.
-    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
-    pub wait_timeout: u64,
+    /// How long to wait for deployments before failing (`15m`, `900s`;
+    /// a bare number is seconds).
+    #[arg(long, default_value = "15m", value_parser = provision_cli::duration::parse_positive)]
+    pub wait_timeout: std::time::Duration,
+    /// `text`: progress for people; `json`: progress on stderr, then one
+    /// document on stdout: the plan, each change made, each deployment's
+    /// result (docs/json-output.md).
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 /// Applies the stack file.
 #[cfg(feature = "aws")]
 pub async fn run(args: ApplyArgs) -> anyhow::Result<u8> {
+    args.output.claim_stdout();
     let (stack, clients) = super::connect(&args.aws).await?;
     let wait = (!args.no_wait).then(|| super::wait_options(args.wait_timeout));
     let lock = super::lock(&clients, &stack, "apply", &args.lock).await?;
-    lock.hold(super::apply_stack(&stack, &clients, args.yes, &args.replace_store, wait)).await?;
+    let plan = lock.hold(super::apply_stack(&stack, &clients, args.yes, &args.replace_store, wait)).await?;
+    if args.output.is_json() {
+        println!("{}", serde_json::to_string_pretty(&super::applied_json(&plan)?)?);
+    }
     Ok(0)
 }

@@ -18,7 +18,7 @@ use {
     std::{collections::BTreeMap, path::Path},
 };
 
-use super::{AwsArgs, LockArgs};
+use super::{AwsArgs, LockArgs, Output};
 #[cfg(feature = "aws")]
 use crate::{
     clients::Clients,
@@ -85,9 +85,15 @@ pub struct DeployArgs {
     /// Return once the services are updated, without waiting.
     #[arg(long)]
     pub no_wait: bool,
-    /// How long to wait for deployments before failing, in seconds.
-    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
-    pub wait_timeout: u64,
+    /// How long to wait for deployments before failing (`15m`, `900s`;
+    /// a bare number is seconds).
+    #[arg(long, default_value = "15m", value_parser = provision_cli::duration::parse_positive)]
+    pub wait_timeout: std::time::Duration,
+    /// `text`: progress for people; `json`: progress on stderr, then one
+    /// document on stdout: each service's image by digest, the plan, each
+    /// change and each deployment's result (docs/json-output.md).
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 /// Who builds the services' images.
@@ -104,6 +110,7 @@ pub enum Builder {
 /// the selected services' plan, applied and watched.
 #[cfg(feature = "aws")]
 pub async fn run(args: DeployArgs) -> anyhow::Result<u8> {
+    args.output.claim_stdout();
     let (stack, clients) = super::connect(&args.aws).await?;
     let root = args.aws.stack.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let selected = select(&stack, &args.services)?;
@@ -160,17 +167,22 @@ async fn deploy(
         _ => false,
     });
     for (service, image) in &images {
-        println!("{service}: {image}");
+        provision_cli::say!("{service}: {image}");
     }
     if !planned.plan.has_changes() {
-        println!("Nothing to deploy: the services already run these images.");
-        return Ok(0);
+        provision_cli::say!("Nothing to deploy: the services already run these images.");
+    } else {
+        provision_cli::output::show(&planned.plan.render());
+        provision_cli::say!("\nDeploying:");
+        let rollouts = engine::apply_plan(GRAPH, clients, &planned, |_| true).await?.rollouts();
+        if !args.no_wait {
+            watch::wait_for(clients, &stack.aws.cluster, &rollouts, super::wait_options(args.wait_timeout)).await?;
+        }
     }
-    print!("{}", planned.plan.render());
-    println!("\nDeploying:");
-    let rollouts = engine::apply_plan(GRAPH, clients, &planned, |_| true).await?.rollouts();
-    if !args.no_wait {
-        watch::wait_for(clients, &stack.aws.cluster, &rollouts, super::wait_options(args.wait_timeout)).await?;
+    if args.output.is_json() {
+        let mut document = super::applied_json(&planned.plan)?;
+        document["images"] = serde_json::to_value(&images)?;
+        println!("{}", serde_json::to_string_pretty(&document)?);
     }
     Ok(0)
 }
@@ -251,7 +263,9 @@ async fn push_images(
 fn compile(root: &Path, selected: &[&Service]) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = std::process::Command::new(&cargo);
-    command.args(["build", "--release", "--locked"]).current_dir(root);
+    // Cargo's own output is on stderr; its stdout too, so that `-o json`
+    // keeps stdout for the document.
+    command.args(["build", "--release", "--locked"]).current_dir(root).stdout(std::io::stderr());
     for service in selected {
         command.args(["--package", &service.package, "--bin", &service.binary]);
     }

@@ -6,7 +6,7 @@
 
 use clap::Args;
 
-use super::{AwsArgs, LockArgs};
+use super::{AwsArgs, LockArgs, Output};
 
 /// `provision destroy`.
 #[derive(Debug, Args)]
@@ -25,11 +25,17 @@ pub struct DestroyArgs {
     /// (taken by default).
     #[arg(long)]
     pub skip_final_snapshot: bool,
+    /// `text`: progress for people; `json`: progress on stderr, then one
+    /// document on stdout: what was found, deleted and left behind
+    /// (docs/json-output.md).
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 /// Lists what goes, confirms, deletes.
 #[cfg(feature = "aws")]
 pub async fn run(args: DestroyArgs) -> anyhow::Result<u8> {
+    args.output.claim_stdout();
     let (stack, clients) = super::connect(&args.aws).await?;
     let lock = super::lock(&clients, &stack, "destroy", &args.lock).await?;
     lock.hold(destroy(args, stack, clients)).await
@@ -40,13 +46,30 @@ pub async fn run(args: DestroyArgs) -> anyhow::Result<u8> {
 async fn destroy(args: DestroyArgs, stack: stack_spec::Stack, clients: crate::clients::Clients) -> anyhow::Result<u8> {
     use crate::{
         engine::{
-            account,
+            account, journal,
             names::Names,
             resource::{Cx, DestroyOptions},
         },
         kinds::GRAPH,
     };
     let live = account::read(GRAPH, &clients, &stack).await?;
+    let output = args.output;
+    // The document `-o json` prints, whichever way destroy ends.
+    let print_json = |targets: &[String], left: &[(&str, String)], kept: &[&str]| {
+        if output.is_json() {
+            let document = serde_json::json!({
+                "app": stack.app,
+                "account": live.account,
+                "region": live.region,
+                "found": targets,
+                "changes": journal::changes(),
+                "left_behind": left.iter().map(|(kind, error)| serde_json::json!({"kind": kind, "error": error})).collect::<Vec<_>>(),
+                "kept": kept,
+                "destroyed": left.is_empty() && kept.is_empty(),
+            });
+            println!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
+        }
+    };
     let started_at =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
     let options =
@@ -54,15 +77,17 @@ async fn destroy(args: DestroyArgs, stack: stack_spec::Stack, clients: crate::cl
     let order = GRAPH.teardown_order();
     let targets: Vec<String> = order.iter().flat_map(|node| node.kind.teardown_lines(&live, options)).collect();
     if targets.is_empty() {
-        println!("Nothing of app {} exists in account {}, region {}.", stack.app, live.account, live.region);
+        provision_cli::say!("Nothing of app {} exists in account {}, region {}.", stack.app, live.account, live.region);
+        print_json(&targets, &[], &[]);
         return Ok(0);
     }
-    println!("Destroy app {} in account {}, region {}:", stack.app, live.account, live.region);
+    provision_cli::say!("Destroy app {} in account {}, region {}:", stack.app, live.account, live.region);
     for target in &targets {
-        println!("  - {target}");
+        provision_cli::say!("  - {target}");
     }
     if targets.iter().all(|target| target.contains(" (kept: ")) {
-        println!("Nothing of app {} to delete: what has its names above is not its own.", stack.app);
+        provision_cli::say!("Nothing of app {} to delete: what has its names above is not its own.", stack.app);
+        print_json(&targets, &[], &[]);
         return Ok(0);
     }
     if !args.yes {
@@ -81,13 +106,14 @@ async fn destroy(args: DestroyArgs, stack: stack_spec::Stack, clients: crate::cl
             continue;
         }
         if let Err(error) = node.kind.destroy(cx, &live, options).await {
-            println!("  ! {key}: {error:#}");
+            provision_cli::say!("  ! {key}: {error:#}");
             left.push((key, format!("{error:#}")));
             blocked.extend(node.needs);
         }
     }
     if left.is_empty() {
-        println!("Destroyed.");
+        provision_cli::say!("Destroyed.");
+        print_json(&targets, &[], &[]);
         return Ok(0);
     }
     let kept: Vec<&str> = GRAPH
@@ -97,13 +123,14 @@ async fn destroy(args: DestroyArgs, stack: stack_spec::Stack, clients: crate::cl
         .map(|node| node.kind.key())
         .filter(|key| blocked.contains(key) && !left.iter().any(|(failed, _)| failed == key))
         .collect();
-    println!("\nLeft behind:");
+    provision_cli::say!("\nLeft behind:");
     for (key, error) in &left {
-        println!("  - {key}: could not be deleted: {error}");
+        provision_cli::say!("  - {key}: could not be deleted: {error}");
     }
     for key in &kept {
-        println!("  - {key}: kept, as something left behind needs it");
+        provision_cli::say!("  - {key}: kept, as something left behind needs it");
     }
+    print_json(&targets, &left, &kept);
     anyhow::bail!(
         "destroy deleted everything else but left {} kind(s) behind (listed above); fix the cause and run destroy \
          again to finish",

@@ -62,6 +62,6 @@ pub async fn run(args: ImageArgs) -> anyhow::Result<u8> {
     let image = build(&args.binaries, &base, service, &cache)?;
     let pushed = registry.push(&target, &image, &cache).await?;
     eprintln!("{}: {pushed}", service.name);
-    println!("{}@{}", args.push, image.digest);
+    provision_cli::say!("{}@{}", args.push, image.digest);
     Ok(0)
 }

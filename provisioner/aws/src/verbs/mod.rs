@@ -15,7 +15,7 @@ pub mod status;
 
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 /// Where the stack file is and which AWS endpoint and region to use.
 #[derive(Debug, Args)]
@@ -48,14 +48,7 @@ pub struct LockArgs {
     pub force_unlock: Option<String>,
 }
 
-/// How plan prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    /// For people.
-    Text,
-    /// One JSON document, for machines.
-    Json,
-}
+pub use provision_cli::Output;
 
 /// The AWS subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -108,14 +101,14 @@ pub async fn run(command: AwsCommand) -> anyhow::Result<u8> {
 }
 
 #[cfg(feature = "aws")]
-pub(crate) use session::{apply_stack, confirm, connect, lock, plan_stack, wait_options};
+pub(crate) use session::{applied_json, apply_stack, confirm, connect, lock, plan_stack, wait_options};
 
 /// What several verbs do alike: load and check the stack file, connect,
 /// confirm on a terminal, plan and apply the whole stack.
 #[cfg(feature = "aws")]
 mod session {
     use std::{
-        io::{BufRead, IsTerminal, Write},
+        io::{BufRead, IsTerminal},
         time::Duration,
     };
 
@@ -125,7 +118,7 @@ mod session {
     use super::AwsArgs;
     use crate::{
         clients::{Clients, Target},
-        engine::{self, Planned, account, limits, pin, rollout::WaitOptions, watch},
+        engine::{self, Planned, account, limits, pin, plan::Plan, rollout::WaitOptions, watch},
         kinds::{GRAPH, repository::Repository},
     };
 
@@ -165,38 +158,48 @@ mod session {
         engine::plan_read(GRAPH, stack, live)
     }
 
-    /// The deployment wait of `--wait-timeout` seconds.
-    pub fn wait_options(timeout_secs: u64) -> WaitOptions {
-        WaitOptions { timeout: Duration::from_secs(timeout_secs), ..WaitOptions::default() }
+    /// The deployment wait of `--wait-timeout`.
+    pub fn wait_options(timeout: Duration) -> WaitOptions {
+        WaitOptions { timeout, ..WaitOptions::default() }
     }
 
-    /// Plan, confirm (unless `yes`), apply, and wait (with `wait`). A
-    /// store the plan replaces needs its own consent in `replace_stores`
-    /// (its name or id), `yes` or not.
+    /// Plan, confirm (unless `yes`), apply, and wait (with `wait`); the
+    /// plan it carried out. A store the plan replaces needs its own consent
+    /// in `replace_stores` (its name or id), `yes` or not.
     pub async fn apply_stack(
         stack: &Stack,
         clients: &Clients,
         yes: bool,
         replace_stores: &[String],
         wait: Option<WaitOptions>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Plan> {
         let planned = plan_stack(clients, stack).await?;
-        print!("{}", planned.plan.render());
+        provision_cli::output::show(&planned.plan.render());
         if !planned.plan.has_changes() {
-            println!("The stack is up to date.");
-            return Ok(());
+            provision_cli::say!("The stack is up to date.");
+            return Ok(planned.plan);
         }
         check_store_consent(&planned, replace_stores)?;
         if !yes {
             confirm("Apply these changes?")?;
         }
-        println!("\nApplying:");
+        provision_cli::say!("\nApplying:");
         let made = engine::apply_plan(GRAPH, clients, &planned, |_| true).await?;
-        println!("Applied.");
+        provision_cli::say!("Applied.");
         if let Some(options) = wait {
             watch::wait_for(clients, &stack.aws.cluster, &made.rollouts(), options).await?;
         }
-        Ok(())
+        Ok(planned.plan)
+    }
+
+    /// What apply (or deploy) did, for `-o json`: the plan it carried
+    /// out, each change made and each deployment waited for.
+    pub fn applied_json(plan: &Plan) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::json!({
+            "plan": super::plan::plan_json(plan)?,
+            "changes": engine::journal::changes(),
+            "deployments": engine::journal::deployments(),
+        }))
     }
 
     /// Refuses a plan that replaces a store the caller did not name: a
@@ -227,8 +230,7 @@ mod session {
         if !std::io::stdin().is_terminal() {
             bail!("not on a terminal, so nothing to confirm with: pass --yes to go ahead without the prompt");
         }
-        print!("\n{question} Only 'yes' goes ahead: ");
-        std::io::stdout().flush()?;
+        provision_cli::output::show(&format!("\n{question} Only 'yes' goes ahead: "));
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
         if answer.trim() != "yes" {

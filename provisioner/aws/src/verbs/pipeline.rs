@@ -29,9 +29,13 @@ pub enum PipelineCommand {
 pub struct PipelineRunArgs {
     #[command(flatten)]
     pub aws: AwsArgs,
-    /// How long to follow the run before failing, in minutes; default: the
-    /// build's timeout and 15 minutes for the rest.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    /// How long to follow the run before failing (`75m`, `2h`); default:
+    /// the build's timeout and 15 minutes for the rest.
+    #[arg(long, value_parser = provision_cli::duration::parse_positive, conflicts_with = "timeout_minutes")]
+    pub timeout: Option<std::time::Duration>,
+    /// The same in minutes: the spelling before --timeout, kept for a
+    /// release.
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout_minutes: Option<u64>,
 }
 
@@ -46,12 +50,22 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<u8> {
         PipelineCommand::Run(args) => {
             let (stack, clients) = super::connect(&args.aws).await?;
             let build_minutes = stack.pipeline.as_ref().map_or(60, |pipeline| u64::from(pipeline.timeout_minutes));
-            let minutes = args.timeout_minutes.unwrap_or(build_minutes + 15);
-            start_and_follow(&clients, &stack, Duration::from_secs(minutes * 60)).await?;
+            let timeout = args
+                .timeout
+                .or(args.timeout_minutes.map(|minutes| Duration::from_secs(minutes * 60)))
+                .unwrap_or(Duration::from_secs((build_minutes + 15) * 60));
+            start_and_follow(&clients, &stack, timeout).await?;
         }
         PipelineCommand::Status(args) => {
             let (stack, clients) = super::connect(&args.aws).await?;
-            print!("{}", executions(&clients, &Names::of(&stack).pipeline(), 10).await?);
+            let status = executions(&clients, &Names::of(&stack).pipeline(), 10).await;
+            if let Some(error) = &status.error {
+                anyhow::bail!("pipeline {}: cannot read its executions: {error}", status.name);
+            }
+            match args.output {
+                super::Output::Text => provision_cli::colour::print(&status.render()),
+                super::Output::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+            }
         }
     }
     Ok(0)
@@ -79,7 +93,7 @@ async fn start_and_follow(
     match connection_status(clients, &pipeline.connection_arn).await {
         Ok(status) => connection_ready(&pipeline.connection_arn, &status).map_err(anyhow::Error::msg)?,
         // Status is a courtesy; the pipeline's source stage says the rest.
-        Err(error) => println!("connection: cannot check it ({error}); going on"),
+        Err(error) => provision_cli::say!("connection: cannot check it ({error}); going on"),
     }
     let id = clients.codepipeline.start_execution(&name).await.map_err(|error| {
         if error.is_not_found() {
@@ -88,19 +102,19 @@ async fn start_and_follow(
             error.into()
         }
     })?;
-    println!("started pipeline {name}, execution {id}");
+    provision_cli::say!("started pipeline {name}, execution {id}");
     let poll = || poll_run(clients, &name, &id);
-    let ending = follow(poll, Duration::from_secs(10), timeout, |line| println!("{line}")).await;
+    let ending = follow(poll, Duration::from_secs(10), timeout, |line| provision_cli::say!("{line}")).await;
     match ending {
         Ending::Succeeded => {
-            println!("pipeline {name}: execution {id} succeeded");
+            provision_cli::say!("pipeline {name}: execution {id} succeeded");
             Ok(())
         }
         Ending::Failed(why) => bail!("pipeline {name}: execution {id} did not succeed: {why}"),
         Ending::TimedOut => bail!(
-            "pipeline {name}: execution {id} still running after {}s (--timeout); `provision pipeline status` \
-             follows it",
-            timeout.as_secs()
+            "pipeline {name}: execution {id} still running after {} (--timeout); `provision pipeline status` \
+             shows it",
+            provision_cli::duration::format(timeout)
         ),
     }
 }

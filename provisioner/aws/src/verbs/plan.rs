@@ -25,20 +25,21 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<u8> {
     let planned = super::plan_stack(&clients, &stack).await?;
     let plan = &planned.plan;
     match args.output {
-        Output::Text => print!("{}", plan.render()),
-        Output::Json => println!("{}", render_json(plan)?),
+        Output::Text => provision_cli::colour::print(&plan.render()),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&plan_json(plan)?)?),
     }
     Ok(if args.detailed_exitcode && plan.has_changes() { 2 } else { 0 })
 }
 
-/// The plan as JSON, with a summary of the counts.
+/// The plan as JSON, with a summary of the counts (also apply's and
+/// deploy's `plan`).
 #[cfg(feature = "aws")]
-fn render_json(plan: &crate::engine::plan::Plan) -> anyhow::Result<String> {
+pub fn plan_json(plan: &crate::engine::plan::Plan) -> anyhow::Result<serde_json::Value> {
     let [create, update, replace, delete, unchanged] = plan.counts();
     let mut value = serde_json::to_value(plan)?;
     value["summary"] = serde_json::json!({
         "create": create, "update": update, "replace": replace, "delete": delete, "unchanged": unchanged,
         "changes": plan.has_changes(),
     });
-    Ok(serde_json::to_string_pretty(&value)?)
+    Ok(value)
 }

@@ -26,9 +26,10 @@ pub struct RollbackArgs {
     /// Return once the service is updated, without waiting.
     #[arg(long)]
     pub no_wait: bool,
-    /// How long to wait for the deployment before failing, in seconds.
-    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
-    pub wait_timeout: u64,
+    /// How long to wait for the deployment before failing (`15m`, `900s`;
+    /// a bare number is seconds).
+    #[arg(long, default_value = "15m", value_parser = provision_cli::duration::parse_positive)]
+    pub wait_timeout: std::time::Duration,
 }
 
 /// Rolls the service back and waits.
@@ -75,7 +76,7 @@ async fn roll_back(clients: &Clients, stack: &Stack, service: &str) -> anyhow::R
         .with_context(|| {
             format!("{service} runs {}: there is no earlier active revision to go back to", revision_of(&current_arn))
         })?;
-    println!("rolling {service} back: {} -> {}", revision_of(&current_arn), revision_of(&previous));
+    provision_cli::say!("rolling {service} back: {} -> {}", revision_of(&current_arn), revision_of(&previous));
     let answer = clients
         .ecs
         .update_service()

@@ -60,7 +60,7 @@ pub struct BenchArgs {
     pub requests: Option<u64>,
     /// How long to run at most (`30s`, `2m`; a bare number is seconds;
     /// default 60s).
-    #[arg(long, value_parser = crate::duration::parse)]
+    #[arg(long, value_parser = provision_cli::duration::parse)]
     pub duration: Option<Duration>,
     /// Calls in flight at once (closed loop), or at most (with --rate).
     #[arg(long, default_value_t = 16)]
@@ -92,7 +92,7 @@ pub struct BenchArgs {
     pub retry: Option<u32>,
     /// Deadline of each call, waiting for an endpoint included (`500ms`,
     /// `5s`).
-    #[arg(long, value_parser = crate::duration::parse, default_value = "5s")]
+    #[arg(long, value_parser = provision_cli::duration::parse, default_value = "5s")]
     pub timeout: Duration,
     /// The old spelling of --timeout, in milliseconds.
     #[arg(long, hide = true, conflicts_with = "timeout")]

@@ -22,7 +22,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use local_dns::{DnsServer, Registry};
 use tokio::{
     signal::unix::{SignalKind, signal},
@@ -176,14 +176,7 @@ pub struct StatusArgs {
     pub output: Output,
 }
 
-/// How a command prints what it found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    /// For people.
-    Text,
-    /// For programs.
-    Json,
-}
+pub use provision_cli::Output;
 
 /// A request about one service.
 #[derive(Debug, Args)]

@@ -126,7 +126,11 @@ impl Kind for Listener {
         for found in owned {
             let resource = format!("listener {HTTPS_PORT} of load balancer {}", found.spec.name);
             cx.clients.elb.delete_listener(&found.id, &resource).await?;
-            println!("  deleted listener HTTPS:{HTTPS_PORT} of load balancer {}", found.spec.name);
+            crate::engine::journal::done(
+                "deleted",
+                "listener",
+                &format!("HTTPS:{HTTPS_PORT} of load balancer {}", found.spec.name),
+            );
         }
         Ok(())
     }

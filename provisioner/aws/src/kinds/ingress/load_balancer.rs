@@ -3,10 +3,7 @@
 //! one, unless the stack names them), its security group and idle timeout.
 //! Plan notes the DNS name clients call once it exists.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    fmt::Write as _,
-};
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::bail;
 use stack_spec::{
@@ -18,10 +15,12 @@ use super::{HTTPS_PORT, security_group::IngressSecurityGroup};
 use crate::{
     clients::{elbv2::NewLoadBalancer, error::unless_unused},
     engine::{
+        limits::Problem,
         names::{Names, Tags},
         plan::Action,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
         state::Live,
+        status::{IngressStatus, StatusReport},
     },
 };
 
@@ -63,18 +62,19 @@ impl Kind for LoadBalancer {
     type Spec = LoadBalancerSpec;
 
     /// ELBv2's name rules, checked before any call.
-    fn check(stack: &Stack) -> Vec<String> {
+    fn check(stack: &Stack) -> Vec<Problem> {
         let names = Names::of(stack);
         super::services(stack)
             .filter_map(|(service, _)| {
                 let name = names.load_balancer(&service.name);
-                (name.len() > NAME_LIMIT || name.starts_with("internal-")).then(|| {
-                    format!(
+                (name.len() > NAME_LIMIT || name.starts_with("internal-")).then(|| Problem {
+                    line: service.line,
+                    message: format!(
                         "service {:?}: its load balancer and target group would be named {name:?}, which ELBv2 \
                          refuses (at most {NAME_LIMIT} characters, not starting with \"internal-\"): shorten the \
                          app or service name",
                         service.name
-                    )
+                    ),
                 })
             })
             .collect()
@@ -253,24 +253,18 @@ impl Kind for LoadBalancer {
     }
 
     /// Each load balancer's DNS name and state.
-    async fn status(_cx: Cx<'_>, live: &Live, out: &mut String) -> anyhow::Result<bool> {
-        let balancers: Vec<&Found<LoadBalancerSpec>> = live.all::<LoadBalancer>().map(|(_, found)| found).collect();
-        if balancers.is_empty() {
-            return Ok(true);
-        }
-        let _ = writeln!(out, "\ningress");
-        for found in balancers {
+    async fn status(_cx: Cx<'_>, live: &Live, report: &mut StatusReport) -> anyhow::Result<()> {
+        for (_, found) in live.all::<LoadBalancer>() {
             let spec = &found.spec;
-            let _ = writeln!(
-                out,
-                "  {:<16} {}:{HTTPS_PORT}  {}, {}",
-                spec.service,
-                spec.dns_name.as_deref().unwrap_or("-"),
-                spec.scheme,
-                spec.state
-            );
+            report.ingress.push(IngressStatus {
+                service: spec.service.clone(),
+                dns_name: spec.dns_name.clone(),
+                port: HTTPS_PORT,
+                scheme: spec.scheme.clone(),
+                state: spec.state.clone(),
+            });
         }
-        Ok(true)
+        Ok(())
     }
 
     fn teardown_line(found: &Found<LoadBalancerSpec>, _options: DestroyOptions) -> Option<String> {
@@ -285,7 +279,7 @@ impl Kind for LoadBalancer {
         for found in owned {
             let resource = format!("load balancer {}", found.spec.name);
             cx.clients.elb.delete_load_balancer(&found.id, &resource).await?;
-            println!("  deleted load balancer {}", found.spec.name);
+            crate::engine::journal::done("deleted", "load balancer", &found.spec.name);
         }
         Ok(())
     }

@@ -137,7 +137,7 @@ impl Kind for IngressSecurityGroup {
         for group in owned {
             // A deleted load balancer's network interfaces go minutes later.
             delete_when_free(cx, &group.id, Duration::from_secs(900)).await?;
-            println!("  deleted security group {} ({})", group.spec.name, group.id);
+            crate::engine::journal::done("deleted", "security group", &format!("{} ({})", group.spec.name, group.id));
         }
         Ok(())
     }

@@ -183,7 +183,7 @@ impl Kind for TargetGroup {
         for found in owned {
             let resource = format!("target group {}", found.spec.group.name);
             cx.clients.elb.delete_target_group(&found.id, &resource).await?;
-            println!("  deleted target group {}", found.spec.group.name);
+            crate::engine::journal::done("deleted", "target group", &found.spec.group.name);
         }
         Ok(())
     }

@@ -182,7 +182,7 @@ impl Kind for ArtifactBucket {
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<BucketSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {
         for found in owned {
             cx.clients.s3.delete_bucket(&found.spec.name).await?;
-            println!("  deleted s3 bucket {}", found.spec.name);
+            crate::engine::journal::done("deleted", "s3 bucket", &found.spec.name);
         }
         Ok(())
     }

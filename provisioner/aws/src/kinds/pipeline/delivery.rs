@@ -21,6 +21,7 @@ use crate::{
         plan::Action,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
         state::Live,
+        status::StatusReport,
     },
     kinds::role::Role,
 };
@@ -125,19 +126,12 @@ impl Kind for DeliveryPipeline {
     }
 
     /// The pipeline's last three executions; where they cannot be read,
-    /// one line says why and status goes on.
-    async fn status(cx: Cx<'_>, live: &Live, out: &mut String) -> anyhow::Result<bool> {
-        if live.get::<DeliveryPipeline>(&cx.names.pipeline()).is_none() {
-            return Ok(true);
+    /// the report says why and status goes on.
+    async fn status(cx: Cx<'_>, live: &Live, report: &mut StatusReport) -> anyhow::Result<()> {
+        if live.get::<DeliveryPipeline>(&cx.names.pipeline()).is_some() {
+            report.pipeline = Some(super::executions::executions(cx.clients, &cx.names.pipeline(), 3).await);
         }
-        out.push('\n');
-        match super::executions::executions(cx.clients, &cx.names.pipeline(), 3).await {
-            Ok(text) => out.push_str(&text),
-            Err(error) => {
-                out.push_str(&format!("pipeline {}: cannot read its executions: {error:#}\n", cx.names.pipeline()))
-            }
-        }
-        Ok(true)
+        Ok(())
     }
 
     fn teardown_line(found: &Found<PipelineSpec>, _options: DestroyOptions) -> Option<String> {
@@ -151,7 +145,7 @@ impl Kind for DeliveryPipeline {
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<PipelineSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {
         for found in owned {
             cx.clients.codepipeline.delete_pipeline(&found.spec.name).await?;
-            println!("  deleted pipeline {}", found.spec.name);
+            crate::engine::journal::done("deleted", "pipeline", &found.spec.name);
         }
         Ok(())
     }

@@ -9,7 +9,10 @@ use std::{fmt::Write as _, future::Future, time::Duration};
 use aws_smithy_types::date_time::Format;
 use tokio::time::Instant;
 
-use crate::clients::{Clients, codepipeline::ExecutionSummary, error::AwsError};
+use crate::{
+    clients::{Clients, codepipeline::ExecutionSummary, error::AwsError},
+    engine::status::{ExecutionStatus, PipelineStatus},
+};
 
 /// Where one execution stands at a poll.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -137,39 +140,34 @@ fn failure(state: &RunState) -> String {
     }
 }
 
-/// The last `count` executions, newest first: `provision pipeline status`
-/// (ten) and `provision status` (three).
-pub async fn executions(clients: &Clients, name: &str, count: u32) -> anyhow::Result<String> {
-    let executions = clients.codepipeline.executions(name, count).await?;
-    let mut out = format!("pipeline {name}\n");
-    if executions.is_empty() {
-        out.push_str("  no execution yet: a push to the branch, or `provision pipeline run`, starts one\n");
-        return Ok(out);
+/// The pipeline's last `count` executions, newest first; where they
+/// cannot be read, the report says why.
+pub async fn executions(clients: &Clients, name: &str, count: u32) -> PipelineStatus {
+    let mut status = PipelineStatus { name: name.to_owned(), ..PipelineStatus::default() };
+    match clients.codepipeline.executions(name, count).await {
+        Ok(executions) => status.executions = executions.iter().map(execution_status).collect(),
+        Err(error) => status.error = Some(format!("{error:#}")),
     }
-    let _ = writeln!(out, "  {:<36} {:<11} {:<25} {:>8}  commit", "execution", "status", "started", "took");
-    for execution in &executions {
-        let _ = writeln!(out, "{}", execution_line(execution));
-    }
-    Ok(out)
+    status
 }
 
-/// One execution summary as a line: id, status, start (UTC), duration,
-/// commit.
-fn execution_line(execution: &ExecutionSummary) -> String {
-    let took = match (execution.started, execution.last_update) {
-        (Some(start), Some(end)) => format!("{}s", (end.as_secs_f64() - start.as_secs_f64()).round()),
-        _ => "-".to_owned(),
+/// One execution summary: id, status, start (UTC), duration, commit.
+fn execution_status(execution: &ExecutionSummary) -> ExecutionStatus {
+    let duration_secs = match (execution.started, execution.last_update) {
+        (Some(start), Some(end)) => Some(end.as_secs_f64() - start.as_secs_f64()),
+        _ => None,
     };
-    let commit = execution.revision.as_ref().map_or_else(
-        || "-".to_owned(),
-        |(id, summary)| {
-            let summary = summary.lines().next().unwrap_or_default();
-            format!("{} {summary}", &id[..id.len().min(8)]).trim_end().to_owned()
-        },
-    );
-    let started =
-        execution.started.and_then(|start| start.fmt(Format::DateTime).ok()).unwrap_or_else(|| "-".to_owned());
-    format!("  {:<36} {:<11} {:<25} {took:>8}  {commit}", execution.id, execution.status, started)
+    ExecutionStatus {
+        id: execution.id.clone(),
+        status: execution.status.clone(),
+        started: execution.started.and_then(|start| start.fmt(Format::DateTime).ok()),
+        duration_secs,
+        commit: execution.revision.as_ref().map(|(id, _)| id.clone()),
+        commit_message: execution
+            .revision
+            .as_ref()
+            .map(|(_, summary)| summary.lines().next().unwrap_or_default().to_owned()),
+    }
 }
 
 /// The connection's status (`AVAILABLE`, `PENDING`, `ERROR`).
@@ -319,6 +317,11 @@ mod tests {
 
     #[test]
     fn an_execution_reads_as_a_line_with_its_commit_and_duration() {
+        let execution_line = |execution: &ExecutionSummary| {
+            let status =
+                PipelineStatus { name: "p".into(), executions: vec![execution_status(execution)], error: None };
+            status.render().lines().last().unwrap_or_default().to_owned()
+        };
         let execution = ExecutionSummary {
             id: "e-1".into(),
             status: "Succeeded".into(),
@@ -332,5 +335,10 @@ mod tests {
         assert!(line.ends_with("01234567 Add the ingress"), "{line}");
         let running = ExecutionSummary { id: "e-2".into(), status: "InProgress".into(), ..ExecutionSummary::default() };
         assert!(execution_line(&running).ends_with("       -  -"), "{}", execution_line(&running));
+        let as_json = serde_json::to_value(execution_status(&execution)).unwrap();
+        assert_eq!(as_json["commit"], "0123456789abcdef");
+        assert_eq!(as_json["commit_message"], "Add the ingress");
+        assert_eq!(as_json["started"], "2027-01-15T08:00:00Z");
+        assert!((as_json["duration_secs"].as_f64().unwrap() - 754.2).abs() < 0.01, "{as_json}");
     }
 }

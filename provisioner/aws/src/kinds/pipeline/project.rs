@@ -168,7 +168,7 @@ impl Kind for BuildProject {
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<ProjectSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {
         for found in owned {
             cx.clients.codebuild.delete_project(&found.spec.name).await?;
-            println!("  deleted build project {}", found.spec.name);
+            crate::engine::journal::done("deleted", "build project", &found.spec.name);
         }
         Ok(())
     }

@@ -173,7 +173,7 @@ impl Kind for ScalingPolicy {
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<PolicySpec>>, _options: DestroyOptions) -> anyhow::Result<()> {
         for found in owned {
             delete(cx, &found.spec).await?;
-            println!("  deleted scaling policy {}", found.spec.policy_name);
+            crate::engine::journal::done("deleted", "scaling policy", &found.spec.policy_name);
         }
         Ok(())
     }

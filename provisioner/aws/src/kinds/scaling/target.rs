@@ -4,7 +4,7 @@
 //! the live desired count and the latest scaling activities with their
 //! causes.
 
-use std::{collections::BTreeMap, fmt::Write as _};
+use std::collections::BTreeMap;
 
 use super::{resource_id, scaled};
 use crate::{
@@ -13,6 +13,7 @@ use crate::{
         plan::Action,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
         state::Live,
+        status::{ScalingActivity, ScalingStatus, StatusReport},
     },
     kinds::ecs_service::EcsService,
 };
@@ -135,50 +136,43 @@ impl Kind for ScalableTarget {
     async fn destroy(cx: Cx<'_>, owned: Vec<&Found<TargetSpec>>, _options: DestroyOptions) -> anyhow::Result<()> {
         for found in owned {
             deregister(cx, &found.id).await?;
-            println!("  deregistered scalable target {}", found.id);
+            crate::engine::journal::done("deregistered", "scalable target", &found.id);
         }
         Ok(())
     }
 
     /// Each scaled service's bounds beside its live desired count, and the
     /// latest scaling activities with their causes.
-    async fn status(cx: Cx<'_>, live: &Live, out: &mut String) -> anyhow::Result<bool> {
-        let targets: Vec<&Found<TargetSpec>> = live.all::<ScalableTarget>().map(|(_, found)| found).collect();
-        if targets.is_empty() {
-            return Ok(true);
-        }
-        let _ = writeln!(out, "\nautoscaling");
-        for found in targets {
+    async fn status(cx: Cx<'_>, live: &Live, report: &mut StatusReport) -> anyhow::Result<()> {
+        for (_, found) in live.all::<ScalableTarget>() {
             let desired = live
                 .get::<EcsService>(&found.spec.service)
                 .and_then(|service| service.spec.described.as_ref().map(|described| described.desired_count()));
-            let _ = writeln!(
-                out,
-                "  {:<16} {}, desired {}",
-                found.spec.service,
-                capacity(found.spec.bounds),
-                desired.map_or_else(|| "-".to_owned(), |count| count.to_string())
-            );
+            let mut scaling = ScalingStatus {
+                service: found.spec.service.clone(),
+                min: found.spec.bounds.map(|(min, _)| min),
+                max: found.spec.bounds.map(|(_, max)| max),
+                desired,
+                ..ScalingStatus::default()
+            };
             match cx.clients.scaling.describe_scaling_activities(&found.id, ACTIVITIES_SHOWN).await {
-                Ok(activities) if activities.is_empty() => {
-                    let _ = writeln!(out, "    no scaling activity yet");
-                }
                 Ok(activities) => {
-                    for activity in activities {
-                        let _ = writeln!(
-                            out,
-                            "    {} {:<10} {} ({})",
-                            activity.start, activity.status, activity.description, activity.cause
-                        );
-                    }
+                    scaling.activities = activities
+                        .into_iter()
+                        .map(|activity| ScalingActivity {
+                            start: activity.start,
+                            status: activity.status,
+                            description: activity.description,
+                            cause: activity.cause,
+                        })
+                        .collect();
                 }
                 // Status shows what it can; the bounds above are read.
-                Err(error) => {
-                    let _ = writeln!(out, "    scaling activities: cannot read them: {error}");
-                }
+                Err(error) => scaling.error = Some(error.to_string()),
             }
+            report.autoscaling.push(scaling);
         }
-        Ok(true)
+        Ok(())
     }
 }
 

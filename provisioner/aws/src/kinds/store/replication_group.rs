@@ -21,11 +21,13 @@ use crate::{
         error::{classify, explain, unless_gone},
     },
     engine::{
+        limits::Problem,
         names::{Names, Tags},
         plan::Action,
         poll::poll_until,
         resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
         state::Live,
+        status::{StatusReport, StoreStatus},
     },
 };
 use stack_spec::Stack;
@@ -75,7 +77,7 @@ impl Kind for ReplicationGroup {
     type Spec = GroupSpec;
 
     /// ElastiCache's rules for a replication group id.
-    fn check(stack: &Stack) -> Vec<String> {
+    fn check(stack: &Stack) -> Vec<Problem> {
         let names = Names::of(stack);
         stack
             .stores
@@ -83,12 +85,13 @@ impl Kind for ReplicationGroup {
             .filter_map(|store| {
                 let id = names.store(&store.name);
                 let ok = id.len() <= 40 && !id.contains("--") && id.starts_with(|c: char| c.is_ascii_lowercase());
-                (!ok).then(|| {
-                    format!(
+                (!ok).then(|| Problem {
+                    line: store.line,
+                    message: format!(
                         "store {:?}: its ElastiCache id {id:?} (app-store) must be at most 40 characters, start with \
                          a letter and have no \"--\": shorten the app or the store name",
                         store.name
-                    )
+                    ),
                 })
             })
             .collect()
@@ -246,7 +249,7 @@ impl Kind for ReplicationGroup {
                 if let (Action::Replace { .. }, Some(found)) = (action, have) {
                     let snapshot = replacement_snapshot_name(&found.spec.id, now_secs());
                     delete(clients, &found.spec.id, Some(&snapshot)).await?;
-                    println!(
+                    provision_cli::say!(
                         "  deleting elasticache store {} to replace it (final snapshot {snapshot})",
                         found.spec.id
                     );
@@ -280,36 +283,39 @@ impl Kind for ReplicationGroup {
             let snapshot = snapshot_name(&found.id, options);
             delete(cx.clients, &found.id, snapshot.as_deref()).await?;
             match snapshot {
-                Some(snapshot) => println!("  deleting elasticache store {} (final snapshot {snapshot})", found.id),
-                None => println!("  deleting elasticache store {} (no final snapshot)", found.id),
+                Some(snapshot) => {
+                    provision_cli::say!("  deleting elasticache store {} (final snapshot {snapshot})", found.id)
+                }
+                None => provision_cli::say!("  deleting elasticache store {} (no final snapshot)", found.id),
             }
         }
         Ok(())
     }
 
     /// Each store's state, engine, nodes and primary endpoint.
-    async fn status(cx: Cx<'_>, live: &Live, out: &mut String) -> anyhow::Result<bool> {
-        use std::fmt::Write as _;
+    async fn status(cx: Cx<'_>, live: &Live, report: &mut StatusReport) -> anyhow::Result<()> {
         for store in &cx.stack.stores {
             let id = cx.names.store(&store.name);
-            let _ = writeln!(out, "\nstore {}  (elasticache {id})", store.name);
-            let Some(found) = live.get::<ReplicationGroup>(&id) else {
-                let _ = writeln!(out, "  not created: `provision apply` creates it");
-                continue;
-            };
-            let spec = &found.spec;
-            let _ = writeln!(
-                out,
-                "  {}  {} {}  {} node(s)  primary {}:{}",
-                spec.status,
-                spec.engine,
-                spec.engine_version.as_deref().unwrap_or("(version not reported)"),
-                spec.nodes.map_or_else(|| "?".to_owned(), |nodes| nodes.to_string()),
-                spec.primary.as_deref().unwrap_or("-"),
-                spec.port
-            );
+            let found = live.get::<ReplicationGroup>(&id);
+            report.stores.push(match found {
+                None => StoreStatus { name: store.name.clone(), id, ..StoreStatus::default() },
+                Some(found) => {
+                    let spec = &found.spec;
+                    StoreStatus {
+                        name: store.name.clone(),
+                        id,
+                        created: true,
+                        status: Some(spec.status.clone()),
+                        engine: Some(spec.engine.clone()),
+                        engine_version: spec.engine_version.clone(),
+                        nodes: spec.nodes,
+                        primary: spec.primary.clone(),
+                        port: Some(spec.port),
+                    }
+                }
+            });
         }
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -507,7 +513,10 @@ async fn wait_available(clients: &Clients, id: &str) -> anyhow::Result<String> {
             tokio::time::sleep(Duration::from_secs(60)).await;
             if said.elapsed() >= Duration::from_secs(60) {
                 said = tokio::time::Instant::now();
-                println!("  waiting for elasticache store {id} to be available ({}s)", started.elapsed().as_secs());
+                provision_cli::say!(
+                    "  waiting for elasticache store {id} to be available ({}s)",
+                    started.elapsed().as_secs()
+                );
             }
         }
     };

@@ -173,7 +173,7 @@ impl Kind for StoreSecret {
                 .send()
                 .await
                 .map_err(|e| explain(e, "secretsmanager:DeleteSecret", &format!("secret {}", found.spec.name)))?;
-            println!("  deleted secret {}", found.spec.name);
+            crate::engine::journal::done("deleted", "secret", &found.spec.name);
         }
         Ok(())
     }

@@ -136,7 +136,7 @@ impl Kind for StoreSecurityGroup {
             // The store's network interfaces go with it, minutes after its
             // delete was asked for.
             delete_when_free(cx, &group.id, Duration::from_secs(1800)).await?;
-            println!("  deleted security group {} ({})", group.spec.name, group.id);
+            crate::engine::journal::done("deleted", "security group", &format!("{} ({})", group.spec.name, group.id));
         }
         Ok(())
     }

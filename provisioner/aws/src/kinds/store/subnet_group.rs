@@ -145,7 +145,7 @@ impl Kind for CacheSubnetGroup {
                 }
             })
             .await?;
-            println!("  deleted cache subnet group {name}");
+            crate::engine::journal::done("deleted", "cache subnet group", name);
         }
         Ok(())
     }

@@ -493,10 +493,13 @@ pub(super) fn parse_aws_service(
     let maximum_percent =
         percent(deployment.and_then(|d| d.maximum_percent.as_ref()), "maximum_percent", 200, 100..=200)?;
     if minimum_healthy_percent == 100 && maximum_percent == 100 {
+        // At the line of the field that says 100, which is the one to change.
+        let given = deployment.and_then(|d| d.maximum_percent.as_ref().or(d.minimum_healthy_percent.as_ref()));
         return Err(error(
-            Some(service_span),
+            Some(given.map_or(service_span, Spanned::span)),
             format!(
-                "service {name:?}: aws.deployment cannot keep 100% healthy with at most 100%: a deployment could never start a task"
+                "service {name:?}: aws.deployment cannot keep 100% healthy with at most 100%: a deployment could \
+                 never start a task; raise maximum_percent (e.g. 200) or lower minimum_healthy_percent"
             ),
         ));
     }

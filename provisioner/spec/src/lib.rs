@@ -355,6 +355,11 @@ mod tests {
             "with aws.cpu 1024 Fargate offers 2048 to 8192 MiB in steps of 1024; no cpu is offered with 2500 MiB"
         ));
         assert!(parse(&service("cpu = 1024\nmemory = 3072\narchitecture = \"arm64\""), "stack.toml").is_ok());
+        let stuck = "[[service]]\nname = \"svc\"\n[service.aws.deployment]\nminimum_healthy_percent = 100\n\
+                     maximum_percent = 100\n";
+        let error = error_of(stuck);
+        assert!(error.starts_with("stack.toml:5: service \"svc\": aws.deployment cannot keep 100%"), "{error}");
+        assert!(error.ends_with("raise maximum_percent (e.g. 200) or lower minimum_healthy_percent"), "{error}");
         assert!(error_of(&service("stop_timeout_secs = 300")).contains("outside 2..=120"));
         let short = "[[service]]\nname = \"svc\"\ndns_ttl_secs = 20\n[service.aws]\nstop_timeout_secs = 30\n";
         assert_eq!(

@@ -15,8 +15,6 @@ pub const REMOVED: Style = AnsiColor::Red.on_default();
 pub const WARNING: Style = AnsiColor::Yellow.on_default().bold();
 /// No style: what is unchanged.
 pub const PLAIN: Style = Style::new();
-/// A heading.
-pub const HEADING: Style = Style::new().bold();
 
 /// `text` in `style` (the escape codes are stripped later where colour is
 /// off).

@@ -150,19 +150,7 @@ pub async fn main(args: CallArgs, stack: &Path, ingress: Option<TlsEndpoint>) ->
         anyhow!("{:?}: {} (tried {}; {target})", status.code(), status.message(), attempts.join(", "))
     })?;
     if args.output.is_json() {
-        let served_by = match attempts.as_slice() {
-            [served] => Some(served.clone()),
-            _ => None,
-        };
-        let document = serde_json::json!({
-            "response": answer,
-            "served_by": served_by,
-            "attempts": attempts,
-            "target": target,
-            "endpoints": endpoints,
-        });
-        println!("{}", serde_json::to_string_pretty(&document)?);
-        return Ok(());
+        return print_json(&answer, &attempts, &target, endpoints);
     }
     println!("{}", serde_json::to_string_pretty(&answer)?);
     // More than one: the channel re-sent a call that never reached the
@@ -176,6 +164,24 @@ pub async fn main(args: CallArgs, stack: &Path, ingress: Option<TlsEndpoint>) ->
             several.join(", ")
         ),
     }
+    Ok(())
+}
+
+/// `call -o json`'s document (docs/schemas/call.json): the answer, and
+/// the replica that served it when the call went to exactly one.
+fn print_json(answer: &DynamicMessage, attempts: &[String], target: &str, endpoints: usize) -> anyhow::Result<()> {
+    let served_by = match attempts {
+        [served] => Some(served),
+        _ => None,
+    };
+    let document = serde_json::json!({
+        "response": answer,
+        "served_by": served_by,
+        "attempts": attempts,
+        "target": target,
+        "endpoints": endpoints,
+    });
+    println!("{}", serde_json::to_string_pretty(&document)?);
     Ok(())
 }
 
@@ -213,15 +219,7 @@ async fn call_over_tls(args: &CallArgs, endpoint: TlsEndpoint, timeout: Duration
         .map_err(|status| anyhow!("{:?}: {} ({target})", status.code(), status.message()))?;
     if args.output.is_json() {
         // The load balancer picked the task: who served is not known here.
-        let document = serde_json::json!({
-            "response": answer,
-            "served_by": null,
-            "attempts": [],
-            "target": target,
-            "endpoints": 1,
-        });
-        println!("{}", serde_json::to_string_pretty(&document)?);
-        return Ok(());
+        return print_json(&answer, &[], &target, 1);
     }
     println!("{}", serde_json::to_string_pretty(&answer)?);
     eprintln!("served through {target}");

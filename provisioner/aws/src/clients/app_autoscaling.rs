@@ -51,8 +51,8 @@ pub struct TargetTracking {
     pub arn: String,
 }
 
-/// One scaling activity, as status shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One scaling activity, as status shows it (and its JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Activity {
     /// When it started (ISO 8601).
     pub start: String,

@@ -227,6 +227,14 @@ where
 pub mod render {
     use std::collections::{BTreeMap, BTreeSet};
 
+    /// A scaled service's bounds, or that it does not scale.
+    pub fn capacity(bounds: Option<(u32, u32)>) -> String {
+        match bounds {
+            Some((min, max)) => format!("min {min} max {max}"),
+            None => "none (autoscaling off)".to_owned(),
+        }
+    }
+
     /// `on` or `off`.
     pub fn on_off(value: bool) -> String {
         if value { "on" } else { "off" }.to_owned()

@@ -9,6 +9,8 @@ use std::fmt::Write as _;
 use provision_cli::colour::{WARNING, paint};
 use serde::Serialize;
 
+use crate::{clients::app_autoscaling::Activity, engine::resource::render};
+
 /// The whole stack's state; `consistent` is false wherever two views of a
 /// service disagree (exit 1).
 #[derive(Debug, Default, Serialize)]
@@ -113,18 +115,9 @@ pub struct ScalingStatus {
     pub min: Option<u32>,
     pub max: Option<u32>,
     pub desired: Option<i32>,
-    pub activities: Vec<ScalingActivity>,
+    pub activities: Vec<Activity>,
     /// Why the activities could not be read, if they could not.
     pub error: Option<String>,
-}
-
-/// One scaling activity.
-#[derive(Debug, Default, Serialize)]
-pub struct ScalingActivity {
-    pub start: String,
-    pub status: String,
-    pub description: String,
-    pub cause: String,
 }
 
 /// One service's load balancer.
@@ -291,10 +284,7 @@ impl StoreStatus {
 
 impl ScalingStatus {
     fn render(&self, out: &mut String) {
-        let capacity = match (self.min, self.max) {
-            (Some(min), Some(max)) => format!("min {min} max {max}"),
-            _ => "none (autoscaling off)".to_owned(),
-        };
+        let capacity = render::capacity(self.min.zip(self.max));
         let desired = self.desired.map_or_else(|| "-".to_owned(), |count| count.to_string());
         let _ = writeln!(out, "  {:<16} {capacity}, desired {desired}", self.service);
         if let Some(error) = &self.error {

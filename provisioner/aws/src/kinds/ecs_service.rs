@@ -573,7 +573,7 @@ async fn service_status(
             reason: deployment.rollout_state_reason().map(str::to_owned),
         })
         .collect();
-    let tasks = task_views(clients, cluster, &status.name).await?;
+    let mut tasks = running_tasks(clients, cluster, &status.name).await?;
     let instances = match live.get::<CloudMapService>(&status.name) {
         Some(registry) => {
             status.cloud_map_service = true;
@@ -588,28 +588,20 @@ async fn service_status(
         None => None,
     };
     status.load_balanced = targets.is_some();
-    for task in tasks {
-        let target = targets.as_ref().map(|targets| {
+    for task in &mut tasks {
+        task.target = targets.as_ref().map(|targets| {
             let found = targets.iter().find(|target| target.id == task.ip);
             found.map_or("-".to_owned(), |target| match &target.reason {
                 Some(reason) => format!("{} ({reason})", target.state),
                 None => target.state.clone(),
             })
         });
-        let cloud_map = instances.get(&task.id).map(|(_, health)| health.clone());
-        if task.last_status == "RUNNING" && cloud_map.is_none() {
+        task.cloud_map = instances.get(&task.id).map(|(_, health)| health.clone());
+        if task.status == "RUNNING" && task.cloud_map.is_none() {
             status.warnings.push(format!("running task {} ({}) is not registered in Cloud Map", task.id, task.ip));
         }
-        status.tasks.push(TaskStatus {
-            id: task.id,
-            ip: task.ip,
-            status: task.last_status,
-            health: task.health,
-            task_definition: task.revision,
-            cloud_map,
-            target,
-        });
     }
+    status.tasks = tasks;
     for (id, (ip, health)) in instances {
         if !status.tasks.iter().any(|task| task.id == id) {
             status.warnings.push(format!("Cloud Map instance {id} ({ip}, {health}) has no running task"));
@@ -619,22 +611,14 @@ async fn service_status(
     Ok(())
 }
 
-/// A task as status shows it.
-#[derive(Debug, Clone)]
-struct TaskView {
-    id: String,
-    ip: String,
-    last_status: String,
-    health: String,
-    revision: String,
-}
-
-async fn task_views(clients: &Clients, cluster: &str, service: &str) -> anyhow::Result<Vec<TaskView>> {
+/// The service's running tasks as status shows them, before Cloud Map's and
+/// the load balancer's view of each is added.
+async fn running_tasks(clients: &Clients, cluster: &str, service: &str) -> anyhow::Result<Vec<TaskStatus>> {
     // A service has at most its desired count running: one page of 100.
     let tasks = service_tasks(clients, cluster, service, DesiredStatus::Running, 100).await?;
     Ok(tasks
         .iter()
-        .map(|task| TaskView {
+        .map(|task| TaskStatus {
             id: task_id(task).to_owned(),
             ip: task
                 .attachments()
@@ -644,9 +628,11 @@ async fn task_views(clients: &Clients, cluster: &str, service: &str) -> anyhow::
                 .and_then(|detail| detail.value())
                 .unwrap_or("-")
                 .to_owned(),
-            last_status: task.last_status().unwrap_or("-").to_owned(),
+            status: task.last_status().unwrap_or("-").to_owned(),
             health: task.health_status().map_or_else(|| "-".to_owned(), |health| health.as_str().to_owned()),
-            revision: render::revision_of(task.task_definition_arn().unwrap_or_default()),
+            task_definition: render::revision_of(task.task_definition_arn().unwrap_or_default()),
+            cloud_map: None,
+            target: None,
         })
         .collect())
 }

@@ -99,7 +99,7 @@ async fn destroy(args: DestroyArgs, stack: stack_spec::Stack, clients: crate::cl
     // its load balancer uses); everything else goes, as terraform does.
     let mut left: Vec<(&'static str, String)> = Vec::new();
     let mut blocked: Vec<&'static str> = Vec::new();
-    for node in order {
+    for node in &order {
         let key = node.kind.key();
         if blocked.contains(&key) {
             blocked.extend(node.needs);
@@ -116,8 +116,7 @@ async fn destroy(args: DestroyArgs, stack: stack_spec::Stack, clients: crate::cl
         print_json(&targets, &[], &[]);
         return Ok(0);
     }
-    let kept: Vec<&str> = GRAPH
-        .teardown_order()
+    let kept: Vec<&str> = order
         .iter()
         .filter(|node| !node.kind.teardown_lines(&live, options).is_empty())
         .map(|node| node.kind.key())

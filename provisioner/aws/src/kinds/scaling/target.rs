@@ -11,9 +11,9 @@ use crate::{
     clients::{app_autoscaling::ScalableTarget as LiveTarget, error::unless_gone},
     engine::{
         plan::Action,
-        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output},
+        resource::{ApplyCx, Cx, DestroyOptions, Fields, Found, Kind, Output, render},
         state::Live,
-        status::{ScalingActivity, ScalingStatus, StatusReport},
+        status::{ScalingStatus, StatusReport},
     },
     kinds::ecs_service::EcsService,
 };
@@ -75,7 +75,7 @@ impl Kind for ScalableTarget {
     }
 
     fn fields(spec: &TargetSpec) -> Fields {
-        Fields::from([("capacity", capacity(spec.bounds))])
+        Fields::from([("capacity", render::capacity(spec.bounds))])
     }
 
     async fn read(cx: Cx<'_>, _live: &Live) -> anyhow::Result<BTreeMap<String, Found<TargetSpec>>> {
@@ -156,30 +156,13 @@ impl Kind for ScalableTarget {
                 ..ScalingStatus::default()
             };
             match cx.clients.scaling.describe_scaling_activities(&found.id, ACTIVITIES_SHOWN).await {
-                Ok(activities) => {
-                    scaling.activities = activities
-                        .into_iter()
-                        .map(|activity| ScalingActivity {
-                            start: activity.start,
-                            status: activity.status,
-                            description: activity.description,
-                            cause: activity.cause,
-                        })
-                        .collect();
-                }
+                Ok(activities) => scaling.activities = activities,
                 // Status shows what it can; the bounds above are read.
                 Err(error) => scaling.error = Some(error.to_string()),
             }
             report.autoscaling.push(scaling);
         }
         Ok(())
-    }
-}
-
-fn capacity(bounds: Option<(u32, u32)>) -> String {
-    match bounds {
-        Some((min, max)) => format!("min {min} max {max}"),
-        None => "none (autoscaling off)".to_owned(),
     }
 }
 
